@@ -1,0 +1,400 @@
+//! Each agent kind's settings (`agents.config`), parsed and checked when an agent is
+//! created or changed, so that a bad configuration is refused at once rather than failing
+//! on the first chat.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::model::AgentKind;
+
+/// The most an agent may take to answer, whatever it asks for.
+pub const MAX_TIMEOUT_MS: u64 = 300_000;
+/// The default time an agent may take.
+pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
+/// What API answers show instead of a secret.
+pub const REDACTED: &str = "***";
+
+/// `echo`: answers a template with `{agent}` and `{message}` filled in.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EchoConfig {
+    /// The answer's template (default `"{agent}: {message}"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+}
+
+/// `http`: an HTTP service that takes the turn as JSON and answers `{response}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Where to `POST`.
+    pub url: String,
+    /// With a secret, requests are signed (HMAC-SHA256 of timestamp and body).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// How long a call may take.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Extra request headers.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// `openai`: an OpenAI-compatible chat-completions endpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenAiConfig {
+    /// The API's base URL (`…/v1`).
+    pub base_url: String,
+    /// The model name.
+    pub model: String,
+    /// The system prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_prompt: Option<String>,
+    /// The name of the environment variable holding the API key (never the key itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
+    /// How long a call may take.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Sampling temperature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    /// The most tokens of an answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+}
+
+/// `a2a`: an Agent2Agent protocol agent (JSON-RPC).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct A2aConfig {
+    /// The agent's JSON-RPC endpoint.
+    pub url: String,
+    /// How long a call may take.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Extra request headers (authentication, for instance).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// A parsed, checked agent configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AgentConfig {
+    /// See [`EchoConfig`].
+    Echo(EchoConfig),
+    /// See [`HttpConfig`].
+    Http(HttpConfig),
+    /// See [`OpenAiConfig`].
+    Openai(OpenAiConfig),
+    /// See [`A2aConfig`].
+    A2a(A2aConfig),
+}
+
+fn check_timeout(t: Option<u64>) -> Result<(), String> {
+    match t {
+        Some(ms) if ms == 0 || ms > MAX_TIMEOUT_MS => Err(format!(
+            "`timeout_ms` must be between 1 and {MAX_TIMEOUT_MS}, got {ms}"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Whether an address must never be called: link-local (which includes the cloud metadata
+/// service at 169.254.169.254), unspecified, multicast or broadcast.
+pub fn is_forbidden_ip(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_link_local() || v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast()
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_forbidden_ip(IpAddr::V4(v4));
+            }
+            v6.is_unspecified() || v6.is_multicast() || (v6.segments()[0] & 0xffc0) == 0xfe80
+                // fd00:ec2::254, the IPv6 address of a cloud metadata service.
+                || v6.segments() == [0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254]
+        }
+    }
+}
+
+/// Whether an address is private or loopback (refused when the operator says so).
+pub fn is_private_ip(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_private()
+                || v4.is_loopback()
+                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_private_ip(IpAddr::V4(v4));
+            }
+            v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00
+        }
+    }
+}
+
+/// Host names that name a cloud metadata service.
+const METADATA_HOSTS: &[&str] = &[
+    "metadata.google.internal",
+    "metadata",
+    "metadata.azure.internal",
+];
+
+/// Parses and checks an agent endpoint URL: `http` or `https`, a host, no credentials in
+/// the URL, not a link-local or metadata address.
+pub fn check_url(field: &str, text: &str) -> Result<Url, String> {
+    let url = Url::parse(text).map_err(|e| format!("`{field}` is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("`{field}` must be an http or https URL"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!(
+            "`{field}` must not carry credentials; use headers or a secret"
+        ));
+    }
+    match url.host() {
+        None => return Err(format!("`{field}` has no host")),
+        Some(url::Host::Ipv4(ip)) if is_forbidden_ip(IpAddr::V4(ip)) => {
+            return Err(format!(
+                "`{field}` points at a link-local or metadata address"
+            ));
+        }
+        Some(url::Host::Ipv6(ip)) if is_forbidden_ip(IpAddr::V6(ip)) => {
+            return Err(format!(
+                "`{field}` points at a link-local or metadata address"
+            ));
+        }
+        Some(url::Host::Domain(d)) if METADATA_HOSTS.contains(&d.to_ascii_lowercase().as_str()) => {
+            return Err(format!("`{field}` points at a metadata service"));
+        }
+        _ => {}
+    }
+    Ok(url)
+}
+
+fn check_headers(headers: &BTreeMap<String, String>) -> Result<(), String> {
+    if headers.len() > 32 {
+        return Err("at most 32 `headers`".into());
+    }
+    for (name, value) in headers {
+        let token = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !token {
+            return Err(format!("header name {name:?} is not valid"));
+        }
+        if value.bytes().any(|b| b < 0x20 && b != b'\t' || b == 0x7f) {
+            return Err(format!(
+                "header {name:?} has a control character in its value"
+            ));
+        }
+        let lower = name.to_ascii_lowercase();
+        if [
+            "host",
+            "content-length",
+            "content-type",
+            "transfer-encoding",
+            "connection",
+        ]
+        .contains(&lower.as_str())
+            || lower.starts_with("x-switchyard-")
+        {
+            return Err(format!("header {name:?} is set by Switchyard itself"));
+        }
+    }
+    Ok(())
+}
+
+impl AgentConfig {
+    /// Parses `config` for `kind`, refusing unknown keys and values that cannot work.
+    pub fn parse(kind: AgentKind, config: &serde_json::Value) -> Result<Self, String> {
+        fn from<T: serde::de::DeserializeOwned>(
+            kind: AgentKind,
+            v: &serde_json::Value,
+        ) -> Result<T, String> {
+            serde_json::from_value(v.clone())
+                .map_err(|e| format!("`config` for a {} agent: {e}", kind.as_str()))
+        }
+        let config = match kind {
+            AgentKind::Echo => {
+                let c: EchoConfig = from(kind, config)?;
+                if c.template
+                    .as_ref()
+                    .is_some_and(|t| t.chars().count() > 4096)
+                {
+                    return Err("`template` has at most 4096 characters".into());
+                }
+                AgentConfig::Echo(c)
+            }
+            AgentKind::Http => {
+                let c: HttpConfig = from(kind, config)?;
+                check_url("url", &c.url)?;
+                check_timeout(c.timeout_ms)?;
+                check_headers(&c.headers)?;
+                if c.secret.as_ref().is_some_and(|s| s.len() < 16) {
+                    return Err("`secret` must be at least 16 characters".into());
+                }
+                AgentConfig::Http(c)
+            }
+            AgentKind::Openai => {
+                let c: OpenAiConfig = from(kind, config)?;
+                check_url("base_url", &c.base_url)?;
+                check_timeout(c.timeout_ms)?;
+                if c.model.trim().is_empty() {
+                    return Err("`model` must not be empty".into());
+                }
+                if let Some(var) = &c.api_key_env
+                    && (var.is_empty()
+                        || !var
+                            .bytes()
+                            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'))
+                {
+                    return Err("`api_key_env` names an environment variable (A-Z, 0-9, _)".into());
+                }
+                if c.temperature.is_some_and(|t| !(0.0..=2.0).contains(&t)) {
+                    return Err("`temperature` must be between 0 and 2".into());
+                }
+                AgentConfig::Openai(c)
+            }
+            AgentKind::A2a => {
+                let c: A2aConfig = from(kind, config)?;
+                check_url("url", &c.url)?;
+                check_timeout(c.timeout_ms)?;
+                check_headers(&c.headers)?;
+                AgentConfig::A2a(c)
+            }
+        };
+        Ok(config)
+    }
+
+    /// The configuration as shown by the API: secrets and header values replaced by
+    /// [`REDACTED`].
+    pub fn redacted(config: &serde_json::Value) -> serde_json::Value {
+        let mut shown = config.clone();
+        if let Some(obj) = shown.as_object_mut() {
+            if obj.get("secret").is_some_and(|s| !s.is_null()) {
+                obj.insert("secret".into(), REDACTED.into());
+            }
+            if let Some(headers) = obj.get_mut("headers").and_then(|h| h.as_object_mut()) {
+                for value in headers.values_mut() {
+                    *value = REDACTED.into();
+                }
+            }
+        }
+        shown
+    }
+
+    /// A new configuration from an update: where the update repeats [`REDACTED`] for a
+    /// secret or a header value (as an edited copy of an API answer does), the current
+    /// value is kept.
+    pub fn keep_redacted(
+        update: &serde_json::Value,
+        current: &serde_json::Value,
+    ) -> serde_json::Value {
+        let mut merged = update.clone();
+        if let (Some(new), Some(old)) = (merged.as_object_mut(), current.as_object()) {
+            if new.get("secret").and_then(|s| s.as_str()) == Some(REDACTED) {
+                match old.get("secret") {
+                    Some(secret) => new.insert("secret".into(), secret.clone()),
+                    None => new.remove("secret"),
+                };
+            }
+            let old_headers = old.get("headers").and_then(|h| h.as_object());
+            if let Some(headers) = new.get_mut("headers").and_then(|h| h.as_object_mut()) {
+                for (name, value) in headers.iter_mut() {
+                    if value.as_str() == Some(REDACTED)
+                        && let Some(kept) = old_headers.and_then(|h| h.get(name))
+                    {
+                        *value = kept.clone();
+                    }
+                }
+            }
+        }
+        merged
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn configs_are_checked_per_kind() {
+        assert!(AgentConfig::parse(AgentKind::Echo, &json!({})).is_ok());
+        assert!(AgentConfig::parse(AgentKind::Echo, &json!({"template": "{agent}!"})).is_ok());
+        assert!(
+            AgentConfig::parse(AgentKind::Echo, &json!({"url": "x"})).is_err(),
+            "unknown key"
+        );
+        assert!(
+            AgentConfig::parse(AgentKind::Http, &json!({"url": "http://127.0.0.1:9/x"})).is_ok()
+        );
+        for bad in [
+            json!({}),
+            json!({"url": "ftp://x"}),
+            json!({"url": "http://169.254.169.254/latest"}),
+            json!({"url": "http://[fe80::1]/"}),
+            json!({"url": "http://metadata.google.internal/"}),
+            json!({"url": "http://user:pw@example.com/"}),
+            json!({"url": "http://example.com", "timeout_ms": 0}),
+            json!({"url": "http://example.com", "secret": "short"}),
+            json!({"url": "http://example.com", "headers": {"bad name": "x"}}),
+            json!({"url": "http://example.com", "headers": {"X-Switchyard-Signature": "x"}}),
+        ] {
+            assert!(AgentConfig::parse(AgentKind::Http, &bad).is_err(), "{bad}");
+        }
+        assert!(AgentConfig::parse(AgentKind::Openai, &json!({"base_url": "https://api.example.com/v1", "model": "m", "api_key_env": "OPENAI_API_KEY"})).is_ok());
+        assert!(
+            AgentConfig::parse(
+                AgentKind::Openai,
+                &json!({"base_url": "https://x/v1", "model": "m", "api_key": "sk-123"})
+            )
+            .is_err(),
+            "keys are never stored"
+        );
+        assert!(
+            AgentConfig::parse(
+                AgentKind::A2a,
+                &json!({"url": "https://agent.example.com/a2a"})
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn secrets_are_redacted_and_kept_on_update() {
+        let stored = json!({"url": "http://x", "secret": "0123456789abcdef", "headers": {"Authorization": "Bearer t"}});
+        let shown = AgentConfig::redacted(&stored);
+        assert_eq!(
+            shown,
+            json!({"url": "http://x", "secret": "***", "headers": {"Authorization": "***"}})
+        );
+        let mut edited = shown.clone();
+        edited["url"] = json!("http://y");
+        let merged = AgentConfig::keep_redacted(&edited, &stored);
+        assert_eq!(
+            merged,
+            json!({"url": "http://y", "secret": "0123456789abcdef", "headers": {"Authorization": "Bearer t"}})
+        );
+    }
+
+    #[test]
+    fn forbidden_and_private_addresses() {
+        assert!(is_forbidden_ip("169.254.169.254".parse().unwrap()));
+        assert!(is_forbidden_ip("::ffff:169.254.169.254".parse().unwrap()));
+        assert!(is_forbidden_ip("fd00:ec2::254".parse().unwrap()));
+        assert!(!is_forbidden_ip("10.0.0.1".parse().unwrap()));
+        assert!(is_private_ip("10.0.0.1".parse().unwrap()));
+        assert!(is_private_ip("127.0.0.1".parse().unwrap()));
+        assert!(is_private_ip("::1".parse().unwrap()));
+        assert!(!is_private_ip("8.8.8.8".parse().unwrap()));
+    }
+}

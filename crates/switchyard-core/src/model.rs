@@ -1,0 +1,411 @@
+//! The resources Switchyard keeps: tenants, users, API keys, agents, conversations and turns.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::settings::TenantSettings;
+use crate::{AgentId, ApiKeyId, ConversationId, MessageId, Role, TenantId, UserId};
+
+/// Whether a tenant may use the service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TenantStatus {
+    /// In service.
+    Active,
+    /// Every request of its users is refused until an operator reactivates it.
+    Suspended,
+}
+
+impl TenantStatus {
+    /// The status as stored and shown.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TenantStatus::Active => "active",
+            TenantStatus::Suspended => "suspended",
+        }
+    }
+
+    /// Parses a stored status.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(Self::Active),
+            "suspended" => Some(Self::Suspended),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a user may sign in and act.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UserStatus {
+    /// May sign in.
+    Active,
+    /// Refused at once, whatever credential they present.
+    Disabled,
+}
+
+impl UserStatus {
+    /// The status as stored and shown.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            UserStatus::Active => "active",
+            UserStatus::Disabled => "disabled",
+        }
+    }
+
+    /// Parses a stored status.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(Self::Active),
+            "disabled" => Some(Self::Disabled),
+            _ => None,
+        }
+    }
+}
+
+/// A tenant: the one global resource; everything else belongs to exactly one tenant.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Tenant {
+    /// Its id.
+    pub id: TenantId,
+    /// Its unique, URL-safe name, used at login.
+    pub slug: String,
+    /// Its display name.
+    pub name: String,
+    /// Active or suspended.
+    pub status: TenantStatus,
+    /// Per-tenant overrides of the global settings.
+    pub settings: TenantSettings,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// Bumped whenever the tenant's agents change, so every replica knows when its cached
+    /// routing index is stale.
+    #[serde(skip)]
+    pub agents_version: i64,
+}
+
+/// A new tenant.
+#[derive(Clone, Debug)]
+pub struct NewTenant {
+    /// Its slug (already validated).
+    pub slug: String,
+    /// Its display name.
+    pub name: String,
+    /// Initial settings.
+    pub settings: TenantSettings,
+}
+
+/// A change to a tenant.
+#[derive(Clone, Debug, Default)]
+pub struct TenantPatch {
+    /// A new display name.
+    pub name: Option<String>,
+    /// A new status.
+    pub status: Option<TenantStatus>,
+    /// The settings after the patch was applied (the caller merges).
+    pub settings: Option<TenantSettings>,
+}
+
+/// A user of one tenant.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct User {
+    /// Its id.
+    pub id: UserId,
+    /// The tenant it belongs to.
+    #[serde(skip)]
+    pub tenant_id: TenantId,
+    /// Its e-mail address, lower-cased; unique within the tenant.
+    pub email: String,
+    /// A name to show.
+    pub display_name: Option<String>,
+    /// Member or admin.
+    pub role: Role,
+    /// Active or disabled.
+    pub status: UserStatus,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A new user.
+#[derive(Clone, Debug)]
+pub struct NewUser {
+    /// E-mail address (lower-cased by the caller).
+    pub email: String,
+    /// A name to show.
+    pub display_name: Option<String>,
+    /// Member or admin.
+    pub role: Role,
+    /// An argon2 PHC string, or none for users who only get tokens from the operator.
+    pub password_hash: Option<String>,
+}
+
+/// A change to a user. Outer `None` leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct UserPatch {
+    /// A new display name (`Some(None)` clears it).
+    pub display_name: Option<Option<String>>,
+    /// A new role.
+    pub role: Option<Role>,
+    /// A new status.
+    pub status: Option<UserStatus>,
+    /// A new password hash.
+    pub password_hash: Option<String>,
+}
+
+/// An API key: a long random secret stored only as its SHA-256 hash.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ApiKey {
+    /// Its id.
+    pub id: ApiKeyId,
+    /// The user the key acts as.
+    pub user_id: UserId,
+    /// A name to recognise it by.
+    pub name: String,
+    /// The first 12 characters of the secret.
+    pub prefix: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last authenticated a request (updated at most once a minute).
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// When it was revoked; a revoked key authenticates nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A new API key, its secret already hashed.
+#[derive(Clone, Debug)]
+pub struct NewApiKey {
+    /// The id, which the secret embeds.
+    pub id: ApiKeyId,
+    /// The user the key acts as.
+    pub user_id: UserId,
+    /// A name to recognise it by.
+    pub name: String,
+    /// The first 12 characters of the secret.
+    pub prefix: String,
+    /// SHA-256 of the whole secret.
+    pub secret_hash: Vec<u8>,
+}
+
+/// How an agent is reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentKind {
+    /// Built in: answers from a template.
+    Echo,
+    /// An HTTP service.
+    Http,
+    /// An OpenAI-compatible chat-completions model.
+    Openai,
+    /// An Agent2Agent protocol agent.
+    A2a,
+}
+
+impl AgentKind {
+    /// The kind as stored and shown.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AgentKind::Echo => "echo",
+            AgentKind::Http => "http",
+            AgentKind::Openai => "openai",
+            AgentKind::A2a => "a2a",
+        }
+    }
+
+    /// Parses a stored kind.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "echo" => Some(Self::Echo),
+            "http" => Some(Self::Http),
+            "openai" => Some(Self::Openai),
+            "a2a" => Some(Self::A2a),
+            _ => None,
+        }
+    }
+}
+
+/// An agent of one tenant.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Agent {
+    /// Its id.
+    pub id: AgentId,
+    /// The tenant it belongs to.
+    #[serde(skip)]
+    pub tenant_id: TenantId,
+    /// Its name, unique within the tenant.
+    pub name: String,
+    /// What it does, in words; used for routing.
+    pub description: String,
+    /// How it is reached.
+    pub kind: AgentKind,
+    /// Kind-specific settings.
+    pub config: serde_json::Value,
+    /// The intent labels it serves.
+    pub intents: Vec<String>,
+    /// Words that point to it.
+    pub keywords: Vec<String>,
+    /// Sample user messages it should receive.
+    pub examples: Vec<String>,
+    /// Whether it takes part in routing.
+    pub enabled: bool,
+    /// Breaks ties between equally good candidates (higher wins).
+    pub priority: i32,
+    /// Whether it answers when nothing else fits (at most one enabled per tenant).
+    pub is_fallback: bool,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it was last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The fields of an agent a tenant admin sets (for creating, or the whole state after an
+/// update).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AgentFields {
+    /// Its name.
+    pub name: String,
+    /// What it does.
+    pub description: String,
+    /// How it is reached.
+    pub kind: AgentKind,
+    /// Kind-specific settings.
+    pub config: serde_json::Value,
+    /// Intent labels.
+    pub intents: Vec<String>,
+    /// Keywords.
+    pub keywords: Vec<String>,
+    /// Sample messages.
+    pub examples: Vec<String>,
+    /// Whether it takes part in routing.
+    pub enabled: bool,
+    /// Tie-breaker.
+    pub priority: i32,
+    /// Whether it is the fallback.
+    pub is_fallback: bool,
+}
+
+impl From<Agent> for AgentFields {
+    fn from(a: Agent) -> Self {
+        Self {
+            name: a.name,
+            description: a.description,
+            kind: a.kind,
+            config: a.config,
+            intents: a.intents,
+            keywords: a.keywords,
+            examples: a.examples,
+            enabled: a.enabled,
+            priority: a.priority,
+            is_fallback: a.is_fallback,
+        }
+    }
+}
+
+/// A conversation of one user.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Conversation {
+    /// Its id.
+    pub id: ConversationId,
+    /// The tenant it belongs to.
+    #[serde(skip)]
+    pub tenant_id: TenantId,
+    /// The user whose conversation it is.
+    pub user_id: UserId,
+    /// A title (the start of the first message).
+    pub title: Option<String>,
+    /// The intent seen most in its turns.
+    pub primary_intent: Option<String>,
+    /// The agent that answered last.
+    pub last_agent_id: Option<AgentId>,
+    /// How many turns it has.
+    pub message_count: i64,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When its last turn was stored.
+    pub last_activity: DateTime<Utc>,
+}
+
+/// One turn: the user's message, the agent's answer and the routing decision.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Turn {
+    /// Its id.
+    pub id: MessageId,
+    /// The tenant it belongs to.
+    #[serde(skip)]
+    pub tenant_id: TenantId,
+    /// Its conversation.
+    pub conversation_id: ConversationId,
+    /// What the user wrote.
+    pub user_message: String,
+    /// What the agent answered (absent only in turns upgraded from the legacy layout).
+    pub agent_response: Option<String>,
+    /// The analysed intent.
+    pub intent_category: Option<String>,
+    /// The intent's confidence.
+    pub intent_confidence: Option<f64>,
+    /// The agent that answered.
+    pub selected_agent_id: Option<AgentId>,
+    /// The routing decision, as shown in the chat answer.
+    pub routing: serde_json::Value,
+    /// How long the whole turn took.
+    pub latency_ms: Option<f64>,
+    /// When it was stored.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Where a new turn goes.
+#[derive(Clone, Debug)]
+pub enum TurnTarget {
+    /// An existing conversation of the scope's user.
+    Existing(ConversationId),
+    /// A conversation created together with its first turn, if the limits allow.
+    New {
+        /// The new conversation's id.
+        id: ConversationId,
+        /// Its title.
+        title: Option<String>,
+        /// The most conversations the user may have.
+        max_per_user: i64,
+        /// The most conversations the tenant may have.
+        max_per_tenant: i64,
+    },
+}
+
+/// A turn to store.
+#[derive(Clone, Debug)]
+pub struct NewTurn {
+    /// The turn's id.
+    pub id: MessageId,
+    /// Its conversation.
+    pub target: TurnTarget,
+    /// What the user wrote.
+    pub user_message: String,
+    /// What the agent answered.
+    pub agent_response: String,
+    /// The analysed intent.
+    pub intent_category: Option<String>,
+    /// The intent's confidence.
+    pub intent_confidence: Option<f64>,
+    /// The agent that answered.
+    pub selected_agent_id: Option<AgentId>,
+    /// The routing decision.
+    pub routing: serde_json::Value,
+    /// How long the turn took.
+    pub latency_ms: Option<f64>,
+    /// When it happened.
+    pub created_at: DateTime<Utc>,
+}
+
+/// What starting an idempotent request found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum IdempotencyStart {
+    /// The key is new: the request runs, and its answer is recorded when it completes.
+    Started,
+    /// The same key and request already completed: this is its answer.
+    Completed(serde_json::Value),
+    /// The same key is still running.
+    InFlight,
+    /// The key was used for a different request.
+    Mismatch,
+}

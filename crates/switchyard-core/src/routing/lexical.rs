@@ -1,0 +1,801 @@
+//! The lexical analyzer: TF-IDF features over words and character n-grams, a sparse
+//! multinomial logistic regression over each agent's examples, keywords and profile, and a
+//! calibrator that turns its scores into probabilities that mean what they say.
+//!
+//! Building is cheap (featurise, then start every agent at its class centroid); training
+//! (SGD over the examples) runs inline when the tenant is small enough for it to be cheap,
+//! and otherwise through [`LexicalIndex::trained`], which a server runs off the request
+//! path and swaps in when done. Each mode has its own calibration, so confidence means the
+//! same in both.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use super::analysis::{Analysis, Candidate, Intent};
+use super::calibration::{Calibration, CalibrationFeatures};
+use super::decision::Method;
+use super::profile::{AgentProfile, AgentSet};
+use super::text::{self, FeatureSpec, Scratch};
+
+/// Feature hashes are already mixed (splitmix64) when they reach the vocabulary map, so
+/// hashing them again would only cost time.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type FeatureMap<V> = HashMap<u64, V, BuildHasherDefault<PassThrough>>;
+
+/// Tunables of the lexical analyzer. The defaults were chosen by cross-validation on the
+/// BANKING77 training set (`examples/banking77_cv.rs`); change them only with a measurement.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LexicalConfig {
+    /// Also use pairs of adjacent words as features.
+    pub word_bigrams: bool,
+    /// Shortest character n-gram, counting the word-boundary marks.
+    pub char_min: usize,
+    /// Longest character n-gram.
+    pub char_max: usize,
+    /// Weight of the word block after each block is normalised to unit length.
+    pub word_weight: f32,
+    /// Weight of the character n-gram block.
+    pub char_weight: f32,
+    /// Weight, as a training example, of the text made of an agent's name, intents and
+    /// description.
+    pub profile_weight: f32,
+    /// Weight, as a training example, of each keyword.
+    pub keyword_weight: f32,
+    /// Passes of stochastic gradient descent when training.
+    pub epochs: usize,
+    /// Initial SGD step size (it decays linearly over the passes).
+    pub learning_rate: f32,
+    /// L2 regularisation strength.
+    pub l2: f32,
+    /// Scale applied to centroid similarities, the untrained model and training's start.
+    pub centroid_scale: f32,
+    /// How much training work [`LexicalIndex::build`] may do inline, in weight updates
+    /// (about a nanosecond each); a larger tenant is built untrained.
+    pub inline_training_budget: u64,
+    /// Maps a trained model's raw scores to calibrated probabilities.
+    pub calibration: Calibration,
+    /// Maps an untrained (centroid) model's raw scores to calibrated probabilities.
+    pub calibration_untrained: Calibration,
+}
+
+impl Default for LexicalConfig {
+    fn default() -> Self {
+        Self {
+            word_bigrams: true,
+            char_min: 2,
+            char_max: 4,
+            word_weight: 1.0,
+            char_weight: 1.0,
+            profile_weight: 1.0,
+            keyword_weight: 1.0,
+            epochs: 8,
+            learning_rate: 1.0,
+            l2: 1e-4,
+            centroid_scale: 10.0,
+            inline_training_budget: 1_000_000,
+            calibration: Calibration::TRAINED,
+            calibration_untrained: Calibration::UNTRAINED,
+        }
+    }
+}
+
+impl LexicalConfig {
+    fn spec(&self) -> FeatureSpec {
+        FeatureSpec {
+            word_bigrams: self.word_bigrams,
+            char_min: self.char_min,
+            char_max: self.char_max,
+        }
+    }
+}
+
+/// A sparse feature vector: (feature id, value).
+type SparseVec = Vec<(u32, f32)>;
+
+/// An immutable, per-tenant routing index over a set of agents.
+///
+/// Build it once per version of a tenant's agents and share it (`Arc<LexicalIndex>`): it is
+/// `Send + Sync` and [`analyze`](Self::analyze) takes `&self`.
+#[derive(Debug)]
+pub struct LexicalIndex {
+    set: AgentSet,
+    config: LexicalConfig,
+    vocab: FeatureMap<u32>,
+    /// Per feature: inverse document frequency.
+    idf: Vec<f32>,
+    /// Per feature: its block.
+    block: Vec<u8>,
+    /// The IDF given to a feature no training text has: it still counts in a message's
+    /// length, so a message of mostly unknown words scores low.
+    unknown_idf: f32,
+    /// CSR layout of the weights: feature `f`'s agents and weights are
+    /// `agents[offsets[f]..offsets[f + 1]]`, agents ascending.
+    offsets: Vec<u32>,
+    agents: Vec<u32>,
+    weights: Vec<f32>,
+    /// Per agent: the category reported when it wins, and, for agents with several intents,
+    /// each intent's vector (sorted by feature) to pick the best-matching one.
+    categories: Vec<String>,
+    intent_vectors: Vec<Vec<SparseVec>>,
+    /// Whether SGD ran.
+    trained: bool,
+}
+
+thread_local! {
+    /// Per-thread buffers, so a query allocates only for what it returns.
+    static SCRATCH: RefCell<QueryScratch> = RefCell::new(QueryScratch::default());
+}
+
+#[derive(Default)]
+struct QueryScratch {
+    text: Scratch,
+    known: Vec<u32>,
+    unknown: Vec<u64>,
+    vector: SparseVec,
+    scores: Vec<f32>,
+}
+
+/// One training text of one agent.
+struct Doc {
+    agent: u32,
+    weight: f32,
+    vector: SparseVec,
+}
+
+/// `1 + ln(tf)`: sublinear term frequency, so a word repeated does not dominate.
+fn tf_weight(tf: f32) -> f32 {
+    if tf <= 1.0 { 1.0 } else { 1.0 + tf.ln() }
+}
+
+impl LexicalIndex {
+    /// Builds the index with the default configuration (see [`LexicalConfig`]), training
+    /// its model inline only when that is cheap (small tenants); check
+    /// [`is_trained`](Self::is_trained) and run [`trained`](Self::trained) off the request
+    /// path otherwise.
+    pub fn build(agents: Vec<AgentProfile>) -> Self {
+        Self::build_with(agents, LexicalConfig::default())
+    }
+
+    /// Builds the index with a given configuration, training inline only when cheap.
+    pub fn build_with(agents: Vec<AgentProfile>, config: LexicalConfig) -> Self {
+        Self::build_inner(agents, config, false)
+    }
+
+    /// Builds the index and always trains its model, however long that takes (about a
+    /// second for 10,000 examples): for a background task, not a request.
+    pub fn build_trained(agents: Vec<AgentProfile>, config: LexicalConfig) -> Self {
+        Self::build_inner(agents, config, true)
+    }
+
+    /// The same agents and configuration, trained (see [`build_trained`](Self::build_trained)).
+    pub fn trained(&self) -> Self {
+        Self::build_trained(self.set.agents().to_vec(), self.config.clone())
+    }
+
+    /// Whether the model was trained (rather than scoring by class centroids).
+    pub fn is_trained(&self) -> bool {
+        self.trained
+    }
+
+    fn build_inner(agents: Vec<AgentProfile>, config: LexicalConfig, force_training: bool) -> Self {
+        let spec = config.spec();
+        let set = AgentSet::new(agents);
+        let mut scratch = Scratch::default();
+        // About one new feature per four occurrences in typical agent texts.
+        let text_bytes: usize = set
+            .agents()
+            .iter()
+            .map(|a| {
+                a.examples
+                    .iter()
+                    .chain(&a.keywords)
+                    .map(String::len)
+                    .sum::<usize>()
+            })
+            .sum();
+        let mut vocab: FeatureMap<u32> =
+            FeatureMap::with_capacity_and_hasher(text_bytes, Default::default());
+        let mut df: Vec<u32> = Vec::new();
+        let mut block: Vec<u8> = Vec::new();
+        // Per feature: 1 + the last text that had it, and where in that text's vector.
+        let mut seen_in: Vec<u32> = Vec::new();
+        let mut at: Vec<u32> = Vec::new();
+        let mut docs: Vec<Doc> = Vec::new();
+        let mut add = |agent: u32, weight: f32, text: &str, scratch: &mut Scratch| {
+            text::normalize(text, scratch);
+            text::extract(&spec, scratch);
+            let doc_no = docs.len() as u32 + 1;
+            let mut vector: SparseVec = Vec::with_capacity(scratch.hashes.len());
+            for &h in &scratch.hashes {
+                let next = df.len() as u32;
+                let id = *vocab.entry(h).or_insert(next);
+                if id == next {
+                    df.push(0);
+                    block.push(text::block_of(h) as u8);
+                    seen_in.push(0);
+                    at.push(0);
+                }
+                let i = id as usize;
+                if seen_in[i] == doc_no {
+                    vector[at[i] as usize].1 += 1.0;
+                } else {
+                    seen_in[i] = doc_no;
+                    at[i] = vector.len() as u32;
+                    vector.push((id, 1.0));
+                    df[i] += 1;
+                }
+            }
+            if !vector.is_empty() {
+                docs.push(Doc {
+                    agent,
+                    weight,
+                    vector,
+                });
+            }
+        };
+        let mut profile = String::new();
+        for (i, a) in set.agents().iter().enumerate() {
+            let i = i as u32;
+            profile.clear();
+            profile.push_str(&a.name);
+            for intent in &a.intents {
+                profile.push(' ');
+                profile.push_str(intent);
+            }
+            profile.push(' ');
+            profile.push_str(&a.description);
+            add(i, config.profile_weight, &profile, &mut scratch);
+            for k in &a.keywords {
+                add(i, config.keyword_weight, k, &mut scratch);
+            }
+            for e in &a.examples {
+                add(i, 1.0, e, &mut scratch);
+            }
+        }
+
+        let n_docs = docs.len() as f32;
+        // Document frequencies repeat a lot: one logarithm per distinct value.
+        let max_df = df.iter().copied().max().unwrap_or(0) as usize;
+        let idf_of: Vec<f32> = (0..=max_df)
+            .map(|d| ((1.0 + n_docs) / (1.0 + d as f32)).ln() + 1.0)
+            .collect();
+        let idf: Vec<f32> = df.iter().map(|&d| idf_of[d as usize]).collect();
+        let mut index = Self {
+            set,
+            config,
+            vocab,
+            idf,
+            block,
+            unknown_idf: (1.0 + n_docs).ln() + 1.0,
+            offsets: Vec::new(),
+            agents: Vec::new(),
+            weights: Vec::new(),
+            categories: Vec::new(),
+            intent_vectors: Vec::new(),
+            trained: false,
+        };
+        for d in &mut docs {
+            index.weigh(&mut d.vector, [0.0; 2]);
+        }
+        index.layout(&docs);
+        if force_training || index.training_work(&docs) <= index.config.inline_training_budget {
+            index.train(&docs);
+        }
+        index.describe_intents();
+        index
+    }
+
+    /// Turns term frequencies into normalised TF-IDF values in place, each block scaled to
+    /// its configured length. `unknown2` is the squared weight, per block, of features the
+    /// index does not know: they lengthen the vector without matching anything. Returns the
+    /// share of the text's weight the index knows (1 = every feature known).
+    fn weigh(&self, vector: &mut SparseVec, unknown2: [f32; 2]) -> f32 {
+        let mut norm2 = unknown2;
+        for (id, v) in vector.iter_mut() {
+            *v = tf_weight(*v) * self.idf[*id as usize];
+            norm2[self.block[*id as usize] as usize] += *v * *v;
+        }
+        let bw = [self.config.word_weight, self.config.char_weight];
+        let scale = [0, 1].map(|b| {
+            if norm2[b] > 0.0 {
+                bw[b] / norm2[b].sqrt()
+            } else {
+                0.0
+            }
+        });
+        for (id, v) in vector.iter_mut() {
+            *v *= scale[self.block[*id as usize] as usize];
+        }
+        let present: f32 = [0, 1]
+            .iter()
+            .filter(|&&b| norm2[b] > 0.0)
+            .map(|&b| bw[b] * bw[b])
+            .sum();
+        if present > 0.0 {
+            let unknown: f32 = [0, 1]
+                .iter()
+                .filter(|&&b| norm2[b] > 0.0)
+                .map(|&b| bw[b] * bw[b] * unknown2[b] / norm2[b])
+                .sum();
+            1.0 - unknown / present
+        } else {
+            0.0
+        }
+    }
+
+    /// Vectorises a message into `q.vector` and returns its known share.
+    fn vectorize(&self, message: &str, q: &mut QueryScratch) -> f32 {
+        text::normalize(message, &mut q.text);
+        text::extract(&self.config.spec(), &mut q.text);
+        q.known.clear();
+        q.unknown.clear();
+        for &h in &q.text.hashes {
+            match self.vocab.get(&h) {
+                Some(&id) => q.known.push(id),
+                None => q.unknown.push(h),
+            }
+        }
+        q.known.sort_unstable();
+        q.vector.clear();
+        for &id in &q.known {
+            match q.vector.last_mut() {
+                Some(last) if last.0 == id => last.1 += 1.0,
+                _ => q.vector.push((id, 1.0)),
+            }
+        }
+        q.unknown.sort_unstable();
+        let mut unknown2 = [0f32; 2];
+        let mut i = 0;
+        while i < q.unknown.len() {
+            let mut j = i + 1;
+            while j < q.unknown.len() && q.unknown[j] == q.unknown[i] {
+                j += 1;
+            }
+            let v = tf_weight((j - i) as f32) * self.unknown_idf;
+            unknown2[text::block_of(q.unknown[i])] += v * v;
+            i = j;
+        }
+        self.weigh(&mut q.vector, unknown2)
+    }
+
+    fn range(&self, f: u32) -> std::ops::Range<usize> {
+        self.offsets[f as usize] as usize..self.offsets[f as usize + 1] as usize
+    }
+
+    /// Lays out the weight table and fills it with every agent's (scaled) mean training
+    /// vector, which alone is a nearest-centroid classifier and lets few SGD passes suffice.
+    ///
+    /// Each feature gets one slot per agent whose training texts contain it. Restricting
+    /// the model to that support keeps the index's size linear in the training text rather
+    /// than features × agents, which matters at 1,000 agents; cross-validation shows it
+    /// costs under half a point of accuracy.
+    fn layout(&mut self, docs: &[Doc]) {
+        let v = self.idf.len();
+        let mut last = vec![u32::MAX; v];
+        let mut counts = vec![0u32; v];
+        let mut mass = vec![0f32; self.set.len()];
+        for d in docs {
+            mass[d.agent as usize] += d.weight;
+            for &(f, _) in &d.vector {
+                if last[f as usize] != d.agent {
+                    last[f as usize] = d.agent;
+                    counts[f as usize] += 1;
+                }
+            }
+        }
+        let mut offsets = Vec::with_capacity(v + 1);
+        let mut acc = 0u32;
+        for c in &counts {
+            offsets.push(acc);
+            acc += c;
+        }
+        offsets.push(acc);
+        // `counts` becomes each feature's next free slot, then its slot for the agent at hand.
+        counts.copy_from_slice(&offsets[..v]);
+        let mut fill = counts;
+        let mut slot_of = vec![0u32; v];
+        let mut agents = vec![0u32; acc as usize];
+        let mut weights = vec![0f32; acc as usize];
+        last.fill(u32::MAX);
+        // Texts come grouped by agent in ascending order, so each feature's agents end up
+        // sorted, which `slot` relies on.
+        for d in docs {
+            let scale = self.config.centroid_scale * d.weight / mass[d.agent as usize];
+            for &(f, x) in &d.vector {
+                let f = f as usize;
+                if last[f] != d.agent {
+                    last[f] = d.agent;
+                    slot_of[f] = fill[f];
+                    agents[fill[f] as usize] = d.agent;
+                    fill[f] += 1;
+                }
+                weights[slot_of[f] as usize] += scale * x;
+            }
+        }
+        self.offsets = offsets;
+        self.weights = weights;
+        self.agents = agents;
+    }
+
+    fn slot(&self, f: u32, agent: u32) -> Option<usize> {
+        let r = self.range(f);
+        let lo = r.start;
+        self.agents[r].binary_search(&agent).ok().map(|i| lo + i)
+    }
+
+    /// Weight updates training would take: every feature of every text touches all of
+    /// that feature's agents twice per pass.
+    fn training_work(&self, docs: &[Doc]) -> u64 {
+        let per_epoch: u64 = docs
+            .iter()
+            .flat_map(|d| &d.vector)
+            .map(|&(f, _)| (self.offsets[f as usize + 1] - self.offsets[f as usize]) as u64)
+            .sum();
+        2 * per_epoch * self.config.epochs as u64
+    }
+
+    /// Multinomial logistic regression by SGD over the restricted support.
+    fn train(&mut self, docs: &[Doc]) {
+        let k = self.set.len();
+        if self.config.epochs == 0 || k < 2 || docs.is_empty() {
+            return;
+        }
+        self.trained = true;
+        // Each agent's texts weigh the same in total, so an agent with many examples does
+        // not win merely by having more of them.
+        let mut mass = vec![0f32; k];
+        for d in docs {
+            mass[d.agent as usize] += d.weight;
+        }
+        let mean_mass = mass.iter().sum::<f32>() / k as f32;
+        let mut order: Vec<u32> = (0..docs.len() as u32).collect();
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut scores = vec![0f32; k];
+        let mut grad = vec![0f32; k];
+        let mut touched: Vec<u32> = Vec::with_capacity(k);
+        let mut seen = vec![false; k];
+        let total_steps = (self.config.epochs * docs.len()) as f32;
+        let mut step = 0f32;
+        for _ in 0..self.config.epochs {
+            // Fisher–Yates with xorshift: deterministic, so an index rebuilt from the same
+            // agents routes identically on every replica.
+            for i in (1..order.len()).rev() {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                order.swap(i, (rng % (i as u64 + 1)) as usize);
+            }
+            for &di in &order {
+                let d = &docs[di as usize];
+                let lr = self.config.learning_rate * (1.0 - step / total_steps).max(0.05);
+                step += 1.0;
+                for &(f, x) in &d.vector {
+                    for s in self.range(f) {
+                        let a = self.agents[s] as usize;
+                        if !seen[a] {
+                            seen[a] = true;
+                            touched.push(a as u32);
+                            scores[a] = 0.0;
+                        }
+                        scores[a] += x * self.weights[s];
+                    }
+                }
+                // Agents no feature touched score 0 and share one softmax term; they have
+                // no weight on these features, so nothing of theirs is updated.
+                let untouched = (k - touched.len()) as f32;
+                let mut max = if untouched > 0.0 { 0.0 } else { f32::MIN };
+                for &a in &touched {
+                    max = max.max(scores[a as usize]);
+                }
+                let mut z = untouched * (-max).exp();
+                for &a in &touched {
+                    let e = (scores[a as usize] - max).exp();
+                    grad[a as usize] = e;
+                    z += e;
+                }
+                let w = d.weight * mean_mass / mass[d.agent as usize];
+                for &a in &touched {
+                    let p = grad[a as usize] / z;
+                    let y = if a == d.agent { 1.0 } else { 0.0 };
+                    grad[a as usize] = lr * w * (p - y);
+                }
+                let decay = 1.0 - lr * self.config.l2;
+                for &(f, x) in &d.vector {
+                    for s in self.range(f) {
+                        let a = self.agents[s] as usize;
+                        self.weights[s] = self.weights[s] * decay - grad[a] * x;
+                    }
+                }
+                for &a in &touched {
+                    seen[a as usize] = false;
+                }
+                touched.clear();
+            }
+        }
+    }
+
+    fn describe_intents(&mut self) {
+        let mut categories = Vec::with_capacity(self.set.len());
+        let mut intent_vectors = Vec::with_capacity(self.set.len());
+        let mut q = QueryScratch::default();
+        for a in self.set.agents() {
+            categories.push(a.intents.first().unwrap_or(&a.name).clone());
+            let mut vs = Vec::new();
+            if a.intents.len() > 1 {
+                for intent in &a.intents {
+                    self.vectorize(intent, &mut q);
+                    q.vector.sort_unstable_by_key(|&(id, _)| id);
+                    vs.push(q.vector.clone());
+                }
+            }
+            intent_vectors.push(vs);
+        }
+        self.categories = categories;
+        self.intent_vectors = intent_vectors;
+    }
+
+    /// The agents this index routes over.
+    pub fn agent_set(&self) -> &AgentSet {
+        &self.set
+    }
+
+    /// The configuration it was built with.
+    pub fn config(&self) -> &LexicalConfig {
+        &self.config
+    }
+
+    /// Approximate heap bytes held, so a server can bound its cache of indexes.
+    pub fn heap_size_bytes(&self) -> usize {
+        let vec_bytes =
+            |v: &SparseVec| size_of::<SparseVec>() + v.capacity() * size_of::<(u32, f32)>();
+        self.set.heap_size_bytes()
+            + self.vocab.capacity() * (size_of::<(u64, u32)>() + 1)
+            + self.idf.capacity() * size_of::<f32>()
+            + self.block.capacity()
+            + self.offsets.capacity() * size_of::<u32>()
+            + self.agents.capacity() * size_of::<u32>()
+            + self.weights.capacity() * size_of::<f32>()
+            + self
+                .categories
+                .iter()
+                .map(|c| c.capacity() + size_of::<String>())
+                .sum::<usize>()
+            + self
+                .intent_vectors
+                .iter()
+                .map(|vs| size_of::<Vec<SparseVec>>() + vs.iter().map(vec_bytes).sum::<usize>())
+                .sum::<usize>()
+    }
+
+    /// Raw model scores of every agent (in set order) into `q.scores`; returns the
+    /// message's known share.
+    fn raw_scores(&self, message: &str, q: &mut QueryScratch) -> f32 {
+        let coverage = self.vectorize(message, q);
+        q.scores.clear();
+        q.scores.resize(self.set.len(), 0.0);
+        for &(f, x) in &q.vector {
+            for s in self.range(f) {
+                q.scores[self.agents[s] as usize] += x * self.weights[s];
+            }
+        }
+        coverage
+    }
+
+    fn calibration(&self) -> &Calibration {
+        if self.trained {
+            &self.config.calibration
+        } else {
+            &self.config.calibration_untrained
+        }
+    }
+
+    /// The raw winner (by position) and the features the calibrator sees for a message;
+    /// for fitting a calibrator offline (`examples/banking77_cv.rs`).
+    pub fn calibration_features(&self, message: &str) -> (Option<usize>, CalibrationFeatures) {
+        SCRATCH.with(|q| {
+            let q = &mut *q.borrow_mut();
+            let coverage = self.raw_scores(message, q);
+            let s = summarize(&q.scores, coverage, self.trained);
+            (s.best, s.features)
+        })
+    }
+
+    /// Analyses a message: its intent and every agent ranked by calibrated score.
+    pub fn analyze(&self, message: &str) -> Analysis {
+        SCRATCH.with(|q| {
+            let q = &mut *q.borrow_mut();
+            let coverage = self.raw_scores(message, q);
+            let summary = summarize(&q.scores, coverage, self.trained);
+            let Some(best) = summary.best else {
+                return Analysis {
+                    analyzer: Method::Lexical,
+                    intent: Intent {
+                        category: None,
+                        confidence: 0.0,
+                        keywords: Vec::new(),
+                    },
+                    candidates: Vec::new(),
+                };
+            };
+            let confidence = self.calibration().confidence(&summary.features);
+            // Softmax probabilities rescaled so that the best one equals the calibrated
+            // confidence: the order is kept and the scores never sum above 1 (what is left
+            // is the chance that no agent fits).
+            let p_top = summary.features.p_top;
+            let agents = self.set.agents();
+            let mut candidates: Vec<Candidate> = q
+                .scores
+                .iter()
+                .enumerate()
+                .map(|(i, &s)| {
+                    let p = f64::from((s - summary.max).exp() / summary.z);
+                    let score = if i == best {
+                        confidence
+                    } else if confidence <= p_top {
+                        p * confidence / p_top
+                    } else {
+                        p * (1.0 - confidence) / (1.0 - p_top).max(f64::MIN_POSITIVE)
+                    };
+                    Candidate {
+                        agent_id: agents[i].id,
+                        score: score.clamp(0.0, 1.0),
+                    }
+                })
+                .collect();
+            // Candidates are built in set order, so a stable sort breaks full ties by it.
+            candidates.sort_by(|a, b| b.score.total_cmp(&a.score));
+            let pos = |c: &Candidate| self.set.position(c.agent_id).unwrap_or(usize::MAX);
+            let mut i = 0;
+            while i < candidates.len() {
+                let mut j = i + 1;
+                while j < candidates.len() && candidates[j].score == candidates[i].score {
+                    j += 1;
+                }
+                if j - i > 1 {
+                    candidates[i..j].sort_by_key(|c| {
+                        let p = pos(c);
+                        (std::cmp::Reverse(agents[p].priority), p)
+                    });
+                }
+                i = j;
+            }
+            Analysis {
+                analyzer: Method::Lexical,
+                intent: Intent {
+                    category: Some(self.category(q, best)),
+                    confidence,
+                    keywords: self.matched_words(q, best),
+                },
+                candidates,
+            }
+        })
+    }
+
+    /// Message words that are evidence for the agent: its weight for the word is positive,
+    /// the highest of all agents', and at least half that of its strongest matched word
+    /// (so "i" and "the" do not show up next to "refund").
+    fn matched_words(&self, q: &QueryScratch, agent: usize) -> Vec<String> {
+        let mut found: Vec<(&str, f32)> = Vec::new();
+        for &(s, e) in &q.text.words {
+            let w = &q.text.text[s..e];
+            let Some(&f) = self.vocab.get(&text::word_hash(w)) else {
+                continue;
+            };
+            let Some(slot) = self.slot(f, agent as u32) else {
+                continue;
+            };
+            let weight = self.weights[slot];
+            let strongest = self.range(f).all(|s| self.weights[s] <= weight);
+            if weight > 0.0 && strongest && !found.iter().any(|(o, _)| *o == w) {
+                found.push((w, weight));
+            }
+        }
+        let top = found.iter().map(|&(_, w)| w).fold(0.0, f32::max);
+        found
+            .into_iter()
+            .filter(|&(_, w)| w >= 0.5 * top)
+            .map(|(w, _)| w.to_owned())
+            .collect()
+    }
+
+    fn category(&self, q: &mut QueryScratch, agent: usize) -> String {
+        let vs = &self.intent_vectors[agent];
+        if vs.is_empty() {
+            return self.categories[agent].clone();
+        }
+        q.vector.sort_unstable_by_key(|&(id, _)| id);
+        let mut best = (0usize, f32::MIN);
+        for (i, v) in vs.iter().enumerate() {
+            let s = sparse_dot(v, &q.vector);
+            if s > best.1 {
+                best = (i, s);
+            }
+        }
+        self.set.agents()[agent].intents[best.0].clone()
+    }
+}
+
+/// Dot product of two vectors sorted by feature id.
+fn sparse_dot(a: &[(u32, f32)], b: &[(u32, f32)]) -> f32 {
+    let (mut i, mut j, mut s) = (0, 0, 0.0);
+    while i < a.len() && j < b.len() {
+        match a[i].0.cmp(&b[j].0) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                s += a[i].1 * b[j].1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    s
+}
+
+/// What analysis needs from raw scores.
+struct Summary {
+    best: Option<usize>,
+    /// The softmax's max and partition function.
+    max: f32,
+    z: f32,
+    features: CalibrationFeatures,
+}
+
+fn summarize(scores: &[f32], coverage: f32, trained: bool) -> Summary {
+    let k = scores.len();
+    let mut best: Option<usize> = None;
+    let (mut s1, mut s2) = (f32::MIN, f32::MIN);
+    for (i, &s) in scores.iter().enumerate() {
+        if s > s1 {
+            s2 = s1;
+            s1 = s;
+            best = Some(i);
+        } else if s > s2 {
+            s2 = s;
+        }
+    }
+    if best.is_none() {
+        return Summary {
+            best,
+            max: 0.0,
+            z: 1.0,
+            features: CalibrationFeatures::new(0.0, 0.0, 0.0, 0.0, 0, trained),
+        };
+    }
+    if k < 2 {
+        s2 = 0.0;
+    }
+    let z: f32 = scores.iter().map(|&s| (s - s1).exp()).sum();
+    Summary {
+        best,
+        max: s1,
+        z,
+        features: CalibrationFeatures::new(
+            f64::from(s1),
+            f64::from(s1 - s2),
+            f64::from(1.0 / z),
+            f64::from(coverage),
+            k,
+            trained,
+        ),
+    }
+}

@@ -1,0 +1,173 @@
+//! Per-tenant settings: overrides of the global configuration kept in `tenants.settings`.
+
+use serde::{Deserialize, Serialize};
+
+/// A tenant's overrides. A value set here wins over the global one, higher or lower;
+/// an absent value means "use the global setting".
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSettings {
+    /// The most conversations one user may have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_conversations_per_user: Option<i64>,
+    /// The most conversations the tenant may have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_conversations_per_tenant: Option<i64>,
+    /// How many days turns are kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<i64>,
+    /// Below this routing confidence the fallback agent answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_confidence: Option<f64>,
+    /// When the two best candidates are closer than this, the fallback agent answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_margin: Option<f64>,
+    /// Requests per second the tenant may make (0 = unlimited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_per_second: Option<u32>,
+    /// How many requests may come at once above the rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_burst: Option<u32>,
+    /// The most agent calls of the tenant running at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_inflight_agent_calls: Option<u32>,
+    /// The intent analyzer (`lexical`, `llm`, `embedding`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analyzer: Option<String>,
+}
+
+/// A setting whose value is out of range.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("setting `{name}`: {problem}")]
+pub struct BadSetting {
+    /// The setting.
+    pub name: &'static str,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+/// The analyzers a tenant may choose.
+pub const ANALYZERS: &[&str] = &["lexical", "llm", "embedding"];
+
+impl TenantSettings {
+    /// Checks every value is in range.
+    pub fn validate(&self) -> Result<(), BadSetting> {
+        fn at_least(name: &'static str, v: Option<i64>, min: i64) -> Result<(), BadSetting> {
+            match v {
+                Some(v) if v < min => Err(BadSetting {
+                    name,
+                    problem: format!("must be at least {min}, got {v}"),
+                }),
+                _ => Ok(()),
+            }
+        }
+        fn unit(name: &'static str, v: Option<f64>) -> Result<(), BadSetting> {
+            match v {
+                Some(v) if !(0.0..=1.0).contains(&v) => Err(BadSetting {
+                    name,
+                    problem: format!("must be between 0 and 1, got {v}"),
+                }),
+                _ => Ok(()),
+            }
+        }
+        at_least(
+            "max_conversations_per_user",
+            self.max_conversations_per_user,
+            0,
+        )?;
+        at_least(
+            "max_conversations_per_tenant",
+            self.max_conversations_per_tenant,
+            0,
+        )?;
+        at_least("retention_days", self.retention_days, 1)?;
+        unit("min_confidence", self.min_confidence)?;
+        unit("min_margin", self.min_margin)?;
+        if self.max_inflight_agent_calls == Some(0) {
+            return Err(BadSetting {
+                name: "max_inflight_agent_calls",
+                problem: "must be at least 1".into(),
+            });
+        }
+        if let Some(a) = &self.analyzer
+            && !ANALYZERS.contains(&a.as_str())
+        {
+            return Err(BadSetting {
+                name: "analyzer",
+                problem: format!("must be one of {}, got {a:?}", ANALYZERS.join(", ")),
+            });
+        }
+        Ok(())
+    }
+
+    /// Applies a JSON merge of `patch`: each key given replaces that key, `null` removes
+    /// it. Unknown keys and values of the wrong type are refused.
+    pub fn merged(
+        &self,
+        patch: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Self, BadSetting> {
+        let mut current = match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(map)) => map,
+            _ => serde_json::Map::new(),
+        };
+        for (key, value) in patch {
+            if value.is_null() {
+                current.remove(key);
+            } else {
+                current.insert(key.clone(), value.clone());
+            }
+        }
+        let merged: Self =
+            serde_json::from_value(serde_json::Value::Object(current)).map_err(|e| BadSetting {
+                name: "settings",
+                problem: e.to_string(),
+            })?;
+        merged.validate()?;
+        Ok(merged)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn a_merge_replaces_given_keys_and_null_removes() {
+        let s = TenantSettings::default()
+            .merged(&obj(
+                json!({"min_confidence": 0.4, "rate_limit_per_second": 5}),
+            ))
+            .unwrap();
+        assert_eq!(s.min_confidence, Some(0.4));
+        let s = s
+            .merged(&obj(json!({"min_confidence": null, "retention_days": 30})))
+            .unwrap();
+        assert_eq!(s.min_confidence, None);
+        assert_eq!(s.rate_limit_per_second, Some(5));
+        assert_eq!(s.retention_days, Some(30));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        let base = TenantSettings::default();
+        assert!(base.merged(&obj(json!({"colour": "blue"}))).is_err());
+        assert_eq!(
+            base.merged(&obj(json!({"min_margin": 2.0})))
+                .unwrap_err()
+                .name,
+            "min_margin"
+        );
+        assert_eq!(
+            base.merged(&obj(json!({"analyzer": "magic"})))
+                .unwrap_err()
+                .name,
+            "analyzer"
+        );
+        assert!(base.merged(&obj(json!({"retention_days": "ten"}))).is_err());
+    }
+}
