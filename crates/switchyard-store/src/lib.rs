@@ -1,0 +1,355 @@
+//! Switchyard's storage: the [`Store`] trait, through which every read and write of
+//! tenant-owned data goes, and its two backends.
+//!
+//! - PostgreSQL ([`postgres`]): each scoped operation runs in a transaction that first sets
+//!   `app.tenant_id`; row-level security policies, forced on every tenant-owned table,
+//!   apply the tenant filter a second time, under an application role that is neither
+//!   superuser nor owner and has no `BYPASSRLS`.
+//! - SQLite ([`sqlite`]), the embedded default: WAL, foreign keys on, a busy timeout; the
+//!   tenant filter is in every statement.
+//!
+//! Every method on tenant-owned data takes a [`TenantScope`] first; the tenant of the
+//! operation is the scope's, never a parameter.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use switchyard_core::model::{
+    Agent, AgentFields, ApiKey, Conversation, IdempotencyStart, NewApiKey, NewTenant, NewTurn,
+    NewUser, Tenant, TenantPatch, Turn, User, UserPatch,
+};
+use switchyard_core::page::{Page, PageRequest};
+use switchyard_core::{AgentId, ApiKeyId, ConversationId, TenantId, TenantScope, UserId};
+
+mod error;
+mod migrate;
+pub mod postgres;
+mod rows;
+mod sql;
+pub mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use error::{StoreError, StoreResult};
+pub use sql::statements;
+
+/// Which database a store runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// PostgreSQL with row-level security.
+    Postgres,
+    /// Embedded SQLite.
+    Sqlite,
+}
+
+/// How to reach the database.
+#[derive(Clone)]
+pub struct StoreConfig {
+    /// `postgres://…` or `sqlite://…` (`sqlite::memory:` for a private in-memory database).
+    pub url: String,
+    /// PostgreSQL only: the owner's URL for migrations, when `url` names the application role.
+    pub migration_url: Option<String>,
+    /// The pool's size.
+    pub max_connections: u32,
+    /// How long a request waits for a pooled connection before it fails as unavailable.
+    pub acquire_timeout: Duration,
+    /// Whether to apply pending migrations when connecting.
+    pub migrate: bool,
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("url", &redact_url(&self.url))
+            .field(
+                "migration_url",
+                &self.migration_url.as_deref().map(redact_url),
+            )
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .field("migrate", &self.migrate)
+            .finish()
+    }
+}
+
+impl StoreConfig {
+    /// A configuration with the defaults for everything but the URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            migration_url: None,
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(3),
+            migrate: true,
+        }
+    }
+}
+
+/// A database URL with its password hidden, for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}://{}:***@{}", &url[..scheme_end], user, &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Opens the store named by the URL's scheme, applying migrations first if configured.
+pub async fn connect(config: &StoreConfig) -> StoreResult<Arc<dyn Store>> {
+    if config.url.starts_with("postgres://") || config.url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::connect(config).await?))
+    } else if config.url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::connect(config).await?))
+    } else {
+        Err(StoreError::Config(format!(
+            "unsupported database URL {:?}: expected postgres:// or sqlite:",
+            redact_url(&config.url)
+        )))
+    }
+}
+
+/// Applies pending migrations to the database named by the configuration (the owner's
+/// URL on PostgreSQL) and, on PostgreSQL, makes sure the application role exists and has
+/// exactly the privileges it needs. Safe to run again: it then changes nothing.
+pub async fn migrate(config: &StoreConfig) -> StoreResult<MigrationReport> {
+    if config.url.starts_with("sqlite:") {
+        sqlite::migrate(config).await
+    } else {
+        postgres::migrate(config).await
+    }
+}
+
+/// What a migration run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MigrationReport {
+    /// The versions applied by this run.
+    pub applied: Vec<i64>,
+    /// Whether a database of the earlier single-tenant layout was upgraded.
+    pub upgraded_legacy: bool,
+}
+
+/// Which conversations a list shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConversationFilter {
+    /// The scope's own user's.
+    Own,
+    /// One user's of the scope's tenant (admins only).
+    User(UserId),
+    /// Every conversation of the scope's tenant (admins only).
+    All,
+}
+
+/// A principal found by authentication: the tenant and the user, both loaded.
+#[derive(Clone, Debug)]
+pub struct PrincipalRecord {
+    /// The tenant.
+    pub tenant: Tenant,
+    /// The user.
+    pub user: User,
+}
+
+/// An API key found by its hash, with its user and tenant.
+#[derive(Clone, Debug)]
+pub struct ApiKeyRecord {
+    /// The key's tenant and user.
+    pub principal: PrincipalRecord,
+    /// The key's id.
+    pub key_id: ApiKeyId,
+    /// Whether it was revoked.
+    pub revoked: bool,
+}
+
+/// A user found for a login attempt, with the password hash to check.
+#[derive(Clone, Debug)]
+pub struct LoginRecord {
+    /// The tenant and the user.
+    pub principal: PrincipalRecord,
+    /// The user's argon2 hash, if they have a password.
+    pub password_hash: Option<String>,
+}
+
+/// The storage of everything Switchyard keeps.
+///
+/// Methods on tenant-owned data take the [`TenantScope`] first. The few that run before a
+/// scope can exist — the authentication look-ups — take the tenant id the credential names
+/// and return only what is needed to verify it.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which database this is.
+    fn backend(&self) -> Backend;
+
+    /// Checks the database answers.
+    async fn ping(&self) -> StoreResult<()>;
+
+    // ----- the platform operator's: tenants -----
+
+    /// Creates a tenant, and its first admin when given, in one transaction.
+    async fn create_tenant(
+        &self,
+        new: NewTenant,
+        first_admin: Option<NewUser>,
+    ) -> StoreResult<(Tenant, Option<User>)>;
+    /// Reads a tenant.
+    async fn get_tenant(&self, id: TenantId) -> StoreResult<Tenant>;
+    /// Reads a tenant by slug.
+    async fn find_tenant_by_slug(&self, slug: &str) -> StoreResult<Tenant>;
+    /// Lists tenants, oldest first.
+    async fn list_tenants(&self, page: PageRequest) -> StoreResult<Page<Tenant>>;
+    /// Changes a tenant's name, status or settings.
+    async fn update_tenant(&self, id: TenantId, patch: TenantPatch) -> StoreResult<Tenant>;
+    /// Erases a tenant and every row it owns.
+    async fn delete_tenant(&self, id: TenantId) -> StoreResult<()>;
+    /// The server secret `name`, made by `generate` and kept if it does not exist yet.
+    async fn server_secret(
+        &self,
+        name: &str,
+        generate: &(dyn Fn() -> String + Send + Sync),
+    ) -> StoreResult<String>;
+
+    // ----- authentication look-ups -----
+
+    /// The tenant and user a verified token names.
+    async fn find_principal(&self, tenant: TenantId, user: UserId) -> StoreResult<PrincipalRecord>;
+    /// The API key with this secret hash in the tenant the key names, with its user;
+    /// records its use (at most once a minute).
+    async fn find_api_key(&self, tenant: TenantId, secret_hash: &[u8])
+    -> StoreResult<ApiKeyRecord>;
+    /// The user of the tenant with this e-mail address, for a login.
+    async fn find_login(&self, tenant_slug: &str, email: &str) -> StoreResult<LoginRecord>;
+
+    // ----- users (admins) -----
+
+    /// Creates a user in the scope's tenant.
+    async fn create_user(&self, scope: &TenantScope, new: NewUser) -> StoreResult<User>;
+    /// Reads a user of the scope's tenant.
+    async fn get_user(&self, scope: &TenantScope, id: UserId) -> StoreResult<User>;
+    /// Lists the scope's tenant's users, oldest first.
+    async fn list_users(&self, scope: &TenantScope, page: PageRequest) -> StoreResult<Page<User>>;
+    /// Changes a user of the scope's tenant.
+    async fn update_user(
+        &self,
+        scope: &TenantScope,
+        id: UserId,
+        patch: UserPatch,
+    ) -> StoreResult<User>;
+    /// Deletes a user of the scope's tenant with their conversations, keys and records.
+    async fn delete_user(&self, scope: &TenantScope, id: UserId) -> StoreResult<()>;
+
+    // ----- API keys (admins) -----
+
+    /// Stores a new API key for a user of the scope's tenant.
+    async fn create_api_key(&self, scope: &TenantScope, new: NewApiKey) -> StoreResult<ApiKey>;
+    /// Lists the tenant's keys that are not revoked, oldest first.
+    async fn list_api_keys(
+        &self,
+        scope: &TenantScope,
+        page: PageRequest,
+    ) -> StoreResult<Page<ApiKey>>;
+    /// Revokes a key of the scope's tenant.
+    async fn revoke_api_key(&self, scope: &TenantScope, id: ApiKeyId) -> StoreResult<()>;
+
+    // ----- agents (admins write, members read) -----
+
+    /// Creates an agent in the scope's tenant.
+    async fn create_agent(&self, scope: &TenantScope, fields: AgentFields) -> StoreResult<Agent>;
+    /// Reads an agent of the scope's tenant.
+    async fn get_agent(&self, scope: &TenantScope, id: AgentId) -> StoreResult<Agent>;
+    /// Lists the tenant's agents, oldest first.
+    async fn list_agents(&self, scope: &TenantScope, page: PageRequest)
+    -> StoreResult<Page<Agent>>;
+    /// Replaces an agent's fields.
+    async fn update_agent(
+        &self,
+        scope: &TenantScope,
+        id: AgentId,
+        fields: AgentFields,
+    ) -> StoreResult<Agent>;
+    /// Deletes an agent (its turns keep their record of it).
+    async fn delete_agent(&self, scope: &TenantScope, id: AgentId) -> StoreResult<()>;
+    /// Every enabled agent of the tenant, for routing, with the tenant's agent-set version
+    /// read in the same transaction.
+    async fn routable_agents(&self, scope: &TenantScope) -> StoreResult<(i64, Vec<Agent>)>;
+
+    // ----- conversations and turns -----
+
+    /// Reads a conversation: members their own, admins any of the tenant's.
+    async fn get_conversation(
+        &self,
+        scope: &TenantScope,
+        id: ConversationId,
+    ) -> StoreResult<Conversation>;
+    /// Lists conversations, latest activity first.
+    async fn list_conversations(
+        &self,
+        scope: &TenantScope,
+        filter: ConversationFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<Conversation>>;
+    /// Deletes a conversation and its turns: members their own, admins any of the tenant's.
+    async fn delete_conversation(&self, scope: &TenantScope, id: ConversationId)
+    -> StoreResult<()>;
+    /// A conversation (with the same visibility as [`Store::get_conversation`]) and a page
+    /// of its turns, oldest first, read together.
+    async fn list_turns(
+        &self,
+        scope: &TenantScope,
+        id: ConversationId,
+        page: PageRequest,
+    ) -> StoreResult<(Conversation, Page<Turn>)>;
+    /// The conversation of the scope's own user, and its last `history` turns, oldest
+    /// first: what a chat turn needs before it calls an agent.
+    async fn chat_context(
+        &self,
+        scope: &TenantScope,
+        id: ConversationId,
+        history: u32,
+    ) -> StoreResult<(Conversation, Vec<Turn>)>;
+    /// How many conversations the scope's user and the scope's tenant have.
+    async fn count_conversations(&self, scope: &TenantScope) -> StoreResult<(i64, i64)>;
+    /// Stores a turn and updates its conversation (`last_activity`, `message_count`,
+    /// `primary_intent`, `last_agent_id`) in one transaction; a new conversation is
+    /// created in the same transaction if the limits allow.
+    async fn append_turn(
+        &self,
+        scope: &TenantScope,
+        turn: NewTurn,
+    ) -> StoreResult<(Conversation, Turn)>;
+
+    // ----- idempotency -----
+
+    /// Claims an idempotency key of the scope's user for a request with this hash.
+    async fn idempotency_start(
+        &self,
+        scope: &TenantScope,
+        key: &str,
+        request_hash: &[u8],
+        now: DateTime<Utc>,
+    ) -> StoreResult<IdempotencyStart>;
+    /// Records the answer of a claimed key.
+    async fn idempotency_complete(
+        &self,
+        scope: &TenantScope,
+        key: &str,
+        response: &serde_json::Value,
+    ) -> StoreResult<()>;
+    /// Releases a claimed key whose request failed, so that a retry runs again.
+    async fn idempotency_release(&self, scope: &TenantScope, key: &str) -> StoreResult<()>;
+}
+
+impl std::fmt::Debug for dyn Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Store({:?})", self.backend())
+    }
+}
+
+/// How long an idempotency key is remembered.
+pub const IDEMPOTENCY_TTL: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+
+/// How long a claimed key without an answer blocks retries: a request that has not
+/// answered by then has died with its server.
+pub const IDEMPOTENCY_STALE: chrono::TimeDelta = chrono::TimeDelta::minutes(5);

@@ -1,0 +1,93 @@
+//! The migrations embedded in the binary, and what both backends' runners share.
+//!
+//! Each backend keeps its applied versions in `switchyard_migrations` with a checksum of
+//! the script, applies what is pending in order, each script in its own transaction with
+//! its record, and refuses to run when an applied script has changed since: a database
+//! must never silently drift from the code that reads it.
+
+use sha2::{Digest, Sha256};
+
+use crate::{StoreError, StoreResult};
+
+/// One migration script.
+pub(crate) struct Migration {
+    /// Its version; scripts apply in ascending order.
+    pub version: i64,
+    /// A short name.
+    pub name: &'static str,
+    /// The SQL.
+    pub sql: &'static str,
+}
+
+impl Migration {
+    /// The hex SHA-256 of the script.
+    pub fn checksum(&self) -> String {
+        hex::encode(Sha256::digest(self.sql.as_bytes()))
+    }
+}
+
+/// PostgreSQL's migrations.
+pub(crate) const POSTGRES: &[Migration] = &[Migration {
+    version: 1,
+    name: "init",
+    sql: include_str!("../migrations/postgres/0001_init.sql"),
+}];
+
+/// SQLite's migrations.
+pub(crate) const SQLITE: &[Migration] = &[Migration {
+    version: 1,
+    name: "init",
+    sql: include_str!("../migrations/sqlite/0001_init.sql"),
+}];
+
+/// The migrations of `all` not yet in `applied` (version, checksum), after checking that
+/// every applied one is known and unchanged.
+pub(crate) fn pending<'a>(
+    all: &'a [Migration],
+    applied: &[(i64, String)],
+) -> StoreResult<Vec<&'a Migration>> {
+    for (version, checksum) in applied {
+        match all.iter().find(|m| m.version == *version) {
+            None => {
+                return Err(StoreError::Config(format!(
+                    "the database has migration {version}, which this build does not know: it was \
+                     migrated by a newer Switchyard"
+                )));
+            }
+            Some(m) if m.checksum() != *checksum => {
+                return Err(StoreError::Config(format!(
+                    "migration {version} ({}) differs from the one applied to the database",
+                    m.name
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(all
+        .iter()
+        .filter(|m| !applied.iter().any(|(v, _)| *v == m.version))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_ascend_without_gaps() {
+        for set in [POSTGRES, SQLITE] {
+            for (i, m) in set.iter().enumerate() {
+                assert_eq!(m.version, i as i64 + 1, "{}", m.name);
+            }
+        }
+    }
+
+    #[test]
+    fn a_changed_or_unknown_applied_migration_is_refused() {
+        let ok = vec![(1, POSTGRES[0].checksum())];
+        assert!(pending(POSTGRES, &ok).unwrap().is_empty());
+        assert_eq!(pending(POSTGRES, &[]).unwrap().len(), POSTGRES.len());
+        assert!(pending(POSTGRES, &[(1, "0".repeat(64))]).is_err());
+        assert!(pending(POSTGRES, &[(99, String::new())]).is_err());
+    }
+}

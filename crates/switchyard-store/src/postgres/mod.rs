@@ -1,0 +1,265 @@
+//! The PostgreSQL backend.
+//!
+//! Every scoped operation runs in one transaction that starts with
+//! `SELECT set_config('app.tenant_id', <tenant>, true)` (sent in the same round trip as the
+//! `BEGIN`); the setting ends with the transaction, so a pooled connection never carries a
+//! tenant into its next use. Row-level security, enabled and forced on every tenant-owned
+//! table, then confines every statement to that tenant a second time. Pooled connections
+//! always run as the application role `switchyard_app` (`NOSUPERUSER NOBYPASSRLS`, not the
+//! tables' owner, no `TRUNCATE` or `REFERENCES`): when the URL names another role (the owner,
+//! in the one-URL form), each connection runs `SET ROLE switchyard_app` as it connects.
+
+use std::time::Duration;
+
+use futures_util::FutureExt as _;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, PgConnection, PgPool, Postgres};
+use switchyard_core::{TenantId, TenantScope};
+
+use crate::migrate::{self, POSTGRES};
+use crate::{Backend, MigrationReport, StoreConfig, StoreError, StoreResult};
+
+mod roles;
+
+pub use roles::APP_ROLE;
+
+type Tx = sqlx::Transaction<'static, Postgres>;
+
+/// The store on PostgreSQL.
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
+    StoreError::from_sqlx(err, |db| match db.constraint() {
+        Some("tenants_slug_key") => "tenant_slug",
+        Some("users_tenant_id_email_key") => "user_email",
+        Some("agents_tenant_id_name_key") => "agent_name",
+        Some("agents_one_fallback") => "agent_fallback",
+        Some(name) if name.ends_with("_pkey") => "primary_key",
+        _ => "unique",
+    })
+}
+
+fn connect_options(url: &str) -> StoreResult<PgConnectOptions> {
+    let options: PgConnectOptions = url.parse().map_err(|e| {
+        StoreError::Config(format!(
+            "invalid database URL {}: {e}",
+            crate::redact_url(url)
+        ))
+    })?;
+    Ok(options
+        .application_name("switchyard")
+        .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500)))
+}
+
+impl PgStore {
+    const BACKEND: Backend = Backend::Postgres;
+
+    /// Connects (migrating first when configured) and checks that pooled connections run
+    /// as the application role, without any way around row-level security.
+    pub async fn connect(config: &StoreConfig) -> StoreResult<Self> {
+        if config.migrate {
+            migrate(config).await?;
+        }
+        let options = connect_options(&config.url)?;
+        let switch_role = {
+            let mut conn = options.connect().await.map_err(map_err)?;
+            let (user,): (String,) = sqlx::query_as("SELECT current_user::text")
+                .fetch_one(&mut conn)
+                .await
+                .map_err(map_err)?;
+            conn.close().await.map_err(map_err)?;
+            user != APP_ROLE
+        };
+        let pool = PgPoolOptions::new()
+            .max_connections(config.max_connections)
+            .acquire_timeout(config.acquire_timeout)
+            .after_connect(move |conn, _meta| {
+                async move {
+                    if switch_role {
+                        sqlx::raw_sql(concat!("SET ROLE ", "switchyard_app")).execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                }
+                .boxed()
+            })
+            .connect_with(options)
+            .await
+            .map_err(|e| match e {
+                sqlx::Error::Database(db) if db.code().as_deref() == Some("42501") => StoreError::Config(format!(
+                    "cannot run as the application role `{APP_ROLE}`: the database user must be a member \
+                     of it (run `switchyard migrate` with the owner's URL, or GRANT {APP_ROLE} TO the user): {db}"
+                )),
+                other => map_err(other),
+            })?;
+        roles::check_serving_role(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// The pool, for tools and tests that inspect the database as the application role.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn begin(&self, statement: String) -> StoreResult<Tx> {
+        self.pool
+            .begin_with(AssertSqlSafe(statement))
+            .await
+            .map_err(map_err)
+    }
+
+    /// A read-only transaction confined to `tenant`.
+    async fn read(&self, tenant: TenantId) -> StoreResult<Tx> {
+        // The id is formatted from a typed UUID, so it cannot carry SQL.
+        self.begin(format!(
+            "BEGIN READ ONLY; SELECT set_config('app.tenant_id', '{}', true)",
+            tenant.as_uuid()
+        ))
+        .await
+    }
+
+    /// A read-write transaction confined to `tenant`.
+    async fn write(&self, tenant: TenantId) -> StoreResult<Tx> {
+        self.begin(format!(
+            "BEGIN; SELECT set_config('app.tenant_id', '{}', true)",
+            tenant.as_uuid()
+        ))
+        .await
+    }
+
+    /// A read-only transaction in no tenant: only the global tables are visible.
+    async fn global_read(&self) -> StoreResult<Tx> {
+        self.begin("BEGIN READ ONLY".to_string()).await
+    }
+
+    /// A read-write transaction in no tenant.
+    async fn global_write(&self) -> StoreResult<Tx> {
+        self.begin("BEGIN".to_string()).await
+    }
+
+    /// Confines the rest of a global transaction to `tenant` (a tenant's first admin is
+    /// created in the transaction that creates the tenant).
+    async fn enter_tenant(tx: &mut Tx, tenant: TenantId) -> StoreResult<()> {
+        sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
+            .bind(tenant.as_uuid().to_string())
+            .execute(&mut **tx)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    /// Serialises conversation creation within a tenant until the transaction ends, so
+    /// that counting and inserting cannot race past a limit.
+    async fn lock_conversation_limits(tx: &mut Tx, scope: &TenantScope) -> StoreResult<()> {
+        let (high, low) = scope.tenant_id().as_uuid().as_u64_pair();
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind((high ^ low) as i64)
+            .execute(&mut **tx)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn ping_impl(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn delete_tenant_impl(&self, id: TenantId) -> StoreResult<()> {
+        // The foreign keys cascade from the tenant to everything it owns (referential
+        // actions are not subject to row-level security).
+        let mut tx = self.global_write().await?;
+        let done = sqlx::query("DELETE FROM tenants WHERE id = $1")
+            .bind(id.as_uuid())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await.map_err(map_err)
+    }
+}
+
+mod store_impl {
+    use super::{PgStore, Tx, map_err};
+    use crate::sql::{impl_store, store_prelude};
+    store_prelude!();
+    impl_store!(PgStore);
+}
+
+/// Applies pending migrations as the owner (`migration_url`, else `url`), then makes sure
+/// the application role exists and holds exactly its privileges. Concurrent runs (several
+/// replicas starting at once) wait for each other on an advisory lock.
+pub(crate) async fn migrate(config: &StoreConfig) -> StoreResult<MigrationReport> {
+    let url = config.migration_url.as_deref().unwrap_or(&config.url);
+    let mut conn: PgConnection = connect_options(url)?.connect().await.map_err(map_err)?;
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut conn)
+        .await
+        .map_err(map_err)?;
+    let result = migrate_locked(&mut conn).await;
+    let unlock = sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut conn)
+        .await;
+    let report = result?;
+    unlock.map_err(map_err)?;
+    conn.close().await.map_err(map_err)?;
+    Ok(report)
+}
+
+/// The advisory lock that serialises migration runs ("switchyd" in ASCII).
+const MIGRATION_LOCK: i64 = 0x7377_6974_6368_7964;
+
+async fn migrate_locked(conn: &mut PgConnection) -> StoreResult<MigrationReport> {
+    roles::ensure_app_role(conn).await?;
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS switchyard_migrations (
+            version     BIGINT PRIMARY KEY,
+            name        TEXT NOT NULL,
+            checksum    TEXT NOT NULL,
+            applied_at  TIMESTAMPTZ NOT NULL DEFAULT now()
+        )",
+    )
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    let applied: Vec<(i64, String)> =
+        sqlx::query_as("SELECT version, checksum FROM switchyard_migrations ORDER BY version")
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(map_err)?;
+    let mut report = MigrationReport::default();
+    for m in migrate::pending(POSTGRES, &applied)? {
+        let mut tx = conn.begin().await.map_err(map_err)?;
+        sqlx::raw_sql(m.sql).execute(&mut *tx).await.map_err(|e| {
+            StoreError::Other(format!(
+                "migration {} ({}) failed: {}",
+                m.version,
+                m.name,
+                map_err(e)
+            ))
+        })?;
+        sqlx::query(
+            "INSERT INTO switchyard_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+        )
+        .bind(m.version)
+        .bind(m.name)
+        .bind(m.checksum())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        tracing::info!(version = m.version, name = m.name, "applied migration");
+        report.applied.push(m.version);
+    }
+    roles::grant_app_privileges(conn).await?;
+    Ok(report)
+}

@@ -1,0 +1,301 @@
+//! Rows as both backends return them, and their conversion to the domain types.
+//!
+//! One set of row structs serves both databases: ids are UUIDs on both, JSON columns go
+//! through [`Json`], and timestamps through [`Ts`], which is `timestamptz` on PostgreSQL
+//! and integer microseconds on SQLite (so that they sort and compare as numbers there).
+
+use chrono::{DateTime, Utc};
+use sqlx::encode::IsNull;
+use sqlx::error::BoxDynError;
+use sqlx::types::Json;
+use sqlx::{Decode, Encode, Postgres, Sqlite, Type};
+use switchyard_core::Role;
+use switchyard_core::model::{
+    Agent, AgentKind, ApiKey, Conversation, Tenant, TenantStatus, Turn, User, UserStatus,
+};
+use switchyard_core::settings::TenantSettings;
+use uuid::Uuid;
+
+use crate::{StoreError, StoreResult};
+
+/// A timestamp column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Ts(pub DateTime<Utc>);
+
+impl From<DateTime<Utc>> for Ts {
+    fn from(t: DateTime<Utc>) -> Self {
+        Ts(t)
+    }
+}
+
+impl Type<Postgres> for Ts {
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        <DateTime<Utc> as Type<Postgres>>::type_info()
+    }
+}
+
+impl Encode<'_, Postgres> for Ts {
+    fn encode_by_ref(
+        &self,
+        buf: &mut sqlx::postgres::PgArgumentBuffer,
+    ) -> Result<IsNull, BoxDynError> {
+        <DateTime<Utc> as Encode<Postgres>>::encode_by_ref(&self.0, buf)
+    }
+}
+
+impl<'r> Decode<'r, Postgres> for Ts {
+    fn decode(value: sqlx::postgres::PgValueRef<'r>) -> Result<Self, BoxDynError> {
+        <DateTime<Utc> as Decode<Postgres>>::decode(value).map(Ts)
+    }
+}
+
+impl Type<Sqlite> for Ts {
+    fn type_info() -> sqlx::sqlite::SqliteTypeInfo {
+        <i64 as Type<Sqlite>>::type_info()
+    }
+}
+
+impl Encode<'_, Sqlite> for Ts {
+    fn encode_by_ref(
+        &self,
+        buf: &mut <Sqlite as sqlx::Database>::ArgumentBuffer,
+    ) -> Result<IsNull, BoxDynError> {
+        <i64 as Encode<Sqlite>>::encode(self.0.timestamp_micros(), buf)
+    }
+}
+
+impl<'r> Decode<'r, Sqlite> for Ts {
+    fn decode(value: sqlx::sqlite::SqliteValueRef<'r>) -> Result<Self, BoxDynError> {
+        let micros = <i64 as Decode<Sqlite>>::decode(value)?;
+        DateTime::from_timestamp_micros(micros)
+            .map(Ts)
+            .ok_or_else(|| format!("timestamp out of range: {micros}").into())
+    }
+}
+
+fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Other(format!("unexpected {what} in the database: {value:?}"))
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct TenantRow {
+    pub id: Uuid,
+    pub slug: String,
+    pub name: String,
+    pub status: String,
+    pub settings: Json<TenantSettings>,
+    pub agents_version: i64,
+    pub created_at: Ts,
+}
+
+impl TryFrom<TenantRow> for Tenant {
+    type Error = StoreError;
+
+    fn try_from(r: TenantRow) -> StoreResult<Self> {
+        Ok(Tenant {
+            id: r.id.into(),
+            status: TenantStatus::parse(&r.status)
+                .ok_or_else(|| corrupt("tenant status", &r.status))?,
+            slug: r.slug,
+            name: r.name,
+            settings: r.settings.0,
+            agents_version: r.agents_version,
+            created_at: r.created_at.0,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct UserRow {
+    pub tenant_id: Uuid,
+    pub id: Uuid,
+    pub email: String,
+    pub display_name: Option<String>,
+    pub role: String,
+    pub status: String,
+    pub created_at: Ts,
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = StoreError;
+
+    fn try_from(r: UserRow) -> StoreResult<Self> {
+        Ok(User {
+            id: r.id.into(),
+            tenant_id: r.tenant_id.into(),
+            role: Role::parse(&r.role).ok_or_else(|| corrupt("role", &r.role))?,
+            status: UserStatus::parse(&r.status)
+                .ok_or_else(|| corrupt("user status", &r.status))?,
+            email: r.email,
+            display_name: r.display_name,
+            created_at: r.created_at.0,
+        })
+    }
+}
+
+/// A tenant and one of its users, read together by the authentication look-ups.
+#[derive(sqlx::FromRow)]
+pub(crate) struct PrincipalRow {
+    #[sqlx(flatten)]
+    pub user: UserRow,
+    pub t_slug: String,
+    pub t_name: String,
+    pub t_status: String,
+    pub t_settings: Json<TenantSettings>,
+    pub t_agents_version: i64,
+    pub t_created_at: Ts,
+    pub password_hash: Option<String>,
+}
+
+impl PrincipalRow {
+    pub fn into_parts(self) -> StoreResult<(crate::PrincipalRecord, Option<String>)> {
+        let tenant = TenantRow {
+            id: self.user.tenant_id,
+            slug: self.t_slug,
+            name: self.t_name,
+            status: self.t_status,
+            settings: self.t_settings,
+            agents_version: self.t_agents_version,
+            created_at: self.t_created_at,
+        }
+        .try_into()?;
+        let user = self.user.try_into()?;
+        Ok((crate::PrincipalRecord { tenant, user }, self.password_hash))
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ApiKeyRow {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub name: String,
+    pub prefix: String,
+    pub created_at: Ts,
+    pub last_used_at: Option<Ts>,
+    pub revoked_at: Option<Ts>,
+}
+
+impl From<ApiKeyRow> for ApiKey {
+    fn from(r: ApiKeyRow) -> Self {
+        ApiKey {
+            id: r.id.into(),
+            user_id: r.user_id.into(),
+            name: r.name,
+            prefix: r.prefix,
+            created_at: r.created_at.0,
+            last_used_at: r.last_used_at.map(|t| t.0),
+            revoked_at: r.revoked_at.map(|t| t.0),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct AgentRow {
+    pub tenant_id: Uuid,
+    pub id: Uuid,
+    pub name: String,
+    pub description: String,
+    pub kind: String,
+    pub config: Json<serde_json::Value>,
+    pub intents: Json<Vec<String>>,
+    pub keywords: Json<Vec<String>>,
+    pub examples: Json<Vec<String>>,
+    pub enabled: bool,
+    pub priority: i32,
+    pub is_fallback: bool,
+    pub created_at: Ts,
+    pub updated_at: Ts,
+}
+
+impl TryFrom<AgentRow> for Agent {
+    type Error = StoreError;
+
+    fn try_from(r: AgentRow) -> StoreResult<Self> {
+        Ok(Agent {
+            id: r.id.into(),
+            tenant_id: r.tenant_id.into(),
+            kind: AgentKind::parse(&r.kind).ok_or_else(|| corrupt("agent kind", &r.kind))?,
+            name: r.name,
+            description: r.description,
+            config: r.config.0,
+            intents: r.intents.0,
+            keywords: r.keywords.0,
+            examples: r.examples.0,
+            enabled: r.enabled,
+            priority: r.priority,
+            is_fallback: r.is_fallback,
+            created_at: r.created_at.0,
+            updated_at: r.updated_at.0,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ConversationRow {
+    pub tenant_id: Uuid,
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub title: Option<String>,
+    pub primary_intent: Option<String>,
+    pub last_agent_id: Option<Uuid>,
+    pub message_count: i64,
+    pub created_at: Ts,
+    pub last_activity: Ts,
+}
+
+impl From<ConversationRow> for Conversation {
+    fn from(r: ConversationRow) -> Self {
+        Conversation {
+            id: r.id.into(),
+            tenant_id: r.tenant_id.into(),
+            user_id: r.user_id.into(),
+            title: r.title,
+            primary_intent: r.primary_intent,
+            last_agent_id: r.last_agent_id.map(Into::into),
+            message_count: r.message_count,
+            created_at: r.created_at.0,
+            last_activity: r.last_activity.0,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct TurnRow {
+    pub tenant_id: Uuid,
+    pub id: Uuid,
+    pub conversation_id: Uuid,
+    pub user_message: String,
+    pub agent_response: Option<String>,
+    pub intent_category: Option<String>,
+    pub intent_confidence: Option<f64>,
+    pub selected_agent_id: Option<Uuid>,
+    pub routing: Json<serde_json::Value>,
+    pub latency_ms: Option<f64>,
+    pub created_at: Ts,
+}
+
+impl From<TurnRow> for Turn {
+    fn from(r: TurnRow) -> Self {
+        Turn {
+            id: r.id.into(),
+            tenant_id: r.tenant_id.into(),
+            conversation_id: r.conversation_id.into(),
+            user_message: r.user_message,
+            agent_response: r.agent_response,
+            intent_category: r.intent_category,
+            intent_confidence: r.intent_confidence,
+            selected_agent_id: r.selected_agent_id.map(Into::into),
+            routing: r.routing.0,
+            latency_ms: r.latency_ms,
+            created_at: r.created_at.0,
+        }
+    }
+}
+
+/// Converts every row of a list.
+pub(crate) fn convert_all<R, T>(rows: Vec<R>) -> StoreResult<Vec<T>>
+where
+    T: TryFrom<R, Error = StoreError>,
+{
+    rows.into_iter().map(T::try_from).collect()
+}

@@ -1,0 +1,220 @@
+//! The SQLite backend, the embedded default: one file, WAL journal, foreign keys on, a
+//! busy timeout. SQLite has no row-level security, so the tenant filter that every
+//! statement carries (see [`crate::sql`]) is the database-side guarantee, with `tenant_id`
+//! leading every key as on PostgreSQL. Writes take the database lock at `BEGIN IMMEDIATE`,
+//! so concurrent writers queue on the busy timeout instead of failing on a lock upgrade.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Connection, Sqlite, SqliteConnection};
+use switchyard_core::{TenantId, TenantScope};
+
+use crate::migrate::{self, SQLITE};
+use crate::{Backend, MigrationReport, StoreConfig, StoreError, StoreResult};
+
+type Tx = sqlx::Transaction<'static, Sqlite>;
+
+/// The store on SQLite.
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
+    StoreError::from_sqlx(err, |db| {
+        // SQLite names the columns, not the constraint: "UNIQUE constraint failed: t.a, t.b".
+        let message = db.message();
+        let columns = message.rsplit(": ").next().unwrap_or("");
+        match columns {
+            "tenants.slug" => "tenant_slug",
+            "users.tenant_id, users.email" => "user_email",
+            "agents.tenant_id, agents.name" => "agent_name",
+            "agents.tenant_id" => "agent_fallback",
+            c if c.ends_with(".id") || c.ends_with(".key") || c.ends_with(".name") => "primary_key",
+            _ => "unique",
+        }
+    })
+}
+
+fn connect_options(url: &str) -> StoreResult<SqliteConnectOptions> {
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(|e| StoreError::Config(format!("invalid database URL {url}: {e}")))?;
+    Ok(options
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(5)))
+}
+
+fn is_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
+}
+
+impl SqliteStore {
+    const BACKEND: Backend = Backend::Sqlite;
+
+    /// Opens (creating if missing) and migrates the database.
+    pub async fn connect(config: &StoreConfig) -> StoreResult<Self> {
+        let options = connect_options(&config.url)?;
+        // A private in-memory database lives as long as its one connection.
+        let memory = is_memory(&config.url);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(if memory { 1 } else { config.max_connections })
+            .min_connections(if memory { 1 } else { 0 })
+            .idle_timeout(if memory {
+                None
+            } else {
+                Some(Duration::from_secs(600))
+            })
+            .max_lifetime(if memory {
+                None
+            } else {
+                Some(Duration::from_secs(1800))
+            })
+            .acquire_timeout(config.acquire_timeout)
+            .connect_with(options)
+            .await
+            .map_err(map_err)?;
+        let store = Self { pool };
+        if config.migrate {
+            let mut conn = store.pool.acquire().await.map_err(map_err)?;
+            migrate_conn(&mut conn).await?;
+        }
+        Ok(store)
+    }
+
+    /// The pool, for tools and tests that inspect the database.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    async fn read(&self, _tenant: TenantId) -> StoreResult<Tx> {
+        self.pool.begin().await.map_err(map_err)
+    }
+
+    async fn write(&self, _tenant: TenantId) -> StoreResult<Tx> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)
+    }
+
+    async fn global_read(&self) -> StoreResult<Tx> {
+        self.pool.begin().await.map_err(map_err)
+    }
+
+    async fn global_write(&self) -> StoreResult<Tx> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)
+    }
+
+    async fn enter_tenant(_tx: &mut Tx, _tenant: TenantId) -> StoreResult<()> {
+        Ok(())
+    }
+
+    /// Nothing to do: `BEGIN IMMEDIATE` already serialises every writer.
+    async fn lock_conversation_limits(_tx: &mut Tx, _scope: &TenantScope) -> StoreResult<()> {
+        Ok(())
+    }
+
+    async fn ping_impl(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn delete_tenant_impl(&self, id: TenantId) -> StoreResult<()> {
+        let mut tx = self.global_write().await?;
+        let done = sqlx::query("DELETE FROM tenants WHERE id = $1")
+            .bind(id.as_uuid())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await.map_err(map_err)
+    }
+}
+
+mod store_impl {
+    use super::{SqliteStore, Tx, map_err};
+    use crate::sql::{impl_store, store_prelude};
+    store_prelude!();
+    impl_store!(SqliteStore);
+}
+
+/// Applies pending migrations to the database at `config.url`.
+pub(crate) async fn migrate(config: &StoreConfig) -> StoreResult<MigrationReport> {
+    let mut conn = connect_options(&config.url)?
+        .connect_with_defaults()
+        .await?;
+    let report = migrate_conn(&mut conn).await;
+    conn.close().await.map_err(map_err)?;
+    report
+}
+
+trait ConnectWithDefaults {
+    async fn connect_with_defaults(self) -> StoreResult<SqliteConnection>;
+}
+
+impl ConnectWithDefaults for SqliteConnectOptions {
+    async fn connect_with_defaults(self) -> StoreResult<SqliteConnection> {
+        sqlx::ConnectOptions::connect(&self).await.map_err(map_err)
+    }
+}
+
+async fn migrate_conn(conn: &mut SqliteConnection) -> StoreResult<MigrationReport> {
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS switchyard_migrations (
+            version     INTEGER PRIMARY KEY,
+            name        TEXT NOT NULL,
+            checksum    TEXT NOT NULL,
+            applied_at  INTEGER NOT NULL DEFAULT (unixepoch())
+        ) STRICT",
+    )
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    let mut report = MigrationReport::default();
+    // One IMMEDIATE transaction for the whole run: a second process migrating at the same
+    // time waits, then finds nothing left to do.
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
+    let applied: Vec<(i64, String)> =
+        sqlx::query_as("SELECT version, checksum FROM switchyard_migrations ORDER BY version")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?;
+    for m in migrate::pending(SQLITE, &applied)? {
+        sqlx::raw_sql(m.sql).execute(&mut *tx).await.map_err(|e| {
+            StoreError::Other(format!(
+                "migration {} ({}) failed: {}",
+                m.version,
+                m.name,
+                map_err(e)
+            ))
+        })?;
+        sqlx::query(
+            "INSERT INTO switchyard_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+        )
+        .bind(m.version)
+        .bind(m.name)
+        .bind(m.checksum())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tracing::info!(version = m.version, name = m.name, "applied migration");
+        report.applied.push(m.version);
+    }
+    tx.commit().await.map_err(map_err)?;
+    Ok(report)
+}

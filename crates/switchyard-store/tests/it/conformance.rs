@@ -1,0 +1,716 @@
+//! The store's behaviour, the same on both backends: create, read, list, update and delete
+//! of every resource, turns stored with their conversation, limits, pagination and
+//! idempotency records.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use chrono::{TimeDelta, Utc};
+use switchyard_core::model::{
+    AgentFields, IdempotencyStart, NewApiKey, NewTenant, NewUser, TenantPatch, TenantStatus,
+    TurnTarget, UserPatch, UserStatus,
+};
+use switchyard_core::page::PageRequest;
+use switchyard_core::settings::TenantSettings;
+use switchyard_core::{AgentId, ApiKeyId, ConversationId, Role};
+use switchyard_store::{ConversationFilter, Store, StoreError};
+
+use crate::common::{
+    agent, follow_up_turn, new_conversation_turn, on_both_backends, start_conversation, tenant,
+};
+
+async fn tenants(store: Arc<dyn Store>) {
+    let a = tenant(&store).await;
+    assert_eq!(store.get_tenant(a.tenant.id).await.unwrap(), a.tenant);
+    assert_eq!(
+        store.find_tenant_by_slug(&a.tenant.slug).await.unwrap().id,
+        a.tenant.id
+    );
+    let clash = store
+        .create_tenant(
+            NewTenant {
+                slug: a.tenant.slug.clone(),
+                name: "Again".into(),
+                settings: TenantSettings::default(),
+            },
+            None,
+        )
+        .await;
+    assert!(
+        matches!(
+            clash,
+            Err(StoreError::Conflict {
+                constraint: "tenant_slug"
+            })
+        ),
+        "{clash:?}"
+    );
+
+    let settings = TenantSettings {
+        min_confidence: Some(0.5),
+        ..TenantSettings::default()
+    };
+    let updated = store
+        .update_tenant(
+            a.tenant.id,
+            TenantPatch {
+                name: Some("Renamed".into()),
+                status: Some(TenantStatus::Suspended),
+                settings: Some(settings.clone()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (updated.name.as_str(), updated.status),
+        ("Renamed", TenantStatus::Suspended)
+    );
+    assert_eq!(updated.settings, settings);
+    // An empty patch changes nothing.
+    let same = store
+        .update_tenant(a.tenant.id, TenantPatch::default())
+        .await
+        .unwrap();
+    assert_eq!(same, updated);
+
+    // Paging through all tenants finds this one exactly once.
+    let mut seen = HashSet::new();
+    let mut page = PageRequest::first(2);
+    loop {
+        let result = store.list_tenants(page).await.unwrap();
+        for t in &result.items {
+            assert!(seen.insert(t.id), "a tenant appeared twice");
+        }
+        match result.next {
+            Some(cursor) => page = PageRequest::after(2, cursor),
+            None => break,
+        }
+    }
+    assert!(seen.contains(&a.tenant.id));
+
+    store.delete_tenant(a.tenant.id).await.unwrap();
+    assert!(matches!(
+        store.get_tenant(a.tenant.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.delete_tenant(a.tenant.id).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn deleting_a_tenant_erases_its_rows_and_nothing_else(store: Arc<dyn Store>) {
+    let a = tenant(&store).await;
+    let b = tenant(&store).await;
+    for actors in [&a, &b] {
+        store
+            .create_agent(&actors.admin, agent("billing"))
+            .await
+            .unwrap();
+        let (conv, _) = start_conversation(&store, &actors.member, "hello").await;
+        store
+            .append_turn(&actors.member, follow_up_turn(conv, "again"))
+            .await
+            .unwrap();
+    }
+    store.delete_tenant(a.tenant.id).await.unwrap();
+    assert!(matches!(
+        store.find_principal(a.tenant.id, a.member.user_id()).await,
+        Err(StoreError::NotFound)
+    ));
+    let b_conversations = store
+        .list_conversations(&b.admin, ConversationFilter::All, PageRequest::first(10))
+        .await
+        .unwrap();
+    assert_eq!(b_conversations.items.len(), 1);
+    assert_eq!(b_conversations.items[0].message_count, 2);
+    assert_eq!(store.routable_agents(&b.member).await.unwrap().1.len(), 1);
+}
+
+async fn users(store: Arc<dyn Store>) {
+    let a = tenant(&store).await;
+    let email = a.member_user.email.clone();
+    let clash = store
+        .create_user(
+            &a.admin,
+            NewUser {
+                email,
+                display_name: None,
+                role: Role::Member,
+                password_hash: None,
+            },
+        )
+        .await;
+    assert!(
+        matches!(
+            clash,
+            Err(StoreError::Conflict {
+                constraint: "user_email"
+            })
+        ),
+        "{clash:?}"
+    );
+
+    let user = store.get_user(&a.admin, a.member.user_id()).await.unwrap();
+    assert_eq!(user, a.member_user);
+    let changed = store
+        .update_user(
+            &a.admin,
+            user.id,
+            UserPatch {
+                display_name: Some(Some("Mia".into())),
+                role: Some(Role::Admin),
+                status: Some(UserStatus::Disabled),
+                password_hash: Some("$argon2id$fake".into()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed.display_name.as_deref(), Some("Mia"));
+    assert_eq!(
+        (changed.role, changed.status),
+        (Role::Admin, UserStatus::Disabled)
+    );
+    let login = store.find_login(&a.tenant.slug, &user.email).await.unwrap();
+    assert_eq!(login.password_hash.as_deref(), Some("$argon2id$fake"));
+    assert_eq!(login.principal.tenant.id, a.tenant.id);
+    // Clearing the name, leaving the rest.
+    let cleared = store
+        .update_user(
+            &a.admin,
+            user.id,
+            UserPatch {
+                display_name: Some(None),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(cleared.display_name, None);
+    assert_eq!(cleared.role, Role::Admin);
+
+    let listed = store
+        .list_users(&a.admin, PageRequest::first(10))
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 2);
+    assert_eq!(listed.next, None);
+
+    // Deleting a user takes their conversations along.
+    let (conv, _) = start_conversation(&store, &a.member, "bye").await;
+    store.delete_user(&a.admin, user.id).await.unwrap();
+    assert!(matches!(
+        store.get_conversation(&a.admin, conv).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.get_user(&a.admin, user.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.find_login(&a.tenant.slug, &user.email).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn api_keys(store: Arc<dyn Store>) {
+    let a = tenant(&store).await;
+    let key = store
+        .create_api_key(
+            &a.admin,
+            NewApiKey {
+                id: ApiKeyId::new(),
+                user_id: a.member.user_id(),
+                name: "ci".into(),
+                prefix: "sy_123456789".into(),
+                secret_hash: vec![7; 32],
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(key.last_used_at, None);
+    let found = store.find_api_key(a.tenant.id, &[7; 32]).await.unwrap();
+    assert_eq!(found.key_id, key.id);
+    assert_eq!(found.principal.user.role, Role::Member);
+    let listed = store
+        .list_api_keys(&a.admin, PageRequest::first(10))
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 1);
+    assert!(listed.items[0].last_used_at.is_some(), "use is recorded");
+
+    store.revoke_api_key(&a.admin, key.id).await.unwrap();
+    assert!(
+        store
+            .find_api_key(a.tenant.id, &[7; 32])
+            .await
+            .unwrap()
+            .revoked
+    );
+    assert!(
+        store
+            .list_api_keys(&a.admin, PageRequest::first(10))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(matches!(
+        store.revoke_api_key(&a.admin, key.id).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn agents(store: Arc<dyn Store>) {
+    let a = tenant(&store).await;
+    let (v0, none) = store.routable_agents(&a.member).await.unwrap();
+    assert!(none.is_empty());
+    let billing = store
+        .create_agent(&a.admin, agent("billing"))
+        .await
+        .unwrap();
+    assert_eq!(billing.intents, vec!["billing"]);
+    let clash = store.create_agent(&a.admin, agent("billing")).await;
+    assert!(
+        matches!(
+            clash,
+            Err(StoreError::Conflict {
+                constraint: "agent_name"
+            })
+        ),
+        "{clash:?}"
+    );
+
+    let fallback = store
+        .create_agent(
+            &a.admin,
+            AgentFields {
+                is_fallback: true,
+                ..agent("general")
+            },
+        )
+        .await
+        .unwrap();
+    let second_fallback = store
+        .create_agent(
+            &a.admin,
+            AgentFields {
+                is_fallback: true,
+                ..agent("other")
+            },
+        )
+        .await;
+    assert!(
+        matches!(
+            second_fallback,
+            Err(StoreError::Conflict {
+                constraint: "agent_fallback"
+            })
+        ),
+        "{second_fallback:?}"
+    );
+    // A disabled agent may be marked fallback; only one enabled fallback is allowed.
+    store
+        .create_agent(
+            &a.admin,
+            AgentFields {
+                is_fallback: true,
+                enabled: false,
+                ..agent("spare")
+            },
+        )
+        .await
+        .unwrap();
+
+    let (v1, routable) = store.routable_agents(&a.member).await.unwrap();
+    assert!(v1 > v0, "creating agents bumps the version");
+    assert_eq!(
+        routable.iter().map(|x| x.id).collect::<Vec<_>>(),
+        vec![billing.id, fallback.id]
+    );
+
+    let updated = store
+        .update_agent(
+            &a.admin,
+            billing.id,
+            AgentFields {
+                enabled: false,
+                keywords: vec!["invoice".into()],
+                ..AgentFields::from(billing.clone())
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!updated.enabled);
+    assert_eq!(updated.keywords, vec!["invoice"]);
+    assert!(updated.updated_at >= billing.updated_at);
+    let (v2, routable) = store.routable_agents(&a.member).await.unwrap();
+    assert!(v2 > v1);
+    assert_eq!(routable.len(), 1);
+
+    // Members read agents; the list pages.
+    let first = store
+        .list_agents(&a.member, PageRequest::first(2))
+        .await
+        .unwrap();
+    assert_eq!(first.items.len(), 2);
+    let rest = store
+        .list_agents(&a.member, PageRequest::after(2, first.next.unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(rest.items.len(), 1);
+    assert_eq!(rest.next, None);
+
+    store.delete_agent(&a.admin, fallback.id).await.unwrap();
+    assert!(matches!(
+        store.get_agent(&a.member, fallback.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(store.routable_agents(&a.member).await.unwrap().0 > v2);
+    assert!(matches!(
+        store.get_agent(&a.member, AgentId::new()).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn turns_update_their_conversation(store: Arc<dyn Store>) {
+    let a = tenant(&store).await;
+    let billing = store
+        .create_agent(&a.admin, agent("billing"))
+        .await
+        .unwrap();
+    let mut first = new_conversation_turn(
+        "Why was I charged twice on my invoice this month, and can you refund the second charge please?",
+    );
+    first.selected_agent_id = Some(billing.id);
+    let (conversation, turn) = store.append_turn(&a.member, first).await.unwrap();
+    assert_eq!(conversation.message_count, 1);
+    assert_eq!(conversation.primary_intent.as_deref(), Some("billing"));
+    assert_eq!(conversation.last_agent_id, Some(billing.id));
+    assert_eq!(conversation.user_id, a.member.user_id());
+    let title = conversation.title.clone().unwrap();
+    assert!(
+        title.chars().count() <= 81 && title.ends_with('…'),
+        "{title}"
+    );
+    assert_eq!(turn.conversation_id, conversation.id);
+    assert_eq!(turn.routing, serde_json::json!({"method": "lexical"}));
+
+    let mut next = follow_up_turn(conversation.id, "thanks");
+    next.intent_category = Some("general".into());
+    next.selected_agent_id = None;
+    next.created_at = turn.created_at + TimeDelta::seconds(5);
+    let (after, _) = store.append_turn(&a.member, next).await.unwrap();
+    assert_eq!(after.message_count, 2);
+    assert_eq!(
+        after.primary_intent.as_deref(),
+        Some("billing"),
+        "the first intent stays primary"
+    );
+    assert_eq!(
+        after.last_agent_id,
+        Some(billing.id),
+        "a turn without an agent keeps the last one"
+    );
+    assert_eq!(after.last_activity, turn.created_at + TimeDelta::seconds(5));
+
+    // A turn stamped earlier (a slow concurrent request) never moves last_activity back.
+    let mut late = follow_up_turn(conversation.id, "late");
+    late.created_at = turn.created_at;
+    let (after_late, _) = store.append_turn(&a.member, late).await.unwrap();
+    assert_eq!(after_late.last_activity, after.last_activity);
+    assert_eq!(after_late.message_count, 3);
+
+    // A turn for a conversation that does not exist writes nothing.
+    let missing = store
+        .append_turn(&a.member, follow_up_turn(ConversationId::new(), "x"))
+        .await;
+    assert!(matches!(missing, Err(StoreError::NotFound)));
+    assert_eq!(store.count_conversations(&a.member).await.unwrap(), (1, 1));
+
+    // History is the last N turns, oldest first.
+    let (_, history) = store
+        .chat_context(&a.member, conversation.id, 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        history
+            .iter()
+            .map(|t| t.user_message.as_str())
+            .collect::<Vec<_>>(),
+        vec!["late", "thanks"]
+    );
+
+    store
+        .delete_conversation(&a.member, conversation.id)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .list_turns(&a.admin, conversation.id, PageRequest::first(5))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn conversation_limits_write_nothing(store: Arc<dyn Store>) {
+    let a = tenant(&store).await;
+    let limited = |max_per_user, max_per_tenant| {
+        let mut turn = new_conversation_turn("hello");
+        if let TurnTarget::New {
+            max_per_user: u,
+            max_per_tenant: t,
+            ..
+        } = &mut turn.target
+        {
+            *u = max_per_user;
+            *t = max_per_tenant;
+        }
+        turn
+    };
+    store.append_turn(&a.member, limited(2, 10)).await.unwrap();
+    store.append_turn(&a.member, limited(2, 10)).await.unwrap();
+    let over = store.append_turn(&a.member, limited(2, 10)).await;
+    assert!(
+        matches!(
+            over,
+            Err(StoreError::LimitReached {
+                which: "per_user",
+                limit: 2
+            })
+        ),
+        "{over:?}"
+    );
+    let over_tenant = store.append_turn(&a.admin, limited(10, 2)).await;
+    assert!(
+        matches!(
+            over_tenant,
+            Err(StoreError::LimitReached {
+                which: "per_tenant",
+                limit: 2
+            })
+        ),
+        "{over_tenant:?}"
+    );
+    assert_eq!(store.count_conversations(&a.member).await.unwrap(), (2, 2));
+    // Follow-ups are not new conversations: they pass at the limit.
+    let own = store
+        .list_conversations(&a.member, ConversationFilter::Own, PageRequest::first(10))
+        .await
+        .unwrap();
+    store
+        .append_turn(&a.member, follow_up_turn(own.items[0].id, "more"))
+        .await
+        .unwrap();
+}
+
+async fn concurrent_new_conversations_respect_the_limit(store: Arc<dyn Store>) {
+    let a = tenant(&store).await;
+    let mut tasks = Vec::new();
+    for _ in 0..12 {
+        let store = store.clone();
+        let scope = a.member.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut turn = new_conversation_turn("race");
+            if let TurnTarget::New { max_per_user, .. } = &mut turn.target {
+                *max_per_user = 5;
+            }
+            store.append_turn(&scope, turn).await
+        }));
+    }
+    let mut ok = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(StoreError::LimitReached { .. }) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(ok, 5);
+    assert_eq!(store.count_conversations(&a.member).await.unwrap().0, 5);
+}
+
+async fn concurrent_turns_count_exactly(store: Arc<dyn Store>) {
+    let a = tenant(&store).await;
+    let (conv, _) = start_conversation(&store, &a.member, "start").await;
+    let mut tasks = Vec::new();
+    for i in 0..25 {
+        let store = store.clone();
+        let scope = a.member.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .append_turn(&scope, follow_up_turn(conv, &format!("turn {i}")))
+                .await
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let conversation = store.get_conversation(&a.member, conv).await.unwrap();
+    assert_eq!(conversation.message_count, 26);
+    let mut all = 0;
+    let mut page = PageRequest::first(7);
+    loop {
+        let result = store.list_turns(&a.member, conv, page).await.unwrap().1;
+        all += result.items.len();
+        match result.next {
+            Some(c) => page = PageRequest::after(7, c),
+            None => break,
+        }
+    }
+    assert_eq!(all, 26);
+}
+
+/// Pages of the conversation list stay correct while new conversations arrive: every
+/// conversation that existed when paging began is seen exactly once.
+async fn conversation_pages_stay_correct_while_rows_are_inserted(store: Arc<dyn Store>) {
+    let a = tenant(&store).await;
+    let mut existing = HashSet::new();
+    for i in 0..9 {
+        existing.insert(
+            start_conversation(&store, &a.member, &format!("c{i}"))
+                .await
+                .0,
+        );
+    }
+    let mut seen = Vec::new();
+    let mut page = PageRequest::first(4);
+    loop {
+        let result = store
+            .list_conversations(&a.member, ConversationFilter::Own, page)
+            .await
+            .unwrap();
+        seen.extend(result.items.iter().map(|c| c.id));
+        // New activity lands at the top, before the cursor: it does not shift later pages.
+        start_conversation(&store, &a.member, "newcomer").await;
+        match result.next {
+            Some(c) => page = PageRequest::after(4, c),
+            None => break,
+        }
+    }
+    let seen_set: HashSet<_> = seen.iter().copied().collect();
+    assert_eq!(seen.len(), seen_set.len(), "no conversation twice");
+    assert!(
+        existing.is_subset(&seen_set),
+        "every conversation that existed is seen"
+    );
+    // Latest activity first.
+    let listed = store
+        .list_conversations(&a.member, ConversationFilter::Own, PageRequest::first(100))
+        .await
+        .unwrap();
+    assert!(
+        listed
+            .items
+            .windows(2)
+            .all(|w| (w[0].last_activity, w[0].id) > (w[1].last_activity, w[1].id))
+    );
+}
+
+async fn idempotency_records(store: Arc<dyn Store>) {
+    let a = tenant(&store).await;
+    let now = Utc::now();
+    assert_eq!(
+        store
+            .idempotency_start(&a.member, "key", b"h1", now)
+            .await
+            .unwrap(),
+        IdempotencyStart::Started
+    );
+    assert_eq!(
+        store
+            .idempotency_start(&a.member, "key", b"h1", now)
+            .await
+            .unwrap(),
+        IdempotencyStart::InFlight
+    );
+    assert_eq!(
+        store
+            .idempotency_start(&a.member, "key", b"h2", now)
+            .await
+            .unwrap(),
+        IdempotencyStart::Mismatch
+    );
+    let answer = serde_json::json!({"response": "hi"});
+    store
+        .idempotency_complete(&a.member, "key", &answer)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .idempotency_start(&a.member, "key", b"h1", now)
+            .await
+            .unwrap(),
+        IdempotencyStart::Completed(answer.clone())
+    );
+    // Another user of the tenant has their own keys.
+    assert_eq!(
+        store
+            .idempotency_start(&a.admin, "key", b"h2", now)
+            .await
+            .unwrap(),
+        IdempotencyStart::Started
+    );
+    // After 24 hours a key is forgotten.
+    let tomorrow = now + TimeDelta::hours(25);
+    assert_eq!(
+        store
+            .idempotency_start(&a.member, "key", b"h2", tomorrow)
+            .await
+            .unwrap(),
+        IdempotencyStart::Started
+    );
+    // A released key (its request failed) runs again.
+    assert_eq!(
+        store
+            .idempotency_start(&a.member, "k2", b"h", now)
+            .await
+            .unwrap(),
+        IdempotencyStart::Started
+    );
+    store.idempotency_release(&a.member, "k2").await.unwrap();
+    assert_eq!(
+        store
+            .idempotency_start(&a.member, "k2", b"h", now)
+            .await
+            .unwrap(),
+        IdempotencyStart::Started
+    );
+    // A claim whose server died (no answer for minutes) is taken over.
+    let later = now + TimeDelta::minutes(10);
+    assert_eq!(
+        store
+            .idempotency_start(&a.member, "k2", b"h", later)
+            .await
+            .unwrap(),
+        IdempotencyStart::Started
+    );
+}
+
+async fn server_secrets_are_made_once(store: Arc<dyn Store>) {
+    let name = format!("test-{}", rand::random::<u64>());
+    let first = store
+        .server_secret(&name, &|| "first".to_string())
+        .await
+        .unwrap();
+    let second = store
+        .server_secret(&name, &|| "second".to_string())
+        .await
+        .unwrap();
+    assert_eq!((first.as_str(), second.as_str()), ("first", "first"));
+}
+
+on_both_backends!(
+    tenants,
+    deleting_a_tenant_erases_its_rows_and_nothing_else,
+    users,
+    api_keys,
+    agents,
+    turns_update_their_conversation,
+    conversation_limits_write_nothing,
+    concurrent_new_conversations_respect_the_limit,
+    concurrent_turns_count_exactly,
+    conversation_pages_stay_correct_while_rows_are_inserted,
+    idempotency_records,
+    server_secrets_are_made_once,
+);

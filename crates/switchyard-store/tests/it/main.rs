@@ -1,0 +1,11 @@
+//! The store's integration tests: one conformance story run on SQLite and PostgreSQL, and
+//! the PostgreSQL-only checks of row-level security, roles, the catalog and query plans.
+
+#![expect(clippy::unwrap_used, reason = "tests fail by panicking")]
+
+mod common;
+mod conformance;
+mod isolation;
+mod pool_reuse;
+mod postgres_rls;
+mod property;
