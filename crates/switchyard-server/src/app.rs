@@ -1,0 +1,97 @@
+//! The application state every handler reaches: settings, the store, keys and caches.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use switchyard_core::TenantId;
+use switchyard_core::model::NewTenant;
+use switchyard_core::settings::TenantSettings;
+use switchyard_store::{Store, StoreError};
+
+use crate::auth::{JwtKeys, LoginLimiter};
+use crate::config::{Config, ConfigError};
+
+/// Everything the server holds.
+#[derive(Debug)]
+pub struct App {
+    /// The settings.
+    pub config: Config,
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// JWT keys and rules.
+    pub jwt: JwtKeys,
+    /// SHA-256 of the operator's token, if one is configured.
+    pub operator_token_hash: Option<Vec<u8>>,
+    /// The tenant that tokens without `tid` act in, in the single-tenant mode.
+    pub default_tenant: Option<TenantId>,
+    /// Failed logins.
+    pub login_limiter: LoginLimiter,
+}
+
+/// The shared state handlers extract.
+#[derive(Clone, Debug)]
+pub struct AppState(pub Arc<App>);
+
+impl Deref for AppState {
+    type Target = App;
+
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+impl App {
+    /// Builds the application on an open store: loads the JWT keys and, in the
+    /// single-tenant mode, makes sure the default tenant exists.
+    pub async fn new(config: Config, store: Arc<dyn Store>) -> Result<Self, ConfigError> {
+        let jwt = JwtKeys::load(&config, store.as_ref()).await?;
+        let default_tenant = if config.enable_tenant_isolation {
+            None
+        } else {
+            Some(ensure_tenant(store.as_ref(), &config.default_tenant_slug).await?)
+        };
+        Ok(Self {
+            operator_token_hash: config
+                .admin_token
+                .as_ref()
+                .map(|t| Sha256::digest(t.expose().as_bytes()).to_vec()),
+            config,
+            store,
+            jwt,
+            default_tenant,
+            login_limiter: LoginLimiter::default(),
+        })
+    }
+}
+
+/// The id of the tenant with `slug`, created if missing.
+pub async fn ensure_tenant(store: &dyn Store, slug: &str) -> Result<TenantId, ConfigError> {
+    let fail = |e: StoreError| ConfigError(format!("default tenant `{slug}`: {e}"));
+    match store.find_tenant_by_slug(slug).await {
+        Ok(t) => Ok(t.id),
+        Err(StoreError::NotFound) => {
+            let created = store
+                .create_tenant(
+                    NewTenant {
+                        slug: slug.to_string(),
+                        name: slug.to_string(),
+                        settings: TenantSettings::default(),
+                    },
+                    None,
+                )
+                .await;
+            match created {
+                Ok((t, _)) => Ok(t.id),
+                // Another replica made it at the same moment.
+                Err(StoreError::Conflict { .. }) => store
+                    .find_tenant_by_slug(slug)
+                    .await
+                    .map(|t| t.id)
+                    .map_err(fail),
+                Err(e) => Err(fail(e)),
+            }
+        }
+        Err(e) => Err(fail(e)),
+    }
+}

@@ -1,0 +1,393 @@
+//! Settings: defaults, then a TOML file (`--config`), then the environment, which wins.
+//!
+//! Keys in the TOML file are the field names below (`database_url = "…"`). In the
+//! environment they are `SWITCHYARD_` plus the key in capitals (`SWITCHYARD_DATABASE_URL`),
+//! except the variables the original design named, which keep their names:
+//! `ORCHESTRATOR_MAX_CONVERSATIONS_PER_USER`, `ORCHESTRATOR_MESSAGE_RETENTION_DAYS`,
+//! `ORCHESTRATOR_ENABLE_DEBUG_INFO`, `ENABLE_TENANT_ISOLATION` and `DEFAULT_TENANT_SLUG`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// A secret setting: kept out of `Debug` output and logs.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+/// The JWT signature algorithm, pinned by configuration (never taken from a token).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JwtAlgorithm {
+    /// HMAC-SHA256 with `jwt_secret` (or a secret the server keeps in its database).
+    HS256,
+    /// Ed25519 with a PEM key pair.
+    EdDSA,
+    /// RSA-SHA256 with a PEM key pair.
+    RS256,
+}
+
+/// Every setting of the server.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `sqlite://FILE` (the embedded default) or `postgres://…`.
+    pub database_url: String,
+    /// PostgreSQL: the owner's URL for migrations when `database_url` names the
+    /// application role (the form recommended for production).
+    pub migration_database_url: Option<String>,
+    /// The database pool's size.
+    pub database_max_connections: u32,
+    /// How long a request waits for a database connection before it fails with `503`.
+    pub database_acquire_timeout_ms: u64,
+    /// Whether `serve` applies pending migrations at start.
+    pub migrate_on_start: bool,
+    /// The listening address; port 0 picks a free one.
+    pub bind: String,
+    /// If set, `/metrics` is also served without authentication on this private address.
+    pub metrics_bind: Option<String>,
+    /// The operator's bearer token; with none, operator endpoints are closed.
+    pub admin_token: Option<Secret>,
+    /// The JWT signature algorithm.
+    pub jwt_algorithm: JwtAlgorithm,
+    /// HS256: the signing secret (at least 32 bytes). Without one, a random secret is made
+    /// at first start and kept in the database.
+    pub jwt_secret: Option<Secret>,
+    /// EdDSA/RS256: a PEM private key to sign login tokens with (optional when tokens come
+    /// from an external identity provider).
+    pub jwt_private_key_file: Option<PathBuf>,
+    /// EdDSA/RS256: the PEM public key that verifies tokens.
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// The `iss` tokens must carry.
+    pub jwt_issuer: String,
+    /// The `aud` tokens must carry.
+    pub jwt_audience: String,
+    /// How long a login token lives.
+    pub token_ttl_seconds: u64,
+    /// SIGTERM/SIGINT: how long in-flight requests may take to finish.
+    pub shutdown_grace_seconds: u64,
+    /// The largest request body, in bytes.
+    pub max_body_bytes: usize,
+    /// How long a client may take to send its request headers.
+    pub header_read_timeout_ms: u64,
+    /// How long one request may take in all (chat turns included) before `503`.
+    pub request_timeout_ms: u64,
+    /// `ORCHESTRATOR_MAX_CONVERSATIONS_PER_USER`.
+    pub max_conversations_per_user: i64,
+    /// The most conversations one tenant may have.
+    pub max_conversations_per_tenant: i64,
+    /// `ORCHESTRATOR_MESSAGE_RETENTION_DAYS`.
+    pub message_retention_days: i64,
+    /// `ORCHESTRATOR_ENABLE_DEBUG_INFO`: timings in chat answers.
+    pub enable_debug_info: bool,
+    /// `ENABLE_TENANT_ISOLATION`: with `false`, tokens without `tid` act in the default
+    /// tenant (single-tenant compatibility).
+    pub enable_tenant_isolation: bool,
+    /// `DEFAULT_TENANT_SLUG`: the tenant of the single-tenant mode and of legacy users.
+    pub default_tenant_slug: String,
+    /// The default intent analyzer (`lexical`, `llm`, `embedding`).
+    pub analyzer: String,
+    /// Below this routing confidence the fallback agent answers.
+    pub min_confidence: f64,
+    /// When the two best candidates are closer than this, the fallback agent answers.
+    pub min_margin: f64,
+    /// Requests per second per tenant (0 = off).
+    pub rate_limit_per_second: u32,
+    /// Burst above the rate per tenant.
+    pub rate_limit_burst: u32,
+    /// Agent calls of one tenant running at once.
+    pub max_inflight_agent_calls: u32,
+    /// How many earlier turns of the conversation an agent receives.
+    pub history_turns: u32,
+    /// Refuse agent URLs on private and loopback addresses.
+    pub agent_deny_private: bool,
+    /// Failures in a row that open an agent's circuit.
+    pub circuit_failure_threshold: u32,
+    /// How long an open circuit stays open before one trial call.
+    pub circuit_open_seconds: u64,
+    /// How many tenants' routing indexes are kept in memory.
+    pub routing_cache_tenants: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            database_url: "sqlite://switchyard.db".into(),
+            migration_database_url: None,
+            database_max_connections: 16,
+            database_acquire_timeout_ms: 3000,
+            migrate_on_start: true,
+            bind: "127.0.0.1:8080".into(),
+            metrics_bind: None,
+            admin_token: None,
+            jwt_algorithm: JwtAlgorithm::HS256,
+            jwt_secret: None,
+            jwt_private_key_file: None,
+            jwt_public_key_file: None,
+            jwt_issuer: "switchyard".into(),
+            jwt_audience: "switchyard".into(),
+            token_ttl_seconds: 3600,
+            shutdown_grace_seconds: 25,
+            max_body_bytes: 1024 * 1024,
+            header_read_timeout_ms: 10_000,
+            request_timeout_ms: 120_000,
+            max_conversations_per_user: 100,
+            max_conversations_per_tenant: 10_000,
+            message_retention_days: 365,
+            enable_debug_info: false,
+            enable_tenant_isolation: true,
+            default_tenant_slug: "default".into(),
+            analyzer: "lexical".into(),
+            min_confidence: 0.35,
+            min_margin: 0.05,
+            rate_limit_per_second: 200,
+            rate_limit_burst: 400,
+            max_inflight_agent_calls: 64,
+            history_turns: 10,
+            agent_deny_private: false,
+            circuit_failure_threshold: 5,
+            circuit_open_seconds: 30,
+            routing_cache_tenants: 10_000,
+        }
+    }
+}
+
+/// The variables of the original design, and the keys they set.
+const LEGACY_VARIABLES: &[(&str, &str)] = &[
+    (
+        "ORCHESTRATOR_MAX_CONVERSATIONS_PER_USER",
+        "max_conversations_per_user",
+    ),
+    (
+        "ORCHESTRATOR_MESSAGE_RETENTION_DAYS",
+        "message_retention_days",
+    ),
+    ("ORCHESTRATOR_ENABLE_DEBUG_INFO", "enable_debug_info"),
+    ("ENABLE_TENANT_ISOLATION", "enable_tenant_isolation"),
+    ("DEFAULT_TENANT_SLUG", "default_tenant_slug"),
+];
+
+/// A setting that cannot work, with its name.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Reads the settings: defaults, then the TOML file if given, then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::figment(file)
+            .extract::<Config>()
+            .map_err(|e| {
+                // One line naming the setting, e.g. "invalid type ... for key `bind`".
+                ConfigError(e.to_string().replace('\n', " "))
+            })?
+            .validated()
+    }
+
+    fn figment(file: Option<&Path>) -> Figment {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let known: Vec<String> = match serde_json::to_value(Config::default()) {
+            Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+            _ => Vec::new(),
+        };
+        figment
+            .merge(
+                Env::prefixed("SWITCHYARD_")
+                    .filter(move |key| known.iter().any(|k| key == k.as_str())),
+            )
+            .merge(Env::raw().filter_map(|key| {
+                LEGACY_VARIABLES
+                    .iter()
+                    .find(|(var, _)| key.as_str().eq_ignore_ascii_case(var))
+                    .map(|(_, field)| (*field).into())
+            }))
+    }
+
+    /// Checks values that parse but cannot work; the error names the setting.
+    pub fn validated(self) -> Result<Self, ConfigError> {
+        let bad = |name: &str, why: &str| Err(ConfigError(format!("`{name}` {why}")));
+        if !(self.database_url.starts_with("sqlite:")
+            || self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://"))
+        {
+            return bad("database_url", "must start with sqlite: or postgres://");
+        }
+        if self.bind.parse::<std::net::SocketAddr>().is_err() {
+            return bad(
+                "bind",
+                "must be HOST:PORT with an IP address, e.g. 127.0.0.1:8080",
+            );
+        }
+        if let Some(addr) = &self.metrics_bind
+            && addr.parse::<std::net::SocketAddr>().is_err()
+        {
+            return bad("metrics_bind", "must be HOST:PORT with an IP address");
+        }
+        if self.database_max_connections == 0 {
+            return bad("database_max_connections", "must be at least 1");
+        }
+        if let Some(secret) = &self.jwt_secret
+            && secret.expose().len() < 32
+        {
+            return bad("jwt_secret", "must be at least 32 bytes");
+        }
+        if let Some(token) = &self.admin_token
+            && token.expose().len() < 16
+        {
+            return bad("admin_token", "must be at least 16 characters");
+        }
+        if self.jwt_algorithm != JwtAlgorithm::HS256 && self.jwt_public_key_file.is_none() {
+            return bad(
+                "jwt_public_key_file",
+                "is required with an EdDSA or RS256 jwt_algorithm",
+            );
+        }
+        if self.token_ttl_seconds == 0 {
+            return bad("token_ttl_seconds", "must be at least 1");
+        }
+        if self.max_conversations_per_user < 0 {
+            return bad("max_conversations_per_user", "must not be negative");
+        }
+        if self.max_conversations_per_tenant < 0 {
+            return bad("max_conversations_per_tenant", "must not be negative");
+        }
+        if self.message_retention_days < 1 {
+            return bad("message_retention_days", "must be at least 1");
+        }
+        if !switchyard_core::settings::ANALYZERS.contains(&self.analyzer.as_str()) {
+            return bad("analyzer", "must be lexical, llm or embedding");
+        }
+        if !(0.0..=1.0).contains(&self.min_confidence) {
+            return bad("min_confidence", "must be between 0 and 1");
+        }
+        if !(0.0..=1.0).contains(&self.min_margin) {
+            return bad("min_margin", "must be between 0 and 1");
+        }
+        if self.max_inflight_agent_calls == 0 {
+            return bad("max_inflight_agent_calls", "must be at least 1");
+        }
+        if !crate::validate::is_slug(&self.default_tenant_slug) {
+            return bad(
+                "default_tenant_slug",
+                "must be a valid slug (a-z, 0-9, -; 2 to 63 characters)",
+            );
+        }
+        if self.max_body_bytes < 1024 {
+            return bad("max_body_bytes", "must be at least 1024");
+        }
+        Ok(self)
+    }
+
+    /// The store settings these settings imply.
+    pub fn store_config(&self) -> switchyard_store::StoreConfig {
+        switchyard_store::StoreConfig {
+            url: self.database_url.clone(),
+            migration_url: self.migration_database_url.clone(),
+            max_connections: self.database_max_connections,
+            acquire_timeout: Duration::from_millis(self.database_acquire_timeout_ms),
+            migrate: self.migrate_on_start,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_match_the_design() {
+        let c = Config::default().validated().unwrap();
+        assert_eq!(c.database_url, "sqlite://switchyard.db");
+        assert_eq!(c.bind, "127.0.0.1:8080");
+        assert_eq!(c.max_conversations_per_user, 100);
+        assert_eq!(c.message_retention_days, 365);
+        assert!(!c.enable_debug_info);
+        assert!(c.enable_tenant_isolation);
+        assert_eq!(c.default_tenant_slug, "default");
+        assert_eq!(c.max_conversations_per_tenant, 10_000);
+        assert_eq!(c.token_ttl_seconds, 3600);
+        assert_eq!(c.database_max_connections, 16);
+        assert_eq!(c.shutdown_grace_seconds, 25);
+    }
+
+    #[test]
+    #[expect(
+        clippy::result_large_err,
+        reason = "figment's Jail decides the closure's error type"
+    )]
+    fn the_environment_wins_over_the_file_and_legacy_names_work() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "s.toml",
+                "bind = \"127.0.0.1:9000\"\nmax_conversations_per_user = 5\n",
+            )?;
+            jail.set_env("SWITCHYARD_BIND", "127.0.0.1:0");
+            jail.set_env("ORCHESTRATOR_MAX_CONVERSATIONS_PER_USER", "7");
+            jail.set_env("ORCHESTRATOR_ENABLE_DEBUG_INFO", "true");
+            jail.set_env("ENABLE_TENANT_ISOLATION", "false");
+            jail.set_env("DEFAULT_TENANT_SLUG", "acme");
+            jail.set_env("SWITCHYARD_ADMIN_TOKEN", "an-operator-token-long-enough");
+            // Unrelated variables with the prefix are ignored.
+            jail.set_env("SWITCHYARD_TEST_DATABASE_URL", "whatever");
+            let c = Config::load(Some(Path::new("s.toml"))).map_err(|e| e.0)?;
+            assert_eq!(c.bind, "127.0.0.1:0");
+            assert_eq!(c.max_conversations_per_user, 7);
+            assert!(c.enable_debug_info);
+            assert!(!c.enable_tenant_isolation);
+            assert_eq!(c.default_tenant_slug, "acme");
+            assert_eq!(format!("{:?}", c.admin_token), "Some(\"***\")");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[expect(
+        clippy::result_large_err,
+        reason = "figment's Jail decides the closure's error type"
+    )]
+    fn a_bad_setting_is_named() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SWITCHYARD_DATABASE_MAX_CONNECTIONS", "many");
+            let err = Config::load(None).unwrap_err().0;
+            assert!(err.to_lowercase().contains("database_max_connections"), "{err}");
+            assert!(!err.contains('\n'));
+            jail.set_env("SWITCHYARD_DATABASE_MAX_CONNECTIONS", "4");
+            jail.set_env("SWITCHYARD_BIND", "localhost");
+            let err = Config::load(None).unwrap_err().0;
+            assert!(err.contains("`bind`"), "{err}");
+            jail.set_env("SWITCHYARD_BIND", "127.0.0.1:1");
+            jail.set_env("SWITCHYARD_JWT_SECRET", "short");
+            let err = Config::load(None).unwrap_err().0;
+            assert!(err.contains("jwt_secret"), "{err}");
+            jail.create_file("typo.toml", "bnid = \"x\"\n")?;
+            jail.set_env("SWITCHYARD_JWT_SECRET", "x".repeat(32));
+            let err = Config::load(Some(Path::new("typo.toml"))).unwrap_err().0;
+            assert!(err.contains("bnid"), "{err}");
+            Ok(())
+        });
+    }
+}

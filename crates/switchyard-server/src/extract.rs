@@ -1,0 +1,138 @@
+//! Extractors whose rejections are problem documents, never axum's plain-text answers.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use switchyard_core::page::{Cursor, DEFAULT_LIMIT, MAX_LIMIT, PageRequest};
+
+use crate::error::ApiError;
+
+/// A JSON body: syntax errors are `400`, values of the wrong type or unknown fields `422`,
+/// a missing JSON content type `415`, a body over the limit `413`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+/// The problem for a JSON body that could not be read.
+pub fn json_rejection(rejection: JsonRejection) -> ApiError {
+    match rejection {
+        JsonRejection::JsonDataError(e) => ApiError::unprocessable(e.body_text()),
+        JsonRejection::JsonSyntaxError(e) => ApiError::bad_request(e.body_text()),
+        JsonRejection::MissingJsonContentType(_) => ApiError::unsupported_media_type(),
+        JsonRejection::BytesRejection(e)
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
+        {
+            ApiError::too_large()
+        }
+        other => ApiError::bad_request(other.body_text()),
+    }
+}
+
+/// Query parameters: anything unexpected or malformed is a `400`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Self(value)),
+            Err(rejection) => Err(query_rejection(rejection)),
+        }
+    }
+}
+
+fn query_rejection(rejection: QueryRejection) -> ApiError {
+    ApiError::bad_request(rejection.body_text())
+}
+
+/// A path parameter (an id). An id that does not parse names nothing: `404`, the same
+/// answer as an id that exists nowhere or in another tenant.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Self(value)),
+            Err(PathRejection::FailedToDeserializePathParams(_)) => Err(ApiError::not_found()),
+            Err(other) => Err(ApiError::internal(other.body_text())),
+        }
+    }
+}
+
+/// Reads `limit` and `cursor` into a page request: `limit` must be a whole number of at
+/// least 1 (more than 100 is clamped to 100; absent means 20), and `cursor` must be one
+/// this service handed out.
+pub fn page_request(limit: Option<&str>, cursor: Option<&str>) -> Result<PageRequest, ApiError> {
+    let limit = match limit {
+        None => DEFAULT_LIMIT,
+        Some(text) => match text.parse::<u64>() {
+            Ok(0) | Err(_) => {
+                return Err(ApiError::bad_request(format!(
+                    "`limit` must be a whole number from 1 to {MAX_LIMIT}, got {text:?}"
+                )));
+            }
+            Ok(n) => n.min(u64::from(MAX_LIMIT)) as u32,
+        },
+    };
+    match cursor {
+        None => Ok(PageRequest::first(limit)),
+        Some(text) => {
+            let cursor =
+                Cursor::decode(text).map_err(|_| ApiError::bad_request("`cursor` is malformed"))?;
+            Ok(PageRequest::after(limit, cursor))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_and_cursors() {
+        assert_eq!(page_request(None, None).unwrap().limit, 20);
+        assert_eq!(page_request(Some("500"), None).unwrap().limit, 100);
+        assert_eq!(page_request(Some("1"), None).unwrap().limit, 1);
+        for bad in ["0", "-1", "1.5", "ten", ""] {
+            assert_eq!(
+                page_request(Some(bad), None).unwrap_err().status,
+                400,
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            page_request(None, Some("garbage!")).unwrap_err().status,
+            400
+        );
+        let cursor = Cursor::after_id(uuid::Uuid::now_v7()).encode();
+        assert!(page_request(None, Some(&cursor)).unwrap().after.is_some());
+    }
+}

@@ -1,0 +1,143 @@
+//! Switchyard's HTTP service: the v1 API (DESIGN §3) over the tenant-scoped store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod routes;
+pub mod serve;
+pub mod telemetry;
+pub mod validate;
+
+pub use app::{App, AppState};
+pub use config::Config;
+
+use crate::error::ApiError;
+use crate::routes::{agents, api_keys, auth as login, conversations, health, tenants, users};
+
+/// Every documented route, with its handler and OpenAPI description.
+pub fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(health::get_healthz))
+        .routes(routes!(health::get_readyz))
+        .routes(routes!(login::create_token))
+        .routes(routes!(login::get_me))
+        .routes(routes!(tenants::create_tenant, tenants::list_tenants))
+        .routes(routes!(
+            tenants::get_tenant,
+            tenants::update_tenant,
+            tenants::delete_tenant
+        ))
+        .routes(routes!(users::create_user, users::list_users))
+        .routes(routes!(
+            users::get_user,
+            users::update_user,
+            users::delete_user
+        ))
+        .routes(routes!(api_keys::create_api_key, api_keys::list_api_keys))
+        .routes(routes!(api_keys::delete_api_key))
+        .routes(routes!(agents::create_agent, agents::list_agents))
+        .routes(routes!(
+            agents::get_agent,
+            agents::update_agent,
+            agents::delete_agent
+        ))
+        .routes(routes!(conversations::list_conversations))
+        .routes(routes!(
+            conversations::get_conversation,
+            conversations::delete_conversation
+        ))
+        .routes(routes!(conversations::list_messages))
+}
+
+/// The OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_router().split_for_parts().1
+}
+
+async fn unknown_route() -> ApiError {
+    ApiError::not_found()
+}
+
+async fn wrong_method() -> ApiError {
+    ApiError::custom(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+        "this resource does not support that method",
+    )
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::internal("a handler panicked").into_response()
+}
+
+/// The whole service: the API, `/openapi.json`, and the middleware every request passes
+/// (request span and log line, time limit, body limit, panic guard).
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = api_router().split_for_parts();
+    let spec: Arc<str> = openapi.to_json().unwrap_or_default().into();
+    let timeout = Duration::from_millis(state.config.request_timeout_ms);
+    let body_limit = state.config.max_body_bytes;
+    api.route(
+        "/openapi.json",
+        get(move || {
+            let spec = spec.clone();
+            async move {
+                (
+                    [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+                    spec.to_string(),
+                )
+            }
+        }),
+    )
+    .fallback(unknown_route)
+    .method_not_allowed_fallback(wrong_method)
+    .route_layer(axum::middleware::from_fn(telemetry::record_route))
+    .layer(DefaultBodyLimit::max(body_limit))
+    .layer(CatchPanicLayer::custom(panic_response))
+    .layer(axum::middleware::from_fn(move |req, next| {
+        telemetry::request_span(timeout, req, next)
+    }))
+    .with_state(state)
+}
+
+/// Runs the server as `switchyard serve` does: opens (and migrates) the store, binds,
+/// prints `listening on http://HOST:PORT`, serves until SIGTERM or SIGINT.
+pub async fn run(config: Config) -> Result<(), String> {
+    let store = switchyard_store::connect(&config.store_config())
+        .await
+        .map_err(|e| e.to_string())?;
+    let listener = serve::bind(&config.bind).await?;
+    let header_read_timeout = Duration::from_millis(config.header_read_timeout_ms);
+    let grace = Duration::from_secs(config.shutdown_grace_seconds);
+    let app = App::new(config, store).await.map_err(|e| e.to_string())?;
+    let router = router(AppState(Arc::new(app)));
+    serve::announce(&listener)?;
+    serve::serve(
+        listener,
+        router,
+        header_read_timeout,
+        serve::stop_signal(),
+        grace,
+    )
+    .await;
+    Ok(())
+}

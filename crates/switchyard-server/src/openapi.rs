@@ -1,0 +1,45 @@
+//! The OpenAPI document, generated from the handlers' annotations and served at
+//! `/openapi.json`.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+/// The document's frame: title, version, security scheme, tags. The paths come from the
+/// handlers registered in [`crate::api_router`].
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Switchyard",
+        description = "A multi-tenant orchestrator for AI agents: it routes each chat message of a \
+                       tenant's user to the best of that tenant's agents, and keeps every \
+                       conversation isolated per tenant."
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "Login and the caller"),
+        (name = "tenants", description = "Tenants (platform operator)"),
+        (name = "users", description = "Users of the tenant (admins)"),
+        (name = "api-keys", description = "API keys of the tenant (admins)"),
+        (name = "agents", description = "Agents of the tenant"),
+        (name = "conversations", description = "Conversations and their turns"),
+        (name = "health", description = "Liveness and readiness"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("A JWT from /v1/auth/login or an identity provider, an API key (sy_…), or the operator's token"))
+                    .build(),
+            ),
+        );
+    }
+}

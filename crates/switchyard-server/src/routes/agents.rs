@@ -1,0 +1,209 @@
+//! The tenant's agents: admins manage them, members read them.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use switchyard_core::AgentId;
+use switchyard_core::agent_config::AgentConfig;
+use switchyard_core::model::{AgentFields, AgentKind};
+use uuid::Uuid;
+
+use super::tenants::PageParams;
+use crate::api::{AgentOut, CreateAgent, List, PatchAgent};
+use crate::app::AppState;
+use crate::auth::{Admin, Principal};
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, page_request};
+use crate::validate::name_problem;
+
+fn check_list(field: &str, items: &[String], max_items: usize, max_chars: usize) -> ApiResult<()> {
+    if items.len() > max_items {
+        return Err(ApiError::unprocessable(format!(
+            "`{field}` has at most {max_items} entries"
+        )));
+    }
+    for item in items {
+        if let Some(problem) = name_problem(field, item, max_chars) {
+            return Err(ApiError::unprocessable(problem));
+        }
+    }
+    Ok(())
+}
+
+/// Checks an agent's fields as a whole, the config against its kind.
+fn check_fields(fields: &AgentFields) -> ApiResult<()> {
+    if let Some(problem) = name_problem("name", &fields.name, 64) {
+        return Err(ApiError::unprocessable(problem));
+    }
+    if fields.name != fields.name.trim() {
+        return Err(ApiError::unprocessable(
+            "`name` must not start or end with spaces",
+        ));
+    }
+    if fields.description.chars().count() > 2000 {
+        return Err(ApiError::unprocessable(
+            "`description` has at most 2000 characters",
+        ));
+    }
+    check_list("intents", &fields.intents, 100, 100)?;
+    check_list("keywords", &fields.keywords, 200, 100)?;
+    check_list("examples", &fields.examples, 2000, 1000)?;
+    if !(-1000..=1000).contains(&fields.priority) {
+        return Err(ApiError::unprocessable(
+            "`priority` must be between -1000 and 1000",
+        ));
+    }
+    AgentConfig::parse(fields.kind, &fields.config).map_err(ApiError::unprocessable)?;
+    Ok(())
+}
+
+/// Registers an agent.
+#[utoipa::path(
+    post,
+    path = "/v1/agents",
+    tag = "agents",
+    security(("bearer" = [])),
+    request_body = CreateAgent,
+    responses(
+        (status = 201, body = AgentOut),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create_agent(
+    Admin(admin): Admin,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateAgent>,
+) -> ApiResult<(StatusCode, Json<AgentOut>)> {
+    let fields = AgentFields {
+        name: body.name,
+        description: body.description,
+        kind: body.kind.into(),
+        config: body.config,
+        intents: body.intents,
+        keywords: body.keywords,
+        examples: body.examples,
+        enabled: body.enabled,
+        priority: body.priority,
+        is_fallback: body.is_fallback,
+    };
+    check_fields(&fields)?;
+    let agent = state.store.create_agent(&admin.scope, fields).await?;
+    Ok((StatusCode::CREATED, Json(agent.into())))
+}
+
+/// Lists the tenant's agents, oldest first.
+#[utoipa::path(
+    get,
+    path = "/v1/agents",
+    tag = "agents",
+    security(("bearer" = [])),
+    params(PageParams),
+    responses((status = 200, body = List<AgentOut>))
+)]
+pub async fn list_agents(
+    principal: Principal,
+    State(state): State<AppState>,
+    ApiQuery(params): ApiQuery<PageParams>,
+) -> ApiResult<Json<List<AgentOut>>> {
+    let page = page_request(params.limit.as_deref(), params.cursor.as_deref())?;
+    let agents = state.store.list_agents(&principal.scope, page).await?;
+    Ok(Json(List::from_page(agents, AgentOut::from)))
+}
+
+/// Reads an agent.
+#[utoipa::path(
+    get,
+    path = "/v1/agents/{id}",
+    tag = "agents",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The agent's id")),
+    responses((status = 200, body = AgentOut), (status = 404, body = Problem, content_type = "application/problem+json"))
+)]
+pub async fn get_agent(
+    principal: Principal,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<AgentOut>> {
+    Ok(Json(
+        state
+            .store
+            .get_agent(&principal.scope, AgentId::from(id))
+            .await?
+            .into(),
+    ))
+}
+
+/// Changes an agent: the fields given replace the current ones.
+#[utoipa::path(
+    patch,
+    path = "/v1/agents/{id}",
+    tag = "agents",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The agent's id")),
+    request_body = PatchAgent,
+    responses(
+        (status = 200, body = AgentOut),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn update_agent(
+    Admin(admin): Admin,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<PatchAgent>,
+) -> ApiResult<Json<AgentOut>> {
+    let id = AgentId::from(id);
+    let current = state.store.get_agent(&admin.scope, id).await?;
+    let config = match body.config {
+        Some(update) => AgentConfig::keep_redacted(&update, &current.config),
+        None if body
+            .kind
+            .is_some_and(|k| AgentKind::from(k) != current.kind) =>
+        {
+            return Err(ApiError::unprocessable(
+                "changing `kind` needs a `config` for the new kind",
+            ));
+        }
+        None => current.config.clone(),
+    };
+    let fields = AgentFields {
+        name: body.name.unwrap_or(current.name),
+        description: body.description.unwrap_or(current.description),
+        kind: body.kind.map_or(current.kind, AgentKind::from),
+        config,
+        intents: body.intents.unwrap_or(current.intents),
+        keywords: body.keywords.unwrap_or(current.keywords),
+        examples: body.examples.unwrap_or(current.examples),
+        enabled: body.enabled.unwrap_or(current.enabled),
+        priority: body.priority.unwrap_or(current.priority),
+        is_fallback: body.is_fallback.unwrap_or(current.is_fallback),
+    };
+    check_fields(&fields)?;
+    let agent = state.store.update_agent(&admin.scope, id, fields).await?;
+    Ok(Json(agent.into()))
+}
+
+/// Deletes an agent. Turns it answered keep their record of it.
+#[utoipa::path(
+    delete,
+    path = "/v1/agents/{id}",
+    tag = "agents",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The agent's id")),
+    responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json"))
+)]
+pub async fn delete_agent(
+    Admin(admin): Admin,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<StatusCode> {
+    state
+        .store
+        .delete_agent(&admin.scope, AgentId::from(id))
+        .await?;
+    Ok(super::no_content())
+}

@@ -1,0 +1,90 @@
+//! Logs: one line per request at `info`, every line of a request carrying its request id,
+//! route, tenant and user.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::Instrument;
+use tracing_subscriber::EnvFilter;
+
+use crate::error::{ApiError, ErrorLog};
+
+/// The header that carries the request id, in and out.
+pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Sets up logging to standard error (standard output is kept for the `listening on`
+/// line), at the level `RUST_LOG` names (default `info`).
+pub fn init() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+fn request_id(req: &Request) -> String {
+    req.headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+}
+
+/// The outermost middleware: opens the request's span, bounds its time, logs its outcome
+/// (and the internal detail of an error, once) and returns the request id.
+pub async fn request_span(timeout: std::time::Duration, req: Request, next: Next) -> Response {
+    let id = request_id(&req);
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        http.method = %req.method(),
+        http.route = tracing::field::Empty,
+        tenant.id = tracing::field::Empty,
+        user.id = tracing::field::Empty,
+    );
+    let path = req.uri().path().to_string();
+    let started = Instant::now();
+    let mut response = async move {
+        let response = match tokio::time::timeout(timeout, next.run(req)).await {
+            Ok(response) => response,
+            Err(_) => axum::response::IntoResponse::into_response(ApiError::custom(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                "Request timed out",
+                "the request took longer than the server allows",
+            )),
+        };
+        let status = response.status().as_u16();
+        let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        match response.extensions().get::<ErrorLog>() {
+            Some(ErrorLog(error)) if status >= 500 => {
+                tracing::error!(status, duration_ms, path, error, "request failed")
+            }
+            Some(ErrorLog(error)) => {
+                tracing::warn!(status, duration_ms, path, error, "request refused")
+            }
+            None => tracing::info!(status, duration_ms, path, "request"),
+        }
+        response
+    }
+    .instrument(span)
+    .await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID.clone(), value);
+    }
+    response
+}
+
+/// Records the matched route (low cardinality: `/v1/agents/{id}`) in the request's span.
+pub async fn record_route(req: Request, next: Next) -> Response {
+    if let Some(path) = req.extensions().get::<MatchedPath>() {
+        tracing::Span::current().record("http.route", path.as_str());
+    }
+    next.run(req).await
+}

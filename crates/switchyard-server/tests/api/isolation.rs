@@ -1,0 +1,282 @@
+//! Isolation as a table: every route with an id slot (path, query, body), called by the
+//! admin and the member of tenant A with tenant B's ids, is never a 2xx, writes nothing, and
+//! answers byte for byte as the same call with a random id.
+
+use axum::http::Method;
+use serde_json::{Value, json};
+use switchyard_core::page::PageRequest;
+use switchyard_core::{Role, TenantScope};
+use switchyard_store::ConversationFilter;
+use uuid::Uuid;
+
+use crate::common::{Actors, TestApp, assert_problem, on_both_backends};
+
+/// Everything both tenants have, as the store shows it to their admins.
+async fn snapshot(app: &TestApp, actors: &[&Actors]) -> String {
+    let mut out = String::new();
+    for a in actors {
+        let scope = TenantScope::trusted_for_cli_or_tests(a.tenant, a.admin, Role::Admin);
+        let all = PageRequest::first(100);
+        out += &format!("{:?}\n", app.store.get_tenant(a.tenant).await.unwrap());
+        out += &format!("{:?}\n", app.store.list_users(&scope, all).await.unwrap());
+        out += &format!("{:?}\n", app.store.list_agents(&scope, all).await.unwrap());
+        out += &format!(
+            "{:?}\n",
+            app.store.list_api_keys(&scope, all).await.unwrap()
+        );
+        let conversations = app
+            .store
+            .list_conversations(&scope, ConversationFilter::All, all)
+            .await
+            .unwrap();
+        for c in &conversations.items {
+            out += &format!(
+                "{:?}\n",
+                app.store.list_turns(&scope, c.id, all).await.unwrap()
+            );
+        }
+        out += &format!("{conversations:?}\n");
+    }
+    out
+}
+
+struct Slot {
+    method: Method,
+    path: &'static str,
+    body: Option<Value>,
+}
+
+fn slot(method: Method, path: &'static str, body: Option<Value>) -> Slot {
+    Slot { method, path, body }
+}
+
+fn fill(template: &str, id: &str) -> String {
+    template.replace("{id}", id)
+}
+
+fn fill_body(body: &Option<Value>, id: &str) -> Option<Value> {
+    body.as_ref()
+        .map(|b| serde_json::from_str(&b.to_string().replace("{id}", id)).unwrap())
+}
+
+async fn another_tenants_ids_are_never_reachable(app: TestApp) {
+    let a = app.tenant().await;
+    let b = app.tenant().await;
+    // Tenant B's resources.
+    let agent = app
+        .post(
+            "/v1/agents",
+            &b.admin_token,
+            json!({"name": "billing", "kind": "echo", "keywords": ["invoice"]}),
+        )
+        .await;
+    assert_eq!(agent.status, 201);
+    let agent = agent.body["id"].as_str().unwrap().to_string();
+    let key = app
+        .post(
+            "/v1/api-keys",
+            &b.admin_token,
+            json!({"name": "ci", "user_id": b.member}),
+        )
+        .await;
+    assert_eq!(key.status, 201);
+    let key = key.body["id"].as_str().unwrap().to_string();
+    let member_scope = TenantScope::trusted_for_cli_or_tests(b.tenant, b.member, Role::Member);
+    let (conversation, _) = app
+        .store
+        .append_turn(
+            &member_scope,
+            crate::resources::new_turn("where is my invoice?"),
+        )
+        .await
+        .unwrap();
+    let user = b.member.to_string();
+    let admin = b.admin.to_string();
+    let conversation = conversation.id.to_string();
+
+    let table: Vec<(Slot, String)> = vec![
+        (slot(Method::GET, "/v1/users/{id}", None), user.clone()),
+        (slot(Method::GET, "/v1/users/{id}", None), admin.clone()),
+        (
+            slot(
+                Method::PATCH,
+                "/v1/users/{id}",
+                Some(json!({"display_name": "owned"})),
+            ),
+            user.clone(),
+        ),
+        (
+            slot(
+                Method::PATCH,
+                "/v1/users/{id}",
+                Some(json!({"role": "member"})),
+            ),
+            admin.clone(),
+        ),
+        (slot(Method::DELETE, "/v1/users/{id}", None), user.clone()),
+        (
+            slot(
+                Method::POST,
+                "/v1/api-keys",
+                Some(json!({"name": "stolen", "user_id": "{id}"})),
+            ),
+            user.clone(),
+        ),
+        (slot(Method::DELETE, "/v1/api-keys/{id}", None), key.clone()),
+        (slot(Method::GET, "/v1/agents/{id}", None), agent.clone()),
+        (
+            slot(
+                Method::PATCH,
+                "/v1/agents/{id}",
+                Some(json!({"description": "owned"})),
+            ),
+            agent.clone(),
+        ),
+        (slot(Method::DELETE, "/v1/agents/{id}", None), agent.clone()),
+        (
+            slot(Method::GET, "/v1/conversations/{id}", None),
+            conversation.clone(),
+        ),
+        (
+            slot(Method::GET, "/v1/conversations/{id}/messages", None),
+            conversation.clone(),
+        ),
+        (
+            slot(Method::DELETE, "/v1/conversations/{id}", None),
+            conversation.clone(),
+        ),
+        (
+            slot(Method::GET, "/v1/conversations?user_id={id}", None),
+            user.clone(),
+        ),
+        (
+            slot(Method::GET, "/v1/conversations?user_id={id}&limit=5", None),
+            admin.clone(),
+        ),
+    ];
+
+    let before = snapshot(&app, &[&a, &b]).await;
+    for (slot, foreign_id) in &table {
+        for token in [&a.admin_token, &a.member_token] {
+            let random_id = Uuid::now_v7().to_string();
+            let foreign = app
+                .call(
+                    slot.method.clone(),
+                    &fill(slot.path, foreign_id),
+                    Some(token),
+                    fill_body(&slot.body, foreign_id),
+                )
+                .await;
+            let random = app
+                .call(
+                    slot.method.clone(),
+                    &fill(slot.path, &random_id),
+                    Some(token),
+                    fill_body(&slot.body, &random_id),
+                )
+                .await;
+            let what = format!(
+                "{} {} as {}",
+                slot.method,
+                slot.path,
+                if token == &a.admin_token {
+                    "admin"
+                } else {
+                    "member"
+                }
+            );
+            assert!(!foreign.status.is_success(), "{what}: {:?}", foreign.body);
+            assert_problem(&foreign, foreign.status.as_u16());
+            assert_eq!(foreign.status, random.status, "{what}");
+            assert_eq!(
+                foreign.raw, random.raw,
+                "{what}: a foreign id must answer as a random one"
+            );
+        }
+    }
+    assert_eq!(
+        snapshot(&app, &[&a, &b]).await,
+        before,
+        "nothing was written"
+    );
+
+    // Owner fields in bodies are refused, and write nothing either.
+    let own_agent = app
+        .post(
+            "/v1/agents",
+            &a.admin_token,
+            json!({"name": "mine", "kind": "echo"}),
+        )
+        .await;
+    assert_eq!(own_agent.status, 201);
+    let own_agent = own_agent.body["id"].as_str().unwrap().to_string();
+    let before = snapshot(&app, &[&a, &b]).await;
+    let tenant_b = b.tenant.to_string();
+    for (method, path, body) in [
+        (
+            Method::POST,
+            "/v1/agents".to_string(),
+            json!({"name": "x", "kind": "echo", "tenant_id": tenant_b}),
+        ),
+        (
+            Method::PATCH,
+            format!("/v1/agents/{own_agent}"),
+            json!({"tenant_id": tenant_b}),
+        ),
+        (
+            Method::POST,
+            "/v1/users".to_string(),
+            json!({"email": "x@y.test", "role": "member", "tenant_id": tenant_b}),
+        ),
+        (
+            Method::PATCH,
+            format!("/v1/users/{}", a.member),
+            json!({"tenant_id": tenant_b}),
+        ),
+        (
+            Method::POST,
+            "/v1/api-keys".to_string(),
+            json!({"name": "x", "tenant_id": tenant_b}),
+        ),
+        (
+            Method::PATCH,
+            format!("/v1/users/{}", a.member),
+            json!({"id": b.member}),
+        ),
+    ] {
+        let resp = app
+            .call(method.clone(), &path, Some(&a.admin_token), Some(body))
+            .await;
+        assert_problem(&resp, 422);
+        assert!(
+            resp.body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("unknown field"),
+            "{method} {path}: {:?}",
+            resp.body
+        );
+    }
+    assert_eq!(
+        snapshot(&app, &[&a, &b]).await,
+        before,
+        "refused bodies write nothing"
+    );
+
+    // Lists show only the caller's tenant.
+    for (path, token) in [
+        ("/v1/agents", &a.member_token),
+        ("/v1/users", &a.admin_token),
+        ("/v1/api-keys", &a.admin_token),
+        ("/v1/conversations?all=true", &a.admin_token),
+    ] {
+        let list = app.get(path, token).await;
+        assert_eq!(list.status, 200, "{path}");
+        let text = list.body.to_string();
+        for id in [&agent, &key, &conversation, &user, &admin] {
+            assert!(!text.contains(id.as_str()), "{path} shows tenant B's {id}");
+        }
+    }
+}
+
+on_both_backends!(another_tenants_ids_are_never_reachable);

@@ -1,0 +1,12 @@
+//! The HTTP API, driven in-process through the router (and, in `e2e`, through a real
+//! socket).
+
+#![expect(clippy::unwrap_used, reason = "tests fail by panicking")]
+
+mod auth;
+mod common;
+mod isolation;
+mod openapi;
+mod pagination;
+mod resources;
+mod roles;

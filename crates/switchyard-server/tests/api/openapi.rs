@@ -1,0 +1,86 @@
+//! The OpenAPI document: snapshot-locked, and it lists every route of the API.
+
+use std::collections::BTreeSet;
+
+use crate::common::TestApp;
+
+/// Every operation of DESIGN §3 served so far.
+const OPERATIONS: &[(&str, &str)] = &[
+    ("post", "/v1/auth/login"),
+    ("get", "/v1/me"),
+    ("post", "/v1/tenants"),
+    ("get", "/v1/tenants"),
+    ("get", "/v1/tenants/{id}"),
+    ("patch", "/v1/tenants/{id}"),
+    ("delete", "/v1/tenants/{id}"),
+    ("post", "/v1/users"),
+    ("get", "/v1/users"),
+    ("get", "/v1/users/{id}"),
+    ("patch", "/v1/users/{id}"),
+    ("delete", "/v1/users/{id}"),
+    ("post", "/v1/api-keys"),
+    ("get", "/v1/api-keys"),
+    ("delete", "/v1/api-keys/{id}"),
+    ("post", "/v1/agents"),
+    ("get", "/v1/agents"),
+    ("get", "/v1/agents/{id}"),
+    ("patch", "/v1/agents/{id}"),
+    ("delete", "/v1/agents/{id}"),
+    ("get", "/v1/conversations"),
+    ("get", "/v1/conversations/{id}"),
+    ("delete", "/v1/conversations/{id}"),
+    ("get", "/v1/conversations/{id}/messages"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+];
+
+#[tokio::test]
+async fn the_document_is_served_and_lists_every_route() {
+    let app = TestApp::sqlite().await;
+    let served = app
+        .call(axum::http::Method::GET, "/openapi.json", None, None)
+        .await;
+    assert_eq!(served.status, 200);
+    let doc = served.body;
+    let mut documented = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            documented.insert((method.clone(), path.clone()));
+            let id = op["operationId"].as_str().unwrap();
+            assert!(id.contains('_'), "operation ids are verb_resource: {id}");
+        }
+    }
+    let expected: BTreeSet<(String, String)> = OPERATIONS
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    let missing: Vec<_> = expected.difference(&documented).collect();
+    assert!(
+        missing.is_empty(),
+        "routes missing from the document: {missing:?}"
+    );
+    let extra: Vec<_> = documented.difference(&expected).collect();
+    assert!(
+        extra.is_empty(),
+        "documented routes this test does not know: {extra:?}"
+    );
+    // Every documented route is really served (not 404 or 405 from the router itself).
+    for (method, path) in &documented {
+        let path = path.replace("{id}", &uuid::Uuid::now_v7().to_string());
+        let resp = app
+            .call(method.to_uppercase().parse().unwrap(), &path, None, None)
+            .await;
+        assert_ne!(resp.status, 405, "{method} {path}");
+        if resp.status == 404 {
+            assert_ne!(
+                resp.body["detail"], "no such resource",
+                "{method} {path} is not routed"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_document_is_snapshot_locked() {
+    insta::assert_json_snapshot!("openapi", switchyard_server::openapi());
+}

@@ -1,0 +1,315 @@
+//! The `switchyard` command: the server and the operator's tools.
+
+use std::io::BufRead as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use switchyard_core::model::{NewTenant, NewUser, TenantPatch, TenantStatus};
+use switchyard_core::page::PageRequest;
+use switchyard_core::settings::TenantSettings;
+use switchyard_core::{Role, TenantScope, UserId};
+use switchyard_server::auth::{JwtKeys, hash_password};
+use switchyard_server::validate::{is_slug, normalize_email, password_problem};
+use switchyard_server::{Config, telemetry};
+use switchyard_store::Store;
+
+/// A multi-tenant orchestrator for AI agents.
+#[derive(Parser, Debug)]
+#[command(name = "switchyard", version, about)]
+struct Cli {
+    /// A TOML settings file; environment variables win over it.
+    #[arg(long, global = true, env = "SWITCHYARD_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Runs the HTTP server.
+    Serve,
+    /// Applies pending database migrations (safe to run again).
+    Migrate,
+    /// Manages tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Manages users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Issues tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum TenantCommand {
+    /// Creates a tenant.
+    Create {
+        /// 2 to 63 of a-z, 0-9 and -.
+        #[arg(long)]
+        slug: String,
+        /// A display name (default: the slug).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Lists tenants.
+    List,
+    /// Suspends a tenant: its users are refused at once.
+    Suspend {
+        /// The tenant's slug.
+        slug: String,
+        /// Reactivate instead.
+        #[arg(long)]
+        resume: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum UserCommand {
+    /// Creates a user in a tenant.
+    Create(UserCreate),
+}
+
+#[derive(Args, Debug)]
+struct UserCreate {
+    /// The tenant's slug.
+    #[arg(long)]
+    tenant: String,
+    /// The user's e-mail address.
+    #[arg(long)]
+    email: String,
+    /// `member` or `admin`.
+    #[arg(long, default_value = "member")]
+    role: String,
+    /// A name to show.
+    #[arg(long)]
+    display_name: Option<String>,
+    /// Read a password (at least 12 characters) from the first line of standard input.
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum TokenCommand {
+    /// Prints a signed access token for a user.
+    Issue {
+        /// The tenant's slug.
+        #[arg(long)]
+        tenant: String,
+        /// The user's e-mail address.
+        #[arg(long)]
+        email: String,
+        /// Lifetime in seconds (default: the configured token TTL).
+        #[arg(long)]
+        ttl: Option<u64>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let config = Config::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
+    match cli.command {
+        Command::Serve => switchyard_server::run(config).await,
+        Command::Migrate => {
+            let report = switchyard_store::migrate(&config.store_config())
+                .await
+                .map_err(|e| e.to_string())?;
+            if report.upgraded_legacy {
+                println!("upgraded a database of the single-tenant layout");
+            }
+            if report.applied.is_empty() {
+                println!("the database is up to date");
+            } else {
+                let versions: Vec<String> = report.applied.iter().map(i64::to_string).collect();
+                println!("applied migrations {}", versions.join(", "));
+            }
+            Ok(())
+        }
+        Command::Tenant(cmd) => tenant(&config, cmd).await,
+        Command::User(UserCommand::Create(args)) => create_user(&config, args).await,
+        Command::Token(TokenCommand::Issue { tenant, email, ttl }) => {
+            issue_token(&config, &tenant, &email, ttl).await
+        }
+    }
+}
+
+async fn open(config: &Config) -> Result<Arc<dyn Store>, String> {
+    switchyard_store::connect(&config.store_config())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// The operator acting inside a tenant from the command line.
+fn operator_scope(tenant: switchyard_core::TenantId) -> TenantScope {
+    TenantScope::trusted_for_cli_or_tests(tenant, UserId::from(uuid::Uuid::nil()), Role::Admin)
+}
+
+fn print_json(value: &serde_json::Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
+}
+
+async fn tenant(config: &Config, cmd: TenantCommand) -> Result<(), String> {
+    let store = open(config).await?;
+    match cmd {
+        TenantCommand::Create { slug, name } => {
+            if !is_slug(&slug) {
+                return Err(format!(
+                    "{slug:?} is not a slug: 2 to 63 of a-z, 0-9 and -, starting with a letter or digit"
+                ));
+            }
+            let (tenant, _) = store
+                .create_tenant(
+                    NewTenant {
+                        name: name.unwrap_or_else(|| slug.clone()),
+                        slug,
+                        settings: TenantSettings::default(),
+                    },
+                    None,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            print_json(
+                &serde_json::to_value(switchyard_server::api::TenantOut::from(tenant))
+                    .unwrap_or_default(),
+            );
+        }
+        TenantCommand::List => {
+            let mut page = PageRequest::first(100);
+            println!("{:<36}  {:<24}  {:<9}  name", "id", "slug", "status");
+            loop {
+                let tenants = store.list_tenants(page).await.map_err(|e| e.to_string())?;
+                for t in &tenants.items {
+                    println!(
+                        "{:<36}  {:<24}  {:<9}  {}",
+                        t.id,
+                        t.slug,
+                        t.status.as_str(),
+                        t.name
+                    );
+                }
+                match tenants.next {
+                    Some(cursor) => page = PageRequest::after(100, cursor),
+                    None => break,
+                }
+            }
+        }
+        TenantCommand::Suspend { slug, resume } => {
+            let tenant = store
+                .find_tenant_by_slug(&slug)
+                .await
+                .map_err(|e| format!("tenant {slug:?}: {e}"))?;
+            let status = if resume {
+                TenantStatus::Active
+            } else {
+                TenantStatus::Suspended
+            };
+            let tenant = store
+                .update_tenant(
+                    tenant.id,
+                    TenantPatch {
+                        status: Some(status),
+                        ..TenantPatch::default()
+                    },
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("tenant {} is {}", tenant.slug, tenant.status.as_str());
+        }
+    }
+    Ok(())
+}
+
+async fn create_user(config: &Config, args: UserCreate) -> Result<(), String> {
+    let email = normalize_email(&args.email)
+        .ok_or_else(|| format!("{:?} is not an e-mail address", args.email))?;
+    let role = Role::parse(&args.role).ok_or("--role must be member or admin")?;
+    let password_hash = if args.password_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
+        let password = line.trim_end_matches(['\r', '\n']).to_string();
+        if let Some(problem) = password_problem(&password) {
+            return Err(problem);
+        }
+        Some(hash_password(&password).map_err(|e| e.detail)?)
+    } else {
+        None
+    };
+    let store = open(config).await?;
+    let tenant = store
+        .find_tenant_by_slug(&args.tenant)
+        .await
+        .map_err(|e| format!("tenant {:?}: {e}", args.tenant))?;
+    let user = store
+        .create_user(
+            &operator_scope(tenant.id),
+            NewUser {
+                email,
+                display_name: args.display_name,
+                role,
+                password_hash,
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    print_json(
+        &serde_json::to_value(switchyard_server::api::UserOut::from(user)).unwrap_or_default(),
+    );
+    Ok(())
+}
+
+async fn issue_token(
+    config: &Config,
+    tenant: &str,
+    email: &str,
+    ttl: Option<u64>,
+) -> Result<(), String> {
+    let store = open(config).await?;
+    let email =
+        normalize_email(email).ok_or_else(|| format!("{email:?} is not an e-mail address"))?;
+    let found = store
+        .find_login(tenant, &email)
+        .await
+        .map_err(|e| match e {
+            switchyard_store::StoreError::NotFound => {
+                format!("no user {email} in tenant {tenant:?}")
+            }
+            other => other.to_string(),
+        })?;
+    let keys = JwtKeys::load(config, store.as_ref())
+        .await
+        .map_err(|e| e.to_string())?;
+    let (token, _) = keys
+        .issue(found.principal.tenant.id, found.principal.user.id, ttl)
+        .map_err(|e| e.detail)?;
+    println!("{token}");
+    Ok(())
+}
