@@ -1,1 +1,164 @@
-//! placeholder
+//! Calling agents: the [`AgentInvoker`] trait and its implementations for each agent kind,
+//! with the safety every outbound call needs — a timeout, a bounded answer, no redirects,
+//! refused link-local and metadata addresses (and private ones if configured), request
+//! signing — and a [`CircuitBreakers`] registry that stops calling an agent that keeps
+//! failing.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use switchyard_core::model::Agent;
+use switchyard_core::{ConversationId, MessageId};
+use tokio::sync::mpsc;
+
+mod breaker;
+mod echo;
+mod http;
+mod net;
+mod openai;
+mod sse;
+
+pub use breaker::{BreakerConfig, CircuitBreakers, Permit};
+pub use http::sign;
+pub use net::AddressPolicy;
+
+/// One earlier message of the conversation, as agents receive it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HistoryEntry {
+    /// `user` or `assistant`.
+    pub role: &'static str,
+    /// The text.
+    pub content: String,
+}
+
+/// What an agent is asked.
+#[derive(Clone, Debug)]
+pub struct AgentRequest<'a> {
+    /// The conversation.
+    pub conversation_id: ConversationId,
+    /// The id the turn will have.
+    pub message_id: MessageId,
+    /// The user's message.
+    pub message: &'a str,
+    /// The conversation's earlier messages, oldest first (only this conversation's).
+    pub history: &'a [HistoryEntry],
+    /// The analysed intent.
+    pub intent: Option<&'a str>,
+    /// Free-form metadata the caller attached to the chat request.
+    pub metadata: Option<&'a serde_json::Value>,
+}
+
+/// Why an agent gave no answer.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum AgentError {
+    /// It failed: an error status, a broken connection, an answer that is not what the
+    /// protocol says, or an address that may not be called.
+    #[error("{0}")]
+    Failed(String),
+    /// It did not answer in time.
+    #[error("timed out after {0} ms")]
+    Timeout(u64),
+    /// Its circuit is open after repeated failures.
+    #[error("circuit open after repeated failures")]
+    CircuitOpen,
+}
+
+impl AgentError {
+    /// A short, stable name of the kind of failure (for metrics and the routing record).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AgentError::Failed(_) => "failed",
+            AgentError::Timeout(_) => "timeout",
+            AgentError::CircuitOpen => "circuit_open",
+        }
+    }
+}
+
+/// Where an agent's answer goes as it arrives (for streamed chat answers).
+pub type DeltaSink = mpsc::Sender<String>;
+
+/// Calls an agent.
+#[async_trait]
+pub trait AgentInvoker: Send + Sync + 'static {
+    /// Asks `agent` and returns its whole answer. With `deltas`, pieces of the answer are
+    /// sent there as they arrive (they add up to the answer returned); without, the answer
+    /// comes whole.
+    async fn invoke(
+        &self,
+        agent: &Agent,
+        request: &AgentRequest<'_>,
+        deltas: Option<&DeltaSink>,
+    ) -> Result<String, AgentError>;
+}
+
+impl std::fmt::Debug for dyn AgentInvoker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AgentInvoker")
+    }
+}
+
+/// How outbound calls behave.
+#[derive(Clone, Debug)]
+pub struct InvokerConfig {
+    /// Which addresses may be called.
+    pub addresses: AddressPolicy,
+    /// The largest answer accepted from an agent, in bytes.
+    pub max_response_bytes: usize,
+    /// How long to wait for a connection.
+    pub connect_timeout: Duration,
+}
+
+impl Default for InvokerConfig {
+    fn default() -> Self {
+        Self {
+            addresses: AddressPolicy {
+                deny_private: false,
+            },
+            max_response_bytes: 1024 * 1024,
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The invoker that serves every agent kind.
+pub struct Invokers {
+    http: http::HttpInvoker,
+    openai: openai::OpenAiInvoker,
+}
+
+impl Invokers {
+    /// Builds the invokers with one shared HTTP client.
+    pub fn new(config: InvokerConfig) -> Result<Self, String> {
+        let client = net::client(&config)?;
+        Ok(Self {
+            http: http::HttpInvoker::new(client.clone(), config.clone()),
+            openai: openai::OpenAiInvoker::new(client, config),
+        })
+    }
+}
+
+#[async_trait]
+impl AgentInvoker for Invokers {
+    async fn invoke(
+        &self,
+        agent: &Agent,
+        request: &AgentRequest<'_>,
+        deltas: Option<&DeltaSink>,
+    ) -> Result<String, AgentError> {
+        use switchyard_core::model::AgentKind;
+        match agent.kind {
+            AgentKind::Echo => echo::invoke(agent, request, deltas).await,
+            AgentKind::Http => self.http.invoke(agent, request, deltas).await,
+            AgentKind::Openai => self.openai.invoke(agent, request, deltas).await,
+            AgentKind::A2a => Err(AgentError::Failed(
+                "a2a agents are not supported by this build".into(),
+            )),
+        }
+    }
+}
+
+/// Installs rustls' ring provider as the process default (once; later calls do nothing).
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -22,6 +22,10 @@ pub struct TenantSettings {
     /// When the two best candidates are closer than this, the fallback agent answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_margin: Option<f64>,
+    /// How far ahead another agent must be to take a follow-up from the conversation's
+    /// last agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switch_margin: Option<f64>,
     /// Requests per second the tenant may make (0 = unlimited).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit_per_second: Option<u32>,
@@ -83,6 +87,7 @@ impl TenantSettings {
         at_least("retention_days", self.retention_days, 1)?;
         unit("min_confidence", self.min_confidence)?;
         unit("min_margin", self.min_margin)?;
+        unit("switch_margin", self.switch_margin)?;
         if self.max_inflight_agent_calls == Some(0) {
             return Err(BadSetting {
                 name: "max_inflight_agent_calls",

@@ -9,8 +9,13 @@ use switchyard_core::model::NewTenant;
 use switchyard_core::settings::TenantSettings;
 use switchyard_store::{Store, StoreError};
 
+use switchyard_agents::{
+    AddressPolicy, AgentInvoker, BreakerConfig, CircuitBreakers, InvokerConfig, Invokers,
+};
+
 use crate::auth::{JwtKeys, LoginLimiter};
 use crate::config::{Config, ConfigError};
+use crate::routing_cache::RoutingCache;
 
 /// Everything the server holds.
 #[derive(Debug)]
@@ -27,6 +32,12 @@ pub struct App {
     pub default_tenant: Option<TenantId>,
     /// Failed logins.
     pub login_limiter: LoginLimiter,
+    /// Each tenant's routing index.
+    pub routing: Arc<RoutingCache>,
+    /// Calls agents.
+    pub invoker: Arc<dyn AgentInvoker>,
+    /// Each agent's circuit.
+    pub breakers: CircuitBreakers,
 }
 
 /// The shared state handlers extract.
@@ -51,7 +62,21 @@ impl App {
         } else {
             Some(ensure_tenant(store.as_ref(), &config.default_tenant_slug).await?)
         };
+        let invoker = Invokers::new(InvokerConfig {
+            addresses: AddressPolicy {
+                deny_private: config.agent_deny_private,
+            },
+            ..InvokerConfig::default()
+        })
+        .map_err(ConfigError)?;
+        let breakers = CircuitBreakers::new(BreakerConfig {
+            failure_threshold: config.circuit_failure_threshold,
+            open_for: std::time::Duration::from_secs(config.circuit_open_seconds),
+        });
         Ok(Self {
+            routing: Arc::new(RoutingCache::new(config.routing_cache_tenants)),
+            invoker: Arc::new(invoker),
+            breakers,
             operator_token_hash: config
                 .admin_token
                 .as_ref()

@@ -112,6 +112,8 @@ pub struct Config {
     pub min_confidence: f64,
     /// When the two best candidates are closer than this, the fallback agent answers.
     pub min_margin: f64,
+    /// How far ahead another agent must be to take a follow-up from the last agent.
+    pub switch_margin: f64,
     /// Requests per second per tenant (0 = off).
     pub rate_limit_per_second: u32,
     /// Burst above the rate per tenant.
@@ -159,8 +161,10 @@ impl Default for Config {
             enable_tenant_isolation: true,
             default_tenant_slug: "default".into(),
             analyzer: "lexical".into(),
-            min_confidence: 0.35,
-            min_margin: 0.05,
+            // The routing engine's calibrated defaults (see switchyard_core::routing).
+            min_confidence: 0.5,
+            min_margin: 0.1,
+            switch_margin: 0.3,
             rate_limit_per_second: 200,
             rate_limit_burst: 400,
             max_inflight_agent_calls: 64,
@@ -287,6 +291,9 @@ impl Config {
         if !(0.0..=1.0).contains(&self.min_margin) {
             return bad("min_margin", "must be between 0 and 1");
         }
+        if !(0.0..=1.0).contains(&self.switch_margin) {
+            return bad("switch_margin", "must be between 0 and 1");
+        }
         if self.max_inflight_agent_calls == 0 {
             return bad("max_inflight_agent_calls", "must be at least 1");
         }
@@ -373,7 +380,10 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.set_env("SWITCHYARD_DATABASE_MAX_CONNECTIONS", "many");
             let err = Config::load(None).unwrap_err().0;
-            assert!(err.to_lowercase().contains("database_max_connections"), "{err}");
+            assert!(
+                err.to_lowercase().contains("database_max_connections"),
+                "{err}"
+            );
             assert!(!err.contains('\n'));
             jail.set_env("SWITCHYARD_DATABASE_MAX_CONNECTIONS", "4");
             jail.set_env("SWITCHYARD_BIND", "localhost");

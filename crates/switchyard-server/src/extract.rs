@@ -136,3 +136,48 @@ mod tests {
         assert!(page_request(None, Some(&cursor)).unwrap().after.is_some());
     }
 }
+
+/// A JSON body together with its raw bytes (to fingerprint a request for idempotency),
+/// with the same rejections as [`ApiJson`].
+#[derive(Debug, Clone)]
+pub struct ApiJsonWithBytes<T>(pub T, pub axum::body::Bytes);
+
+impl<S, T> FromRequest<S> for ApiJsonWithBytes<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|mime| {
+                let mime = mime.trim().to_ascii_lowercase();
+                mime == "application/json"
+                    || (mime.starts_with("application/") && mime.ends_with("+json"))
+            });
+        if !is_json {
+            return Err(ApiError::unsupported_media_type());
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| {
+                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::too_large()
+                } else {
+                    ApiError::bad_request(e.body_text())
+                }
+            })?;
+        let value = serde_json::from_slice::<T>(&bytes).map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => ApiError::unprocessable(format!(
+                "Failed to deserialize the JSON body into the target type: {e}"
+            )),
+            _ => ApiError::bad_request(format!("Failed to parse the request body as JSON: {e}")),
+        })?;
+        Ok(Self(value, bytes))
+    }
+}

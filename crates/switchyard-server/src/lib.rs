@@ -21,7 +21,9 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod openapi;
+pub mod orchestrator;
 pub mod routes;
+pub mod routing_cache;
 pub mod serve;
 pub mod telemetry;
 pub mod validate;
@@ -30,7 +32,7 @@ pub use app::{App, AppState};
 pub use config::Config;
 
 use crate::error::ApiError;
-use crate::routes::{agents, api_keys, auth as login, conversations, health, tenants, users};
+use crate::routes::{agents, api_keys, auth as login, chat, conversations, health, tenants, users};
 
 /// Every documented route, with its handler and OpenAPI description.
 pub fn api_router() -> OpenApiRouter<AppState> {
@@ -65,6 +67,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
             conversations::delete_conversation
         ))
         .routes(routes!(conversations::list_messages))
+        .routes(routes!(chat::create_chat))
+        .routes(routes!(chat::create_route))
 }
 
 /// The OpenAPI document.
@@ -125,12 +129,23 @@ pub async fn run(config: Config) -> Result<(), String> {
     let store = switchyard_store::connect(&config.store_config())
         .await
         .map_err(|e| e.to_string())?;
+    run_with_store(config, store, |_, _| {}).await
+}
+
+/// Runs the server on an open store; `ready` is called with the address and the app once
+/// the `listening on` line is printed (the demo prints its tokens there).
+pub async fn run_with_store(
+    config: Config,
+    store: Arc<dyn switchyard_store::Store>,
+    ready: impl FnOnce(std::net::SocketAddr, &App),
+) -> Result<(), String> {
     let listener = serve::bind(&config.bind).await?;
     let header_read_timeout = Duration::from_millis(config.header_read_timeout_ms);
     let grace = Duration::from_secs(config.shutdown_grace_seconds);
-    let app = App::new(config, store).await.map_err(|e| e.to_string())?;
-    let router = router(AppState(Arc::new(app)));
-    serve::announce(&listener)?;
+    let app = Arc::new(App::new(config, store).await.map_err(|e| e.to_string())?);
+    let router = router(AppState(app.clone()));
+    let addr = serve::announce(&listener)?;
+    ready(addr, &app);
     serve::serve(
         listener,
         router,

@@ -21,6 +21,7 @@ use utoipa::{Modify, OpenApi};
         (name = "users", description = "Users of the tenant (admins)"),
         (name = "api-keys", description = "API keys of the tenant (admins)"),
         (name = "agents", description = "Agents of the tenant"),
+        (name = "chat", description = "Orchestrated chat turns and routing"),
         (name = "conversations", description = "Conversations and their turns"),
         (name = "health", description = "Liveness and readiness"),
     )

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
+
+mod demo;
 use switchyard_core::model::{NewTenant, NewUser, TenantPatch, TenantStatus};
 use switchyard_core::page::PageRequest;
 use switchyard_core::settings::TenantSettings;
@@ -41,6 +43,9 @@ enum Command {
     /// Issues tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Runs the server with two demo tenants, their users and agents, and prints tokens and
+    /// `curl` lines to try it (data in ./switchyard-demo.db unless SWITCHYARD_DATABASE_URL is set).
+    Demo,
 }
 
 #[derive(Subcommand, Debug)]
@@ -152,6 +157,13 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::User(UserCommand::Create(args)) => create_user(&config, args).await,
         Command::Token(TokenCommand::Issue { tenant, email, ttl }) => {
             issue_token(&config, &tenant, &email, ttl).await
+        }
+        Command::Demo => {
+            demo::run(
+                config,
+                std::env::var_os("SWITCHYARD_DATABASE_URL").is_some(),
+            )
+            .await
         }
     }
 }

@@ -4,6 +4,7 @@
 pub mod agents;
 pub mod api_keys;
 pub mod auth;
+pub mod chat;
 pub mod conversations;
 pub mod health;
 pub mod tenants;

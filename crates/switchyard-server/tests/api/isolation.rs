@@ -155,6 +155,15 @@ async fn another_tenants_ids_are_never_reachable(app: TestApp) {
         ),
     ];
 
+    // Tenant A can chat (so a refusal below is about the id, nothing else).
+    let a_agent = app
+        .post(
+            "/v1/agents",
+            &a.admin_token,
+            json!({"name": "general", "kind": "echo", "is_fallback": true}),
+        )
+        .await;
+    assert_eq!(a_agent.status, 201);
     let before = snapshot(&app, &[&a, &b]).await;
     for (slot, foreign_id) in &table {
         for token in [&a.admin_token, &a.member_token] {

@@ -3,7 +3,9 @@
 
 #![expect(clippy::unwrap_used, reason = "tests fail by panicking")]
 
+mod agent_server;
 mod auth;
+mod chat;
 mod common;
 mod isolation;
 mod openapi;

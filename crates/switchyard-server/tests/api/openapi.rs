@@ -30,6 +30,8 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("get", "/v1/conversations/{id}"),
     ("delete", "/v1/conversations/{id}"),
     ("get", "/v1/conversations/{id}/messages"),
+    ("post", "/v1/chat"),
+    ("post", "/v1/route"),
     ("get", "/healthz"),
     ("get", "/readyz"),
 ];

@@ -1,0 +1,521 @@
+//! One chat turn (DESIGN §6): load the conversation, analyse the message, choose an agent,
+//! call it (failing over when it fails), store the turn with its conversation update, and
+//! answer. `/v1/route` runs the same analysis and decision without calling or storing.
+//!
+//! No database transaction is held while an agent is called: the conversation is read in
+//! one short transaction before, and the turn written in one after.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::Utc;
+use serde::Serialize;
+use serde_json::Value;
+use switchyard_agents::{AgentError, AgentRequest, HistoryEntry};
+use switchyard_core::model::{Conversation, NewTurn, Tenant, Turn, TurnTarget};
+use switchyard_core::routing::{
+    Analysis, Decision, FailoverFrom, RouteError, RouteInput, RoutingPolicy,
+};
+use switchyard_core::{AgentId, ConversationId, MessageId};
+use tokio::sync::mpsc;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::routing_cache::TenantRouting;
+
+/// The longest message, in Unicode scalar values.
+pub const MAX_MESSAGE_CHARS: usize = 32_768;
+
+/// What a chat turn is asked.
+#[derive(Clone, Debug)]
+pub struct ChatInput {
+    /// The user's message.
+    pub message: String,
+    /// The conversation to continue; a new one when absent.
+    pub conversation_id: Option<ConversationId>,
+    /// An agent of the tenant to pin.
+    pub agent_id: Option<AgentId>,
+    /// Passed to the agent as is.
+    pub metadata: Option<Value>,
+}
+
+/// What a streamed turn emits before its final answer.
+#[derive(Clone, Debug)]
+pub enum ChatEvent {
+    /// The routing decision (`{agent, intent, routing}`), before the agent is called.
+    Routing(Value),
+    /// A piece of the agent's answer.
+    Delta(String),
+}
+
+/// The agent in an answer.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct AgentSummary {
+    /// Its id.
+    pub id: Uuid,
+    /// Its name.
+    pub name: String,
+}
+
+/// The intent in an answer.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct IntentOut {
+    /// The intent label (the chosen agent's).
+    pub category: Option<String>,
+    /// How sure the analysis is (calibrated).
+    pub confidence: f64,
+    /// The message's words that pointed to the agent.
+    pub keywords: Vec<String>,
+}
+
+/// Where the time of a turn went, in milliseconds.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Timings {
+    /// Intent analysis.
+    pub analyze: f64,
+    /// Choosing the agent.
+    pub route: f64,
+    /// The agent call(s).
+    pub agent: f64,
+    /// Storing the turn.
+    pub store: f64,
+}
+
+/// Debug information (with `ORCHESTRATOR_ENABLE_DEBUG_INFO=true`).
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Debug {
+    /// Where the time went.
+    pub timings_ms: Timings,
+}
+
+/// The answer to a chat turn.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ChatAnswer {
+    /// The conversation (new or continued).
+    pub conversation_id: Uuid,
+    /// The stored turn.
+    pub message_id: Uuid,
+    /// The agent's answer.
+    pub response: String,
+    /// The agent that answered.
+    pub agent: AgentSummary,
+    /// The analysed intent.
+    pub intent: IntentOut,
+    /// The routing decision.
+    #[schema(value_type = Object)]
+    pub routing: Value,
+    /// Timings, when enabled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub debug: Option<Debug>,
+}
+
+/// The answer to `/v1/route`.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct RouteAnswer {
+    /// The agent that would answer.
+    pub agent: AgentSummary,
+    /// The analysed intent.
+    pub intent: IntentOut,
+    /// The routing decision.
+    #[schema(value_type = Object)]
+    pub routing: Value,
+}
+
+/// A decision and what it was made from.
+struct Plan {
+    routing: Arc<TenantRouting>,
+    analysis: Analysis,
+    decision: Decision,
+    analyze_ms: f64,
+    route_ms: f64,
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1000.0
+}
+
+fn intent_out(analysis: &Analysis) -> IntentOut {
+    IntentOut {
+        category: analysis.intent.category.clone(),
+        confidence: analysis.intent.confidence,
+        keywords: analysis.intent.keywords.clone(),
+    }
+}
+
+/// Checks the message length (1 to 32,768 characters).
+pub fn check_message(message: &str) -> ApiResult<()> {
+    let chars = message.chars().count();
+    if chars == 0 {
+        return Err(ApiError::unprocessable("`message` must not be empty"));
+    }
+    if chars > MAX_MESSAGE_CHARS {
+        return Err(ApiError::unprocessable(format!(
+            "`message` has at most {MAX_MESSAGE_CHARS} characters"
+        )));
+    }
+    Ok(())
+}
+
+/// The tenant's routing thresholds: its own settings over the global ones.
+pub fn policy(state: &AppState, tenant: &Tenant) -> RoutingPolicy {
+    let s = &tenant.settings;
+    RoutingPolicy {
+        min_confidence: s.min_confidence.unwrap_or(state.config.min_confidence),
+        min_margin: s.min_margin.unwrap_or(state.config.min_margin),
+        switch_margin: s.switch_margin.unwrap_or(state.config.switch_margin),
+    }
+}
+
+fn route_error(e: RouteError) -> ApiError {
+    use axum::http::StatusCode;
+    match e {
+        // A pinned agent that is not one of this tenant's enabled agents is not found,
+        // whatever tenant it belongs to.
+        RouteError::UnknownAgent(_) => ApiError::not_found(),
+        RouteError::NoAgents => ApiError::custom(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no-agent",
+            "No agent available",
+            "the tenant has no enabled agent to answer",
+        ),
+        RouteError::NoneAvailable => ApiError::custom(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "circuit-open",
+            "Agents unavailable",
+            "every agent that could answer is failing; retry later",
+        ),
+    }
+}
+
+async fn plan(
+    state: &AppState,
+    principal: &Principal,
+    message: &str,
+    last_agent: Option<AgentId>,
+    pinned: Option<AgentId>,
+) -> ApiResult<Plan> {
+    let routing = state
+        .routing
+        .get(
+            &state.store,
+            &principal.scope,
+            principal.tenant.agents_version,
+        )
+        .await?;
+    state
+        .routing
+        .train_in_background(principal.scope.tenant_id());
+    let started = Instant::now();
+    let analysis = routing.index.analyze(message);
+    let analyze_ms = ms(started);
+    let started = Instant::now();
+    let breakers = &state.breakers;
+    let unavailable = |agent: AgentId| breakers.is_open(agent);
+    let input = RouteInput {
+        pinned,
+        last_agent,
+        unavailable: &unavailable,
+    };
+    let decision = routing
+        .index
+        .decide(&analysis, &policy(state, &principal.tenant), &input)
+        .map_err(route_error)?;
+    let route_ms = ms(started);
+    Ok(Plan {
+        routing,
+        analysis,
+        decision,
+        analyze_ms,
+        route_ms,
+    })
+}
+
+fn summary(decision: &Decision) -> AgentSummary {
+    AgentSummary {
+        id: decision.agent_id.as_uuid(),
+        name: decision.agent_name.clone(),
+    }
+}
+
+/// `/v1/route`: the decision a chat turn would make, without calling or storing anything.
+pub async fn route(
+    state: &AppState,
+    principal: &Principal,
+    message: &str,
+    conversation: Option<ConversationId>,
+) -> ApiResult<RouteAnswer> {
+    check_message(message)?;
+    let last_agent = match conversation {
+        Some(id) => {
+            state
+                .store
+                .chat_context(&principal.scope, id, 0)
+                .await?
+                .0
+                .last_agent_id
+        }
+        None => None,
+    };
+    let plan = plan(state, principal, message, last_agent, None).await?;
+    Ok(RouteAnswer {
+        agent: summary(&plan.decision),
+        intent: intent_out(&plan.analysis),
+        routing: serde_json::to_value(&plan.decision).unwrap_or_default(),
+    })
+}
+
+fn agent_failure(agent: &str, e: &AgentError) -> ApiError {
+    use axum::http::StatusCode;
+    let detail = format!("agent {agent:?} could not answer: {e}");
+    match e {
+        AgentError::Failed(_) => ApiError::custom(
+            StatusCode::BAD_GATEWAY,
+            "agent-failed",
+            "Agent failed",
+            detail,
+        ),
+        AgentError::Timeout(_) => ApiError::custom(
+            StatusCode::GATEWAY_TIMEOUT,
+            "agent-timeout",
+            "Agent timed out",
+            detail,
+        ),
+        AgentError::CircuitOpen => ApiError::custom(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "circuit-open",
+            "Agent unavailable",
+            detail,
+        ),
+    }
+}
+
+fn history(turns: &[Turn]) -> Vec<HistoryEntry> {
+    let mut entries = Vec::with_capacity(turns.len() * 2);
+    for turn in turns {
+        entries.push(HistoryEntry {
+            role: "user",
+            content: turn.user_message.clone(),
+        });
+        if let Some(answer) = &turn.agent_response {
+            entries.push(HistoryEntry {
+                role: "assistant",
+                content: answer.clone(),
+            });
+        }
+    }
+    entries
+}
+
+/// Calls one agent, forwarding its answer's pieces to `events`; also says whether any piece
+/// reached the client (after which no other agent may take over: the answer is begun).
+async fn call(
+    state: &AppState,
+    agent: &switchyard_core::model::Agent,
+    request: &AgentRequest<'_>,
+    events: Option<&mpsc::Sender<ChatEvent>>,
+) -> (Result<String, AgentError>, bool) {
+    let Some(events) = events else {
+        return (state.invoker.invoke(agent, request, None).await, false);
+    };
+    let (tx, mut rx) = mpsc::channel::<String>(64);
+    let mut forwarded = false;
+    let result = {
+        let invocation = state.invoker.invoke(agent, request, Some(&tx));
+        tokio::pin!(invocation);
+        loop {
+            tokio::select! {
+                result = &mut invocation => break result,
+                Some(piece) = rx.recv() => {
+                    forwarded = true;
+                    let _ = events.send(ChatEvent::Delta(piece)).await;
+                }
+            }
+        }
+    };
+    while let Ok(piece) = rx.try_recv() {
+        forwarded = true;
+        let _ = events.send(ChatEvent::Delta(piece)).await;
+    }
+    (result, forwarded)
+}
+
+/// One chat turn. With `events`, the decision and the answer's pieces are sent there as
+/// they happen (for a streamed answer).
+pub async fn chat(
+    state: &AppState,
+    principal: &Principal,
+    input: ChatInput,
+    events: Option<mpsc::Sender<ChatEvent>>,
+) -> ApiResult<ChatAnswer> {
+    let started = Instant::now();
+    check_message(&input.message)?;
+    let scope = &principal.scope;
+    let settings = &principal.tenant.settings;
+    let max_per_user = settings
+        .max_conversations_per_user
+        .unwrap_or(state.config.max_conversations_per_user);
+    let max_per_tenant = settings
+        .max_conversations_per_tenant
+        .unwrap_or(state.config.max_conversations_per_tenant);
+
+    // 1. The conversation, or the room for a new one (checked again when it is written).
+    let (conversation, turns): (Option<Conversation>, Vec<Turn>) = match input.conversation_id {
+        Some(id) => {
+            let (c, t) = state
+                .store
+                .chat_context(scope, id, state.config.history_turns)
+                .await?;
+            (Some(c), t)
+        }
+        None => {
+            let (per_user, per_tenant) = state.store.count_conversations(scope).await?;
+            if per_user >= max_per_user {
+                return Err(switchyard_store::StoreError::LimitReached {
+                    which: "per_user",
+                    limit: max_per_user,
+                }
+                .into());
+            }
+            if per_tenant >= max_per_tenant {
+                return Err(switchyard_store::StoreError::LimitReached {
+                    which: "per_tenant",
+                    limit: max_per_tenant,
+                }
+                .into());
+            }
+            (None, Vec::new())
+        }
+    };
+
+    // 2-3. Intent and agent.
+    let last_agent = conversation.as_ref().and_then(|c| c.last_agent_id);
+    let mut plan = plan(state, principal, &input.message, last_agent, input.agent_id).await?;
+    let intent = intent_out(&plan.analysis);
+    if let Some(events) = &events {
+        let routing = serde_json::json!({
+            "agent": summary(&plan.decision),
+            "intent": intent,
+            "routing": plan.decision,
+        });
+        let _ = events.send(ChatEvent::Routing(routing)).await;
+    }
+
+    // 4. The agent, then those who take over if it fails.
+    let conversation_id = conversation
+        .as_ref()
+        .map_or_else(ConversationId::new, |c| c.id);
+    let message_id = MessageId::new();
+    let history = history(&turns);
+    let request = AgentRequest {
+        conversation_id,
+        message_id,
+        message: &input.message,
+        history: &history,
+        intent: intent.category.as_deref(),
+        metadata: input.metadata.as_ref(),
+    };
+    let agent_started = Instant::now();
+    let mut candidates = vec![switchyard_core::routing::AgentRef {
+        agent_id: plan.decision.agent_id,
+        name: plan.decision.agent_name.clone(),
+    }];
+    candidates.extend(plan.decision.failover.iter().cloned());
+    let mut first_failure: Option<(String, AgentError)> = None;
+    let mut answered: Option<(AgentId, String, String)> = None;
+    for candidate in &candidates {
+        let Some(agent) = plan.routing.agents.get(&candidate.agent_id) else {
+            continue;
+        };
+        let outcome = match state.breakers.permit(agent.id) {
+            None => (Err(AgentError::CircuitOpen), false),
+            Some(permit) => {
+                let outcome = call(state, agent, &request, events.as_ref()).await;
+                state.breakers.record(agent.id, permit, outcome.0.is_ok());
+                outcome
+            }
+        };
+        match outcome {
+            (Ok(text), _) => {
+                answered = Some((agent.id, agent.name.clone(), text));
+                break;
+            }
+            (Err(e), began) => {
+                tracing::warn!(agent.name = %agent.name, error = %e, "agent call failed");
+                if first_failure.is_none() {
+                    plan.decision.failover_from = Some(FailoverFrom {
+                        agent_id: agent.id,
+                        name: agent.name.clone(),
+                        error: e.to_string(),
+                    });
+                    first_failure = Some((agent.name.clone(), e));
+                }
+                if began {
+                    // Part of this answer already reached the client; another agent's
+                    // answer cannot be spliced onto it.
+                    break;
+                }
+            }
+        }
+    }
+    let agent_ms = ms(agent_started);
+    let Some((agent_id, agent_name, response)) = answered else {
+        let (name, error) = first_failure
+            .unwrap_or_else(|| (plan.decision.agent_name.clone(), AgentError::CircuitOpen));
+        return Err(agent_failure(&name, &error));
+    };
+
+    // 5. The turn and its conversation, in one transaction.
+    let store_started = Instant::now();
+    let routing_json = serde_json::to_value(&plan.decision).unwrap_or_default();
+    let target = match conversation {
+        Some(c) => TurnTarget::Existing(c.id),
+        None => TurnTarget::New {
+            id: conversation_id,
+            title: Some(input.message.clone()),
+            max_per_user,
+            max_per_tenant,
+        },
+    };
+    let (_, turn) = state
+        .store
+        .append_turn(
+            scope,
+            NewTurn {
+                id: message_id,
+                target,
+                user_message: input.message,
+                agent_response: response.clone(),
+                intent_category: intent.category.clone(),
+                intent_confidence: Some(intent.confidence),
+                selected_agent_id: Some(agent_id),
+                routing: routing_json.clone(),
+                latency_ms: Some(ms(started)),
+                created_at: Utc::now(),
+            },
+        )
+        .await?;
+    let store_ms = ms(store_started);
+
+    Ok(ChatAnswer {
+        conversation_id: conversation_id.as_uuid(),
+        message_id: turn.id.as_uuid(),
+        response,
+        agent: AgentSummary {
+            id: agent_id.as_uuid(),
+            name: agent_name,
+        },
+        intent,
+        routing: routing_json,
+        debug: state.config.enable_debug_info.then_some(Debug {
+            timings_ms: Timings {
+                analyze: plan.analyze_ms,
+                route: plan.route_ms,
+                agent: agent_ms,
+                store: store_ms,
+            },
+        }),
+    })
+}

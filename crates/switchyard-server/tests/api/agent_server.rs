@@ -1,0 +1,227 @@
+//! A small agent service over real HTTP, started by the tests: it answers, fails, hangs,
+//! answers garbage, redirects, or answers too much, and records what it was sent.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect};
+use axum::routing::post;
+use serde_json::{Value, json};
+
+/// A request the agent received.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Received {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+}
+
+#[derive(Default)]
+pub struct Recorder {
+    pub requests: Mutex<Vec<Received>>,
+    pub flaky_failures_left: AtomicUsize,
+}
+
+/// The running agent service.
+pub struct AgentServer {
+    pub addr: SocketAddr,
+    pub recorder: Arc<Recorder>,
+}
+
+impl AgentServer {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn received(&self, path: &str) -> Vec<Received> {
+        self.recorder
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.path == path)
+            .cloned()
+            .collect()
+    }
+}
+
+fn record(state: &Recorder, path: &str, headers: HeaderMap, body: Bytes) -> Value {
+    state.requests.lock().unwrap().push(Received {
+        path: path.into(),
+        headers,
+        body: body.to_vec(),
+    });
+    serde_json::from_slice(&body).unwrap_or(Value::Null)
+}
+
+pub async fn start() -> AgentServer {
+    let recorder = Arc::new(Recorder::default());
+    let app = Router::new()
+        .route(
+            "/ok",
+            post(|State(s): State<Arc<Recorder>>, h: HeaderMap, b: Bytes| async move {
+                let req = record(&s, "/ok", h, b);
+                axum::Json(json!({"response": format!("ok: {}", req["message"].as_str().unwrap_or(""))}))
+            }),
+        )
+        .route(
+            "/fail",
+            post(|State(s): State<Arc<Recorder>>, h: HeaderMap, b: Bytes| async move {
+                record(&s, "/fail", h, b);
+                (StatusCode::INTERNAL_SERVER_ERROR, "boom")
+            }),
+        )
+        .route(
+            "/hang",
+            post(|State(s): State<Arc<Recorder>>, h: HeaderMap, b: Bytes| async move {
+                record(&s, "/hang", h, b);
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                axum::Json(json!({"response": "too late"}))
+            }),
+        )
+        .route(
+            "/slow",
+            post(|State(s): State<Arc<Recorder>>, h: HeaderMap, b: Bytes| async move {
+                record(&s, "/slow", h, b);
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                axum::Json(json!({"response": "slow but sure"}))
+            }),
+        )
+        .route(
+            "/garbage",
+            post(|State(s): State<Arc<Recorder>>, h: HeaderMap, b: Bytes| async move {
+                record(&s, "/garbage", h, b);
+                (StatusCode::OK, "<html>definitely not json</html>")
+            }),
+        )
+        .route(
+            "/wrong-shape",
+            post(|State(s): State<Arc<Recorder>>, h: HeaderMap, b: Bytes| async move {
+                record(&s, "/wrong-shape", h, b);
+                axum::Json(json!({"answer": "where response should be"}))
+            }),
+        )
+        .route(
+            "/redirect",
+            post(|State(s): State<Arc<Recorder>>, h: HeaderMap, b: Bytes| async move {
+                record(&s, "/redirect", h, b);
+                Redirect::temporary("/ok")
+            }),
+        )
+        .route(
+            "/huge",
+            post(|State(s): State<Arc<Recorder>>, h: HeaderMap, b: Bytes| async move {
+                record(&s, "/huge", h, b);
+                axum::Json(json!({"response": "x".repeat(2 * 1024 * 1024)}))
+            }),
+        )
+        .route(
+            "/flaky",
+            post(|State(s): State<Arc<Recorder>>, h: HeaderMap, b: Bytes| async move {
+                record(&s, "/flaky", h, b);
+                let left = s.flaky_failures_left.load(Ordering::SeqCst);
+                if left > 0 {
+                    s.flaky_failures_left.store(left - 1, Ordering::SeqCst);
+                    return (StatusCode::SERVICE_UNAVAILABLE, "not yet").into_response();
+                }
+                axum::Json(json!({"response": "flaky recovered"})).into_response()
+            }),
+        )
+        .with_state(recorder.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    AgentServer { addr, recorder }
+}
+
+/// Parses a server-sent event stream into (event, data) pairs.
+pub fn sse_events(raw: &[u8]) -> Vec<(String, Value)> {
+    let text = String::from_utf8_lossy(raw);
+    let mut out = Vec::new();
+    for block in text.split("\n\n") {
+        let mut event = String::new();
+        let mut data = String::new();
+        for line in block.lines() {
+            if let Some(v) = line.strip_prefix("event:") {
+                event = v.trim().to_string();
+            } else if let Some(v) = line.strip_prefix("data:") {
+                data.push_str(v.strip_prefix(' ').unwrap_or(v));
+            }
+        }
+        if !event.is_empty() {
+            out.push((
+                event,
+                serde_json::from_str(&data).unwrap_or(Value::String(data)),
+            ));
+        }
+    }
+    out
+}
+
+/// A fake OpenAI-compatible chat-completions service: answers whole or streamed, and can
+/// cut its stream off half-way. Records the requests it gets.
+pub async fn start_openai() -> AgentServer {
+    let recorder = Arc::new(Recorder::default());
+    async fn completions(
+        State(s): State<Arc<Recorder>>,
+        headers: HeaderMap,
+        body: Bytes,
+        cut: bool,
+    ) -> axum::response::Response {
+        let req = record(&s, "/v1/chat/completions", headers, body);
+        let last = req["messages"]
+            .as_array()
+            .and_then(|m| m.last())
+            .and_then(|m| m["content"].as_str())
+            .unwrap_or("")
+            .to_string();
+        let answer = format!("model says: {last}");
+        if req["stream"] == json!(true) {
+            let mut out = String::new();
+            for word in answer.split_inclusive(' ') {
+                out.push_str(&format!(
+                    "data: {}\n\n",
+                    json!({"choices": [{"index": 0, "delta": {"content": word}}]})
+                ));
+            }
+            if !cut {
+                out.push_str("data: [DONE]\n\n");
+            }
+            return ([("content-type", "text/event-stream")], out).into_response();
+        }
+        axum::Json(
+            json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": answer}}]}),
+        )
+        .into_response()
+    }
+    let app = Router::new()
+        .route(
+            "/v1/chat/completions",
+            post(|s: State<Arc<Recorder>>, h: HeaderMap, b: Bytes| completions(s, h, b, false)),
+        )
+        .route(
+            "/cut/chat/completions",
+            post(|s: State<Arc<Recorder>>, h: HeaderMap, b: Bytes| completions(s, h, b, true)),
+        )
+        .with_state(recorder.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    AgentServer { addr, recorder }
+}
