@@ -391,10 +391,72 @@ pub struct NewTurn {
     pub selected_agent_id: Option<AgentId>,
     /// The routing decision.
     pub routing: serde_json::Value,
+    /// The decision's method (`lexical`, `sticky`, …), kept as a column for analytics.
+    pub routing_method: Option<String>,
+    /// The decision's confidence.
+    pub routing_confidence: Option<f64>,
+    /// Whether the fallback agent answered because nothing was clear enough.
+    pub fallback_used: Option<bool>,
     /// How long the turn took.
     pub latency_ms: Option<f64>,
     /// When it happened.
     pub created_at: DateTime<Utc>,
+}
+
+/// A failed agent call, kept for the error rates of analytics.
+#[derive(Clone, Debug)]
+pub struct AgentCallError {
+    /// The agent.
+    pub agent_id: AgentId,
+    /// Its name at the time.
+    pub agent_name: String,
+    /// `failed`, `timeout` or `circuit_open`.
+    pub kind: String,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// One agent's figures in a period.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AgentFigures {
+    /// The agent.
+    pub agent_id: AgentId,
+    /// Its name (absent if it has been deleted and never failed in the period).
+    pub name: Option<String>,
+    /// Turns it answered.
+    pub turns: i64,
+    /// Calls to it that failed.
+    pub errors: i64,
+}
+
+/// A tenant's routing figures over a period.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RoutingAnalytics {
+    /// Turns stored in the period.
+    pub turns: i64,
+    /// Conversations with a turn in the period.
+    pub conversations: i64,
+    /// Turns per intent (`None`: no intent recorded), most first.
+    pub by_intent: Vec<(Option<String>, i64)>,
+    /// Per agent, most turns first.
+    pub by_agent: Vec<AgentFigures>,
+    /// The mean routing confidence.
+    pub mean_confidence: Option<f64>,
+    /// The share of turns the fallback agent answered because nothing was clear enough.
+    pub fallback_rate: Option<f64>,
+    /// Failed agent calls (failovers included) over all agent calls.
+    pub agent_error_rate: Option<f64>,
+    /// The whole turn's latency: median, 95th and 99th percentile (nearest rank).
+    pub latency_ms: [Option<f64>; 3],
+}
+
+/// What one retention batch removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RetentionBatch {
+    /// Turns deleted.
+    pub turns: u64,
+    /// Conversations deleted because they were left empty.
+    pub conversations: u64,
 }
 
 /// What starting an idempotent request found.

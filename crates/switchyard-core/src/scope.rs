@@ -36,11 +36,12 @@ impl Role {
 /// Who is acting, and in which tenant. Every store operation on tenant-owned data takes
 /// one, and the tenant of that operation is always `tenant_id()`.
 ///
-/// A scope is made in exactly two places, both easy to find:
+/// A scope is made in exactly three places, all easy to find:
 /// [`TenantScope::from_verified_principal`] (the server's authentication, after a token or
-/// API key has been checked and the user and tenant loaded) and
+/// API key has been checked and the user and tenant loaded),
 /// [`TenantScope::trusted_for_cli_or_tests`] (command-line tools run by the operator, and
-/// tests).
+/// tests) and [`TenantScope::for_maintenance`] (the server's own background work on each
+/// tenant, such as retention).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TenantScope {
     tenant_id: TenantId,
@@ -66,6 +67,16 @@ impl TenantScope {
             tenant_id,
             user_id,
             role,
+        }
+    }
+
+    /// A scope for the server's own maintenance of one tenant (retention): an admin scope
+    /// acting as no user.
+    pub fn for_maintenance(tenant_id: TenantId) -> Self {
+        Self {
+            tenant_id,
+            user_id: UserId::from_uuid(uuid::Uuid::nil()),
+            role: Role::Admin,
         }
     }
 

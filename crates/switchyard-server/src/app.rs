@@ -38,6 +38,8 @@ pub struct App {
     pub invoker: Arc<dyn AgentInvoker>,
     /// Each agent's circuit.
     pub breakers: CircuitBreakers,
+    /// Each tenant's request bucket and in-flight agent call cap.
+    pub limits: crate::limits::Limits,
 }
 
 /// The shared state handlers extract.
@@ -56,6 +58,8 @@ impl App {
     /// Builds the application on an open store: loads the JWT keys and, in the
     /// single-tenant mode, makes sure the default tenant exists.
     pub async fn new(config: Config, store: Arc<dyn Store>) -> Result<Self, ConfigError> {
+        // The metrics recorder exists before anything records.
+        crate::metrics::handle();
         let jwt = JwtKeys::load(&config, store.as_ref()).await?;
         let default_tenant = if config.enable_tenant_isolation {
             None
@@ -77,6 +81,7 @@ impl App {
             routing: Arc::new(RoutingCache::new(config.routing_cache_tenants)),
             invoker: Arc::new(invoker),
             breakers,
+            limits: crate::limits::Limits::default(),
             operator_token_hash: config
                 .admin_token
                 .as_ref()

@@ -411,6 +411,11 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Ap
     if record.user.status != UserStatus::Active {
         return Err(ApiError::forbidden("the user is disabled"));
     }
+    crate::metrics::tenant_request(&record.tenant.slug);
+    if let Err(limited) = state.limits.admit(&state.config, &record.tenant) {
+        crate::metrics::limited(&record.tenant.slug, "rate");
+        return Err(limited);
+    }
     let scope =
         TenantScope::from_verified_principal(record.tenant.id, record.user.id, record.user.role);
     let span = tracing::Span::current();

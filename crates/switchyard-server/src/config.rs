@@ -130,6 +130,8 @@ pub struct Config {
     pub circuit_open_seconds: u64,
     /// How many tenants' routing indexes are kept in memory.
     pub routing_cache_tenants: usize,
+    /// How often the retention task runs (0: never; `switchyard retention run` still works).
+    pub retention_interval_seconds: u64,
 }
 
 impl Default for Config {
@@ -173,6 +175,7 @@ impl Default for Config {
             circuit_failure_threshold: 5,
             circuit_open_seconds: 30,
             routing_cache_tenants: 10_000,
+            retention_interval_seconds: 3600,
         }
     }
 }

@@ -20,8 +20,11 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod limits;
+pub mod metrics;
 pub mod openapi;
 pub mod orchestrator;
+pub mod retention;
 pub mod routes;
 pub mod routing_cache;
 pub mod serve;
@@ -32,7 +35,9 @@ pub use app::{App, AppState};
 pub use config::Config;
 
 use crate::error::ApiError;
-use crate::routes::{agents, api_keys, auth as login, chat, conversations, health, tenants, users};
+use crate::routes::{
+    agents, analytics, api_keys, auth as login, chat, conversations, health, tenants, users,
+};
 
 /// Every documented route, with its handler and OpenAPI description.
 pub fn api_router() -> OpenApiRouter<AppState> {
@@ -69,6 +74,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(conversations::list_messages))
         .routes(routes!(chat::create_chat))
         .routes(routes!(chat::create_route))
+        .routes(routes!(analytics::get_routing_analytics))
+        .routes(routes!(health::get_metrics))
 }
 
 /// The OpenAPI document.
@@ -142,9 +149,32 @@ pub async fn run_with_store(
     let listener = serve::bind(&config.bind).await?;
     let header_read_timeout = Duration::from_millis(config.header_read_timeout_ms);
     let grace = Duration::from_secs(config.shutdown_grace_seconds);
+    let metrics_listener = match &config.metrics_bind {
+        Some(addr) => Some(serve::bind(addr).await?),
+        None => None,
+    };
+    let retention = (config.retention_interval_seconds > 0).then(|| {
+        retention::spawn(
+            store.clone(),
+            config.clone(),
+            Duration::from_secs(config.retention_interval_seconds),
+        )
+    });
     let app = Arc::new(App::new(config, store).await.map_err(|e| e.to_string())?);
     let router = router(AppState(app.clone()));
     let addr = serve::announce(&listener)?;
+    if let Some(listener) = metrics_listener {
+        // The private metrics address: no authentication, nothing else served.
+        let metrics =
+            Router::new().route("/metrics", get(|| async { routes::health::metrics_text() }));
+        tokio::spawn(serve::serve(
+            listener,
+            metrics,
+            header_read_timeout,
+            std::future::pending(),
+            grace,
+        ));
+    }
     ready(addr, &app);
     serve::serve(
         listener,
@@ -154,5 +184,8 @@ pub async fn run_with_store(
         grace,
     )
     .await;
+    if let Some(task) = retention {
+        task.abort();
+    }
     Ok(())
 }

@@ -23,7 +23,8 @@ use utoipa::{Modify, OpenApi};
         (name = "agents", description = "Agents of the tenant"),
         (name = "chat", description = "Orchestrated chat turns and routing"),
         (name = "conversations", description = "Conversations and their turns"),
-        (name = "health", description = "Liveness and readiness"),
+        (name = "analytics", description = "Routing figures of the tenant (admins)"),
+        (name = "health", description = "Liveness, readiness and metrics"),
     )
 )]
 pub struct ApiDoc;

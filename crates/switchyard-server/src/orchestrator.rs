@@ -393,6 +393,13 @@ pub async fn chat(
     // 2-3. Intent and agent.
     let last_agent = conversation.as_ref().and_then(|c| c.last_agent_id);
     let mut plan = plan(state, principal, &input.message, last_agent, input.agent_id).await?;
+    let slug = principal.tenant.slug.as_str();
+    crate::metrics::decision(
+        slug,
+        plan.decision.method.as_str(),
+        plan.decision.fallback_used,
+        std::time::Duration::from_secs_f64((plan.analyze_ms + plan.route_ms) / 1000.0),
+    );
     let intent = intent_out(&plan.analysis);
     if let Some(events) = &events {
         let routing = serde_json::json!({
@@ -417,6 +424,13 @@ pub async fn chat(
         intent: intent.category.as_deref(),
         metadata: input.metadata.as_ref(),
     };
+    // One of the tenant's in-flight agent call slots, held for this turn's calls.
+    let _slot = state
+        .limits
+        .agent_slot(&state.config, &principal.tenant)
+        .inspect_err(|_| {
+            crate::metrics::limited(slug, "inflight");
+        })?;
     let agent_started = Instant::now();
     let mut candidates = vec![switchyard_core::routing::AgentRef {
         agent_id: plan.decision.agent_id,
@@ -429,6 +443,7 @@ pub async fn chat(
         let Some(agent) = plan.routing.agents.get(&candidate.agent_id) else {
             continue;
         };
+        let call_started = Instant::now();
         let outcome = match state.breakers.permit(agent.id) {
             None => (Err(AgentError::CircuitOpen), false),
             Some(permit) => {
@@ -437,6 +452,23 @@ pub async fn chat(
                 outcome
             }
         };
+        crate::metrics::agent_call(
+            slug,
+            &agent.name,
+            outcome.0.as_ref().err().map(AgentError::kind),
+            call_started.elapsed(),
+        );
+        if let Err(e) = &outcome.0 {
+            let record = switchyard_core::model::AgentCallError {
+                agent_id: agent.id,
+                agent_name: agent.name.clone(),
+                kind: e.kind().to_string(),
+                at: Utc::now(),
+            };
+            if let Err(store_error) = state.store.record_agent_error(scope, record).await {
+                tracing::warn!(error = %store_error, "recording an agent error failed");
+            }
+        }
         match outcome {
             (Ok(text), _) => {
                 answered = Some((agent.id, agent.name.clone(), text));
@@ -466,6 +498,9 @@ pub async fn chat(
             .unwrap_or_else(|| (plan.decision.agent_name.clone(), AgentError::CircuitOpen));
         return Err(agent_failure(&name, &error));
     };
+    if let Some((failed, _)) = &first_failure {
+        crate::metrics::failover(slug, failed);
+    }
 
     // 5. The turn and its conversation, in one transaction.
     let store_started = Instant::now();
@@ -492,12 +527,21 @@ pub async fn chat(
                 intent_confidence: Some(intent.confidence),
                 selected_agent_id: Some(agent_id),
                 routing: routing_json.clone(),
+                routing_method: Some(plan.decision.method.as_str().to_string()),
+                routing_confidence: Some(plan.decision.confidence),
+                fallback_used: Some(plan.decision.fallback_used),
                 latency_ms: Some(ms(started)),
                 created_at: Utc::now(),
             },
         )
         .await?;
     let store_ms = ms(store_started);
+    crate::metrics::turn(
+        slug,
+        &agent_name,
+        store_started.elapsed(),
+        started.elapsed(),
+    );
 
     Ok(ChatAnswer {
         conversation_id: conversation_id.as_uuid(),

@@ -49,6 +49,7 @@ pub async fn request_span(timeout: std::time::Duration, req: Request, next: Next
         user.id = tracing::field::Empty,
     );
     let path = req.uri().path().to_string();
+    let method = req.method().as_str().to_string();
     let started = Instant::now();
     let mut response = async move {
         let response = match tokio::time::timeout(timeout, next.run(req)).await {
@@ -62,6 +63,11 @@ pub async fn request_span(timeout: std::time::Duration, req: Request, next: Next
         };
         let status = response.status().as_u16();
         let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let route = response
+            .extensions()
+            .get::<Route>()
+            .map_or("unmatched", |r| r.0.as_str());
+        crate::metrics::http_request(&method, route, status, started.elapsed());
         match response.extensions().get::<ErrorLog>() {
             Some(ErrorLog(error)) if status >= 500 => {
                 tracing::error!(status, duration_ms, path, error, "request failed")
@@ -81,10 +87,23 @@ pub async fn request_span(timeout: std::time::Duration, req: Request, next: Next
     response
 }
 
-/// Records the matched route (low cardinality: `/v1/agents/{id}`) in the request's span.
+/// The matched route of a request, carried on its response for the request log.
+#[derive(Clone, Debug)]
+struct Route(String);
+
+/// Records the matched route (low cardinality: `/v1/agents/{id}`) in the request's span,
+/// and on the response for the metrics.
 pub async fn record_route(req: Request, next: Next) -> Response {
-    if let Some(path) = req.extensions().get::<MatchedPath>() {
-        tracing::Span::current().record("http.route", path.as_str());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string());
+    if let Some(route) = &route {
+        tracing::Span::current().record("http.route", route.as_str());
     }
-    next.run(req).await
+    let mut response = next.run(req).await;
+    if let Some(route) = route {
+        response.extensions_mut().insert(Route(route));
+    }
+    response
 }

@@ -17,8 +17,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use switchyard_core::model::{
-    Agent, AgentFields, ApiKey, Conversation, IdempotencyStart, NewApiKey, NewTenant, NewTurn,
-    NewUser, Tenant, TenantPatch, Turn, User, UserPatch,
+    Agent, AgentCallError, AgentFields, ApiKey, Conversation, IdempotencyStart, NewApiKey,
+    NewTenant, NewTurn, NewUser, RetentionBatch, RoutingAnalytics, Tenant, TenantPatch, Turn, User,
+    UserPatch,
 };
 use switchyard_core::page::{Page, PageRequest};
 use switchyard_core::{AgentId, ApiKeyId, ConversationId, TenantId, TenantScope, UserId};
@@ -319,6 +320,41 @@ pub trait Store: Send + Sync + 'static {
         scope: &TenantScope,
         turn: NewTurn,
     ) -> StoreResult<(Conversation, Turn)>;
+
+    /// Records a failed agent call (for analytics' error rates).
+    async fn record_agent_error(
+        &self,
+        scope: &TenantScope,
+        error: AgentCallError,
+    ) -> StoreResult<()>;
+
+    // ----- operations -----
+
+    /// The tenant's routing figures over `[from, to)` (admins only), computed in the
+    /// database.
+    async fn routing_analytics(
+        &self,
+        scope: &TenantScope,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> StoreResult<RoutingAnalytics>;
+    /// Deletes up to `batch` of the tenant's turns older than `cutoff`, updates their
+    /// conversations' counts and deletes the conversations left empty, in one
+    /// transaction (admins only). Run until it deletes nothing.
+    async fn retention_batch(
+        &self,
+        scope: &TenantScope,
+        cutoff: DateTime<Utc>,
+        batch: u32,
+    ) -> StoreResult<RetentionBatch>;
+    /// Deletes the tenant's idempotency records and agent-error records older than
+    /// `cutoff` (admins only).
+    async fn purge_expired(
+        &self,
+        scope: &TenantScope,
+        idempotency_cutoff: DateTime<Utc>,
+        errors_cutoff: DateTime<Utc>,
+    ) -> StoreResult<u64>;
 
     // ----- idempotency -----
 

@@ -27,18 +27,32 @@ impl Migration {
 }
 
 /// PostgreSQL's migrations.
-pub(crate) const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("../migrations/postgres/0001_init.sql"),
-}];
+pub(crate) const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../migrations/postgres/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "analytics",
+        sql: include_str!("../migrations/postgres/0002_analytics.sql"),
+    },
+];
 
 /// SQLite's migrations.
-pub(crate) const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("../migrations/sqlite/0001_init.sql"),
-}];
+pub(crate) const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../migrations/sqlite/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "analytics",
+        sql: include_str!("../migrations/sqlite/0002_analytics.sql"),
+    },
+];
 
 /// The migrations of `all` not yet in `applied` (version, checksum), after checking that
 /// every applied one is known and unchanged.
@@ -84,7 +98,7 @@ mod tests {
 
     #[test]
     fn a_changed_or_unknown_applied_migration_is_refused() {
-        let ok = vec![(1, POSTGRES[0].checksum())];
+        let ok: Vec<(i64, String)> = POSTGRES.iter().map(|m| (m.version, m.checksum())).collect();
         assert!(pending(POSTGRES, &ok).unwrap().is_empty());
         assert_eq!(pending(POSTGRES, &[]).unwrap().len(), POSTGRES.len());
         assert!(pending(POSTGRES, &[(1, "0".repeat(64))]).is_err());

@@ -124,8 +124,9 @@ pub mod statements {
     /// The turn insert: the columns in order.
     pub const INSERT_TURN: &str = concat!(
         "INSERT INTO conversation_messages (tenant_id, id, conversation_id, user_message, agent_response, \
-         intent_category, intent_confidence, selected_agent_id, routing, latency_ms, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ",
+         intent_category, intent_confidence, selected_agent_id, routing, latency_ms, created_at, \
+         routing_method, routing_confidence, fallback_used) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING ",
         turn_cols!()
     );
 }
@@ -168,6 +169,67 @@ pub(crate) fn asc_after(page: &switchyard_core::page::PageRequest) -> (DateTime<
     match page.after {
         Some(c) => (c.at.unwrap_or_else(asc_start_at), c.id),
         None => (asc_start_at(), ID_START),
+    }
+}
+
+/// Assembles the analytics from the database's aggregates.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one argument per aggregate query"
+)]
+pub(crate) fn analytics(
+    turns: i64,
+    conversations: i64,
+    by_intent: Vec<(Option<String>, i64)>,
+    answered: Vec<(Uuid, Option<String>, i64)>,
+    failed: Vec<(Uuid, String, i64)>,
+    mean_confidence: Option<f64>,
+    fallback_rate: Option<f64>,
+    latency_ms: [Option<f64>; 3],
+) -> switchyard_core::model::RoutingAnalytics {
+    use switchyard_core::model::AgentFigures;
+    let mut by_agent: Vec<AgentFigures> = answered
+        .into_iter()
+        .map(|(id, name, n)| AgentFigures {
+            agent_id: id.into(),
+            name,
+            turns: n,
+            errors: 0,
+        })
+        .collect();
+    let mut errors = 0;
+    for (id, name, n) in failed {
+        errors += n;
+        match by_agent.iter_mut().find(|a| a.agent_id.as_uuid() == id) {
+            Some(agent) => {
+                agent.errors = n;
+                agent.name.get_or_insert(name);
+            }
+            None => by_agent.push(AgentFigures {
+                agent_id: id.into(),
+                name: Some(name),
+                turns: 0,
+                errors: n,
+            }),
+        }
+    }
+    by_agent.sort_by(|a, b| {
+        b.turns
+            .cmp(&a.turns)
+            .then(b.errors.cmp(&a.errors))
+            .then(a.agent_id.cmp(&b.agent_id))
+    });
+    // Every stored turn had one successful call; every error record is one failed call.
+    let calls = turns + errors;
+    switchyard_core::model::RoutingAnalytics {
+        turns,
+        conversations,
+        by_intent,
+        by_agent,
+        mean_confidence,
+        fallback_rate,
+        agent_error_rate: (calls > 0).then(|| errors as f64 / calls as f64),
+        latency_ms,
     }
 }
 
@@ -841,12 +903,168 @@ macro_rules! impl_store {
                 .bind(Json(&turn.routing))
                 .bind(turn.latency_ms)
                 .bind(at)
+                .bind(turn.routing_method.as_deref())
+                .bind(turn.routing_confidence)
+                .bind(turn.fallback_used)
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(map_err)?
                 .into();
                 tx.commit().await.map_err(map_err)?;
                 Ok((conversation, stored))
+            }
+
+            async fn record_agent_error(&self, scope: &TenantScope, error: AgentCallError) -> StoreResult<()> {
+                let mut tx = self.write(scope.tenant_id()).await?;
+                sqlx::query(
+                    "INSERT INTO agent_call_errors (tenant_id, id, agent_id, agent_name, kind, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(scope.tenant_id().as_uuid())
+                .bind(uuid::Uuid::now_v7())
+                .bind(error.agent_id.as_uuid())
+                .bind(&error.agent_name)
+                .bind(&error.kind)
+                .bind(Ts(error.at))
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                tx.commit().await.map_err(map_err)
+            }
+
+            // ----- operations -----
+
+            async fn routing_analytics(
+                &self,
+                scope: &TenantScope,
+                from: chrono::DateTime<chrono::Utc>,
+                to: chrono::DateTime<chrono::Utc>,
+            ) -> StoreResult<RoutingAnalytics> {
+                require_admin(scope)?;
+                let tenant = scope.tenant_id().as_uuid();
+                let mut tx = self.read(scope.tenant_id()).await?;
+                let (turns, conversations, mean_confidence, fallback_rate): (i64, i64, Option<f64>, Option<f64>) =
+                    sqlx::query_as(
+                        "SELECT count(*), count(DISTINCT conversation_id), avg(routing_confidence), \
+                         avg(CAST(CASE WHEN fallback_used THEN 1 WHEN fallback_used IS NULL THEN NULL ELSE 0 END AS DOUBLE PRECISION)) \
+                         FROM conversation_messages WHERE tenant_id = $1 AND created_at >= $2 AND created_at < $3",
+                    )
+                    .bind(tenant)
+                    .bind(Ts(from))
+                    .bind(Ts(to))
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                let by_intent: Vec<(Option<String>, i64)> = sqlx::query_as(
+                    "SELECT intent_category, count(*) AS n FROM conversation_messages \
+                     WHERE tenant_id = $1 AND created_at >= $2 AND created_at < $3 \
+                     GROUP BY intent_category ORDER BY n DESC, intent_category",
+                )
+                .bind(tenant)
+                .bind(Ts(from))
+                .bind(Ts(to))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                let answered: Vec<(uuid::Uuid, Option<String>, i64)> = sqlx::query_as(
+                    "SELECT m.selected_agent_id, max(a.name), count(*) FROM conversation_messages m \
+                     LEFT JOIN agents a ON a.tenant_id = m.tenant_id AND a.id = m.selected_agent_id \
+                     WHERE m.tenant_id = $1 AND m.created_at >= $2 AND m.created_at < $3 \
+                     AND m.selected_agent_id IS NOT NULL GROUP BY m.selected_agent_id",
+                )
+                .bind(tenant)
+                .bind(Ts(from))
+                .bind(Ts(to))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                let failed: Vec<(uuid::Uuid, String, i64)> = sqlx::query_as(
+                    "SELECT agent_id, max(agent_name), count(*) FROM agent_call_errors \
+                     WHERE tenant_id = $1 AND created_at >= $2 AND created_at < $3 GROUP BY agent_id",
+                )
+                .bind(tenant)
+                .bind(Ts(from))
+                .bind(Ts(to))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                let latency_ms = Self::latency_percentiles(&mut tx, tenant, Ts(from), Ts(to)).await?;
+                tx.commit().await.map_err(map_err)?;
+                Ok($crate::sql::analytics(turns, conversations, by_intent, answered, failed, mean_confidence, fallback_rate, latency_ms))
+            }
+
+            async fn retention_batch(
+                &self,
+                scope: &TenantScope,
+                cutoff: chrono::DateTime<chrono::Utc>,
+                batch: u32,
+            ) -> StoreResult<RetentionBatch> {
+                require_admin(scope)?;
+                let tenant = scope.tenant_id().as_uuid();
+                let mut tx = self.write(scope.tenant_id()).await?;
+                let emptied: Vec<(uuid::Uuid,)> = sqlx::query_as(
+                    "DELETE FROM conversation_messages WHERE tenant_id = $1 AND id IN \
+                     (SELECT id FROM conversation_messages WHERE tenant_id = $1 AND created_at < $2 \
+                      ORDER BY created_at LIMIT $3) RETURNING conversation_id",
+                )
+                .bind(tenant)
+                .bind(Ts(cutoff))
+                .bind(i64::from(batch))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                let mut outcome = RetentionBatch { turns: emptied.len() as u64, conversations: 0 };
+                let mut touched: Vec<uuid::Uuid> = emptied.into_iter().map(|(c,)| c).collect();
+                touched.sort();
+                touched.dedup();
+                for conversation in touched {
+                    sqlx::query(
+                        "UPDATE conversations SET message_count = (SELECT count(*) FROM conversation_messages m \
+                         WHERE m.tenant_id = $1 AND m.conversation_id = $2) WHERE tenant_id = $1 AND id = $2",
+                    )
+                    .bind(tenant)
+                    .bind(conversation)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                    outcome.conversations += sqlx::query(
+                        "DELETE FROM conversations WHERE tenant_id = $1 AND id = $2 AND message_count = 0",
+                    )
+                    .bind(tenant)
+                    .bind(conversation)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?
+                    .rows_affected();
+                }
+                tx.commit().await.map_err(map_err)?;
+                Ok(outcome)
+            }
+
+            async fn purge_expired(
+                &self,
+                scope: &TenantScope,
+                idempotency_cutoff: chrono::DateTime<chrono::Utc>,
+                errors_cutoff: chrono::DateTime<chrono::Utc>,
+            ) -> StoreResult<u64> {
+                require_admin(scope)?;
+                let mut tx = self.write(scope.tenant_id()).await?;
+                let keys = sqlx::query("DELETE FROM idempotency_keys WHERE tenant_id = $1 AND created_at < $2")
+                    .bind(scope.tenant_id().as_uuid())
+                    .bind(Ts(idempotency_cutoff))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?
+                    .rows_affected();
+                let errors = sqlx::query("DELETE FROM agent_call_errors WHERE tenant_id = $1 AND created_at < $2")
+                    .bind(scope.tenant_id().as_uuid())
+                    .bind(Ts(errors_cutoff))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?
+                    .rows_affected();
+                tx.commit().await.map_err(map_err)?;
+                Ok(keys + errors)
             }
 
             // ----- idempotency -----
@@ -1018,8 +1236,9 @@ macro_rules! store_prelude {
     () => {
         use sqlx::types::Json;
         use switchyard_core::model::{
-            Agent, AgentFields, ApiKey, Conversation, IdempotencyStart, NewApiKey, NewTenant,
-            NewTurn, NewUser, Tenant, TenantPatch, Turn, TurnTarget, User, UserPatch,
+            Agent, AgentCallError, AgentFields, ApiKey, Conversation, IdempotencyStart, NewApiKey,
+            NewTenant, NewTurn, NewUser, RetentionBatch, RoutingAnalytics, Tenant, TenantPatch,
+            Turn, TurnTarget, User, UserPatch,
         };
         use switchyard_core::page::{Cursor, Page, PageRequest};
         use switchyard_core::{AgentId, ApiKeyId, ConversationId, TenantId, TenantScope, UserId};

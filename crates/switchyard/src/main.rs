@@ -43,6 +43,9 @@ enum Command {
     /// Issues tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Data retention.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
     /// Runs the server with two demo tenants, their users and agents, and prints tokens and
     /// `curl` lines to try it (data in ./switchyard-demo.db unless SWITCHYARD_DATABASE_URL is set).
     Demo,
@@ -68,6 +71,17 @@ enum TenantCommand {
         /// Reactivate instead.
         #[arg(long)]
         resume: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum RetentionCommand {
+    /// Deletes every tenant's turns older than its retention, conversations left empty,
+    /// and expired idempotency records (safe to interrupt and run again).
+    Run {
+        /// Only this tenant (slug).
+        #[arg(long)]
+        tenant: Option<String>,
     },
 }
 
@@ -157,6 +171,17 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::User(UserCommand::Create(args)) => create_user(&config, args).await,
         Command::Token(TokenCommand::Issue { tenant, email, ttl }) => {
             issue_token(&config, &tenant, &email, ttl).await
+        }
+        Command::Retention(RetentionCommand::Run { tenant }) => {
+            let store = open(&config).await?;
+            let report = switchyard_server::retention::run_once(&store, &config, tenant.as_deref())
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "retention: {} tenants, {} turns and {} conversations deleted, {} expired records removed",
+                report.tenants, report.turns, report.conversations, report.records
+            );
+            Ok(())
         }
         Command::Demo => {
             demo::run(

@@ -188,7 +188,7 @@ async fn operator_story(db: String) {
     // The server, started as a user would, accepts the token (its signing secret was made
     // at the first use and kept in the database), and the password works for a login.
     let server = Server::start(&db, &[]);
-    let client = reqwest::Client::new();
+    let client = http_client().build().unwrap();
     let me = client
         .get(format!("{}/v1/me", server.url))
         .bearer_auth(token)
@@ -254,4 +254,10 @@ fn a_bad_setting_stops_the_start_with_one_line_naming_it() {
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 1, "{stderr}");
     assert!(lines[0].contains("bind"), "{stderr}");
+}
+
+/// An HTTP client for the tests (TLS through the same provider as the server's).
+fn http_client() -> reqwest::ClientBuilder {
+    switchyard_agents::install_tls_provider();
+    reqwest::Client::builder()
 }

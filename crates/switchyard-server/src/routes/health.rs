@@ -31,3 +31,26 @@ pub async fn get_readyz(State(state): State<AppState>) -> (StatusCode, Json<Heal
         ),
     }
 }
+
+/// Prometheus metrics (text format), for the platform operator: they name tenants.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    security(("bearer" = [])),
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain"), (status = 403, body = crate::error::Problem, content_type = "application/problem+json"))
+)]
+pub async fn get_metrics(_: crate::auth::Operator) -> impl axum::response::IntoResponse {
+    metrics_text()
+}
+
+/// The metrics in Prometheus' text format.
+pub fn metrics_text() -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        crate::metrics::handle().render(),
+    )
+}

@@ -2,6 +2,7 @@
 //! which is also its OpenAPI operation id.
 
 pub mod agents;
+pub mod analytics;
 pub mod api_keys;
 pub mod auth;
 pub mod chat;

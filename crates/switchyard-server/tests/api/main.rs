@@ -9,6 +9,7 @@ mod chat;
 mod common;
 mod isolation;
 mod openapi;
+mod operations;
 mod pagination;
 mod resources;
 mod roles;

@@ -32,6 +32,8 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("get", "/v1/conversations/{id}/messages"),
     ("post", "/v1/chat"),
     ("post", "/v1/route"),
+    ("get", "/v1/analytics/routing"),
+    ("get", "/metrics"),
     ("get", "/healthz"),
     ("get", "/readyz"),
 ];

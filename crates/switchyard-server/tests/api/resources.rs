@@ -23,6 +23,9 @@ pub fn new_turn(message: &str) -> NewTurn {
         intent_confidence: Some(0.8),
         selected_agent_id: None,
         routing: json!({"method": "lexical"}),
+        routing_method: Some("lexical".into()),
+        routing_confidence: Some(0.8),
+        fallback_used: Some(false),
         latency_ms: Some(2.0),
         created_at: Utc::now(),
     }

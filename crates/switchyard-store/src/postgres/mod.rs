@@ -17,6 +17,7 @@ use sqlx::{AssertSqlSafe, ConnectOptions, Connection, PgConnection, PgPool, Post
 use switchyard_core::{TenantId, TenantScope};
 
 use crate::migrate::{self, POSTGRES};
+use crate::rows::Ts;
 use crate::{Backend, MigrationReport, StoreConfig, StoreError, StoreResult};
 
 mod roles;
@@ -160,6 +161,29 @@ impl PgStore {
             .await
             .map_err(map_err)?;
         Ok(())
+    }
+
+    /// The median, 95th and 99th percentile of the turns' latency (nearest rank).
+    async fn latency_percentiles(
+        tx: &mut Tx,
+        tenant: uuid::Uuid,
+        from: Ts,
+        to: Ts,
+    ) -> StoreResult<[Option<f64>; 3]> {
+        let (p50, p95, p99): (Option<f64>, Option<f64>, Option<f64>) = sqlx::query_as(
+            "SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY latency_ms), \
+                    percentile_disc(0.95) WITHIN GROUP (ORDER BY latency_ms), \
+                    percentile_disc(0.99) WITHIN GROUP (ORDER BY latency_ms) \
+             FROM conversation_messages WHERE tenant_id = $1 AND created_at >= $2 AND created_at < $3 \
+             AND latency_ms IS NOT NULL",
+        )
+        .bind(tenant)
+        .bind(from)
+        .bind(to)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(map_err)?;
+        Ok([p50, p95, p99])
     }
 
     async fn ping_impl(&self) -> StoreResult<()> {

@@ -12,7 +12,7 @@ pub const APP_ROLE: &str = "switchyard_app";
 /// The tables the application role reads and writes. It gets no `TRUNCATE`, `REFERENCES`
 /// or `TRIGGER`, and nothing on `switchyard_migrations`.
 const APP_TABLES: &str = "tenants, server_secrets, users, api_keys, agents, conversations, \
-                          conversation_messages, idempotency_keys";
+                          conversation_messages, idempotency_keys, agent_call_errors";
 
 /// Creates the application role if missing (`NOLOGIN`: it is reached by `SET ROLE` from
 /// the owner's connection, or given `LOGIN` by an operator for the two-URL form), and

@@ -14,6 +14,7 @@ use sqlx::{Connection, Sqlite, SqliteConnection};
 use switchyard_core::{TenantId, TenantScope};
 
 use crate::migrate::{self, SQLITE};
+use crate::rows::Ts;
 use crate::{Backend, MigrationReport, StoreConfig, StoreError, StoreResult};
 
 type Tx = sqlx::Transaction<'static, Sqlite>;
@@ -122,6 +123,46 @@ impl SqliteStore {
     /// Nothing to do: `BEGIN IMMEDIATE` already serialises every writer.
     async fn lock_conversation_limits(_tx: &mut Tx, _scope: &TenantScope) -> StoreResult<()> {
         Ok(())
+    }
+
+    /// The median, 95th and 99th percentile of the turns' latency (nearest rank: the
+    /// value at position ceil(p·n) in order, as PostgreSQL's `percentile_disc`).
+    async fn latency_percentiles(
+        tx: &mut Tx,
+        tenant: uuid::Uuid,
+        from: Ts,
+        to: Ts,
+    ) -> StoreResult<[Option<f64>; 3]> {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM conversation_messages WHERE tenant_id = $1 AND created_at >= $2 \
+             AND created_at < $3 AND latency_ms IS NOT NULL",
+        )
+        .bind(tenant)
+        .bind(from)
+        .bind(to)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(map_err)?;
+        let mut out = [None; 3];
+        if n == 0 {
+            return Ok(out);
+        }
+        for (slot, p) in out.iter_mut().zip([0.5_f64, 0.95, 0.99]) {
+            let offset = ((p * n as f64).ceil() as i64 - 1).clamp(0, n - 1);
+            let (value,): (f64,) = sqlx::query_as(
+                "SELECT latency_ms FROM conversation_messages WHERE tenant_id = $1 AND created_at >= $2 \
+                 AND created_at < $3 AND latency_ms IS NOT NULL ORDER BY latency_ms LIMIT 1 OFFSET $4",
+            )
+            .bind(tenant)
+            .bind(from)
+            .bind(to)
+            .bind(offset)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(map_err)?;
+            *slot = Some(value);
+        }
+        Ok(out)
     }
 
     async fn ping_impl(&self) -> StoreResult<()> {

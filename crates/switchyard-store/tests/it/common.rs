@@ -113,6 +113,9 @@ pub fn new_conversation_turn(message: &str) -> NewTurn {
         intent_confidence: Some(0.9),
         selected_agent_id: None,
         routing: serde_json::json!({"method": "lexical"}),
+        routing_method: Some("lexical".into()),
+        routing_confidence: Some(0.9),
+        fallback_used: Some(false),
         latency_ms: Some(1.5),
         created_at: Utc::now(),
     }

@@ -11,13 +11,14 @@ use switchyard_store::{Store, StoreConfig, testing};
 
 use crate::common::{agent, start_conversation, tenant};
 
-const TENANT_TABLES: [&str; 6] = [
+const TENANT_TABLES: [&str; 7] = [
     "users",
     "api_keys",
     "agents",
     "conversations",
     "conversation_messages",
     "idempotency_keys",
+    "agent_call_errors",
 ];
 
 /// The concrete PostgreSQL store of this test process's database, with `connections`
@@ -579,7 +580,10 @@ async fn hot_queries_use_indexes() {
         None::<uuid::Uuid>,
         sqlx::types::Json(serde_json::json!({})),
         None::<f64>,
-        chrono::Utc::now()
+        chrono::Utc::now(),
+        Some("lexical"),
+        Some(0.9_f64),
+        Some(false)
     );
     tx.rollback().await.unwrap();
     for (name, index, plan) in &plans {

@@ -1,0 +1,157 @@
+//! Per-tenant limits, so that one tenant cannot starve the others: a token bucket over
+//! every authenticated request, and a cap on the tenant's agent calls in flight. Both take
+//! the tenant's own settings over the global ones, and follow changes to them.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use switchyard_core::TenantId;
+use switchyard_core::model::Tenant;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::config::Config;
+use crate::error::ApiError;
+
+struct TenantLimits {
+    rate: (u32, u32),
+    limiter: Option<DefaultDirectRateLimiter>,
+    inflight_size: u32,
+    inflight: Arc<Semaphore>,
+}
+
+/// Every tenant's buckets and in-flight caps.
+pub struct Limits {
+    tenants: Mutex<HashMap<TenantId, TenantLimits>>,
+    clock: DefaultClock,
+}
+
+impl std::fmt::Debug for Limits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Limits")
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            tenants: Mutex::new(HashMap::new()),
+            clock: DefaultClock::default(),
+        }
+    }
+}
+
+fn settings(config: &Config, tenant: &Tenant) -> ((u32, u32), u32) {
+    let s = &tenant.settings;
+    let rate = s
+        .rate_limit_per_second
+        .unwrap_or(config.rate_limit_per_second);
+    let burst = s.rate_limit_burst.unwrap_or(config.rate_limit_burst).max(1);
+    let inflight = s
+        .max_inflight_agent_calls
+        .unwrap_or(config.max_inflight_agent_calls)
+        .max(1);
+    ((rate, burst), inflight)
+}
+
+fn bucket(rate: u32, burst: u32) -> Option<DefaultDirectRateLimiter> {
+    let per_second = NonZeroU32::new(rate)?;
+    let burst = NonZeroU32::new(burst).unwrap_or(per_second);
+    Some(RateLimiter::direct(
+        Quota::per_second(per_second).allow_burst(burst),
+    ))
+}
+
+impl Limits {
+    fn with<T>(&self, config: &Config, tenant: &Tenant, f: impl FnOnce(&TenantLimits) -> T) -> T {
+        let (rate, inflight) = settings(config, tenant);
+        let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = tenants.entry(tenant.id).or_insert_with(|| TenantLimits {
+            rate,
+            limiter: bucket(rate.0, rate.1),
+            inflight_size: inflight,
+            inflight: Arc::new(Semaphore::new(inflight as usize)),
+        });
+        if entry.rate != rate {
+            entry.rate = rate;
+            entry.limiter = bucket(rate.0, rate.1);
+        }
+        if entry.inflight_size != inflight {
+            // Calls in flight keep their permits from the old semaphore; new ones use the
+            // new size.
+            entry.inflight_size = inflight;
+            entry.inflight = Arc::new(Semaphore::new(inflight as usize));
+        }
+        f(entry)
+    }
+
+    /// Counts one request of the tenant against its bucket: `429` with `Retry-After` (whole
+    /// seconds, at least 1) when the bucket is empty.
+    pub fn admit(&self, config: &Config, tenant: &Tenant) -> Result<(), ApiError> {
+        let clock = &self.clock;
+        self.with(config, tenant, |limits| match &limits.limiter {
+            None => Ok(()),
+            Some(limiter) => limiter.check().map_err(|not_until| {
+                let wait = not_until.wait_time_from(clock.now());
+                ApiError::too_many_requests(
+                    "the tenant's request rate limit is reached",
+                    wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+                )
+            }),
+        })
+    }
+
+    /// Takes one of the tenant's in-flight agent call slots: `429` when all are taken.
+    pub fn agent_slot(
+        &self,
+        config: &Config,
+        tenant: &Tenant,
+    ) -> Result<OwnedSemaphorePermit, ApiError> {
+        let semaphore = self.with(config, tenant, |limits| limits.inflight.clone());
+        semaphore.try_acquire_owned().map_err(|_| {
+            ApiError::too_many_requests("the tenant has too many agent calls in flight", 1)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_core::model::TenantStatus;
+    use switchyard_core::settings::TenantSettings;
+
+    fn tenant(rate: u32, burst: u32) -> Tenant {
+        Tenant {
+            id: TenantId::new(),
+            slug: "t".into(),
+            name: "t".into(),
+            status: TenantStatus::Active,
+            settings: TenantSettings {
+                rate_limit_per_second: Some(rate),
+                rate_limit_burst: Some(burst),
+                ..TenantSettings::default()
+            },
+            created_at: chrono::Utc::now(),
+            agents_version: 0,
+        }
+    }
+
+    #[test]
+    fn the_bucket_holds_the_burst_then_refuses() {
+        let limits = Limits::default();
+        let config = Config::default();
+        let t = tenant(2, 5);
+        let admitted = (0..20)
+            .filter(|_| limits.admit(&config, &t).is_ok())
+            .count();
+        assert_eq!(admitted, 5);
+        let err = limits.admit(&config, &t).unwrap_err();
+        assert_eq!(err.status, 429);
+        assert_eq!(err.retry_after, Some(1));
+        // Another tenant has its own bucket; 0 means no limit.
+        let free = tenant(0, 0);
+        assert!((0..1000).all(|_| limits.admit(&config, &free).is_ok()));
+    }
+}

@@ -1,0 +1,88 @@
+//! Prometheus metrics. They name tenants (by slug) and agents (by name), never message
+//! text; only the operator sees them (or anyone who can reach `SWITCHYARD_METRICS_BIND`,
+//! which is meant to be a private address).
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// The process's recorder (one per process: the `metrics` facade is global).
+pub fn handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let seconds = [
+            0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+            2.5, 5.0, 10.0, 30.0,
+        ];
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &seconds)
+            .unwrap_or_else(|_| PrometheusBuilder::new());
+        match builder.install_recorder() {
+            Ok(handle) => handle,
+            // Another recorder was installed first (a test harness): keep one of our own
+            // that simply records nothing.
+            Err(_) => PrometheusBuilder::new().build_recorder().handle(),
+        }
+    })
+}
+
+/// Counts one request that finished with `status` on `route`, and its duration.
+pub fn http_request(method: &str, route: &str, status: u16, elapsed: Duration) {
+    let labels = [
+        ("method", method.to_string()),
+        ("route", route.to_string()),
+        ("status", status.to_string()),
+    ];
+    metrics::counter!("switchyard_http_requests_total", &labels).increment(1);
+    metrics::histogram!("switchyard_http_request_duration_seconds", "route" => route.to_string())
+        .record(elapsed.as_secs_f64());
+}
+
+/// Counts an authenticated request of a tenant.
+pub fn tenant_request(tenant: &str) {
+    metrics::counter!("switchyard_tenant_requests_total", "tenant" => tenant.to_string())
+        .increment(1);
+}
+
+/// Counts a request refused by a tenant's limits (`rate` or `inflight`).
+pub fn limited(tenant: &str, which: &'static str) {
+    metrics::counter!("switchyard_limited_total", "tenant" => tenant.to_string(), "limit" => which)
+        .increment(1);
+}
+
+/// Records a routing decision.
+pub fn decision(tenant: &str, method: &str, fallback: bool, elapsed: Duration) {
+    metrics::counter!("switchyard_routing_decisions_total", "tenant" => tenant.to_string(), "method" => method.to_string())
+        .increment(1);
+    if fallback {
+        metrics::counter!("switchyard_fallbacks_total", "tenant" => tenant.to_string())
+            .increment(1);
+    }
+    metrics::histogram!("switchyard_routing_duration_seconds", "tenant" => tenant.to_string())
+        .record(elapsed.as_secs_f64());
+}
+
+/// Records one agent call.
+pub fn agent_call(tenant: &str, agent: &str, error: Option<&'static str>, elapsed: Duration) {
+    let (t, a) = (tenant.to_string(), agent.to_string());
+    metrics::histogram!("switchyard_agent_duration_seconds", "tenant" => t.clone(), "agent" => a.clone())
+        .record(elapsed.as_secs_f64());
+    if let Some(kind) = error {
+        metrics::counter!("switchyard_agent_errors_total", "tenant" => t, "agent" => a, "kind" => kind).increment(1);
+    }
+}
+
+/// Records a failover away from `agent`.
+pub fn failover(tenant: &str, agent: &str) {
+    metrics::counter!("switchyard_failovers_total", "tenant" => tenant.to_string(), "agent" => agent.to_string()).increment(1);
+}
+
+/// Records a stored turn: who answered, how long storing and the whole turn took.
+pub fn turn(tenant: &str, agent: &str, store: Duration, total: Duration) {
+    metrics::counter!("switchyard_turns_total", "tenant" => tenant.to_string(), "agent" => agent.to_string()).increment(1);
+    metrics::histogram!("switchyard_store_duration_seconds", "tenant" => tenant.to_string())
+        .record(store.as_secs_f64());
+    metrics::histogram!("switchyard_turn_duration_seconds", "tenant" => tenant.to_string())
+        .record(total.as_secs_f64());
+}
