@@ -320,6 +320,7 @@ impl Config {
             max_connections: self.database_max_connections,
             acquire_timeout: Duration::from_millis(self.database_acquire_timeout_ms),
             migrate: self.migrate_on_start,
+            default_tenant_slug: self.default_tenant_slug.clone(),
         }
     }
 }

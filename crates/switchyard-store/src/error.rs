@@ -55,6 +55,14 @@ impl StoreError {
                 // A reference to a row that is not in the scope's tenant: to the caller,
                 // that row does not exist.
                 ErrorKind::ForeignKeyViolation => StoreError::NotFound,
+                // The server is shutting down or restarting (SQLSTATE class 57, operator
+                // intervention) or the connection failed (class 08): retry shortly.
+                _ if db
+                    .code()
+                    .is_some_and(|c| c.starts_with("57") || c.starts_with("08")) =>
+                {
+                    StoreError::Unavailable(db.to_string())
+                }
                 _ => StoreError::Other(db.to_string()),
             },
             sqlx::Error::PoolTimedOut

@@ -58,6 +58,8 @@ pub struct StoreConfig {
     pub acquire_timeout: Duration,
     /// Whether to apply pending migrations when connecting.
     pub migrate: bool,
+    /// Where a legacy upgrade puts users who have no tenant.
+    pub default_tenant_slug: String,
 }
 
 impl std::fmt::Debug for StoreConfig {
@@ -71,6 +73,7 @@ impl std::fmt::Debug for StoreConfig {
             .field("max_connections", &self.max_connections)
             .field("acquire_timeout", &self.acquire_timeout)
             .field("migrate", &self.migrate)
+            .field("default_tenant_slug", &self.default_tenant_slug)
             .finish()
     }
 }
@@ -84,6 +87,7 @@ impl StoreConfig {
             max_connections: 16,
             acquire_timeout: Duration::from_secs(3),
             migrate: true,
+            default_tenant_slug: "default".into(),
         }
     }
 }
@@ -356,6 +360,11 @@ pub trait Store: Send + Sync + 'static {
         errors_cutoff: DateTime<Utc>,
     ) -> StoreResult<u64>;
 
+    /// Loads another database's export into the scope's tenant in one transaction, keeping
+    /// ids and times (admins only). An id or e-mail address or agent name that already
+    /// exists in the tenant refuses the whole import (nothing is written).
+    async fn import_tenant_data(&self, scope: &TenantScope, data: &TenantData) -> StoreResult<()>;
+
     // ----- idempotency -----
 
     /// Claims an idempotency key of the scope's user for a request with this hash.
@@ -381,6 +390,20 @@ impl std::fmt::Debug for dyn Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Store({:?})", self.backend())
     }
+}
+
+/// A tenant's data as exported and imported: users (without password hashes), agents,
+/// conversations and their turns.
+#[derive(Clone, Debug, Default)]
+pub struct TenantData {
+    /// Users.
+    pub users: Vec<User>,
+    /// Agents.
+    pub agents: Vec<Agent>,
+    /// Conversations.
+    pub conversations: Vec<Conversation>,
+    /// Turns.
+    pub turns: Vec<Turn>,
 }
 
 /// How long an idempotency key is remembered.

@@ -31,7 +31,12 @@ pub(crate) const POSTGRES: &[Migration] = &[
     Migration {
         version: 1,
         name: "init",
-        sql: include_str!("../migrations/postgres/0001_init.sql"),
+        // In two parts so that the legacy upgrade can run the second: the first is what the
+        // upgrade makes of the legacy tables in place.
+        sql: concat!(
+            include_str!("../migrations/postgres/0001_init_a_tables.sql"),
+            include_str!("../migrations/postgres/0001_init_b_rest.sql")
+        ),
     },
     Migration {
         version: 2,
@@ -39,6 +44,15 @@ pub(crate) const POSTGRES: &[Migration] = &[
         sql: include_str!("../migrations/postgres/0002_analytics.sql"),
     },
 ];
+
+/// PostgreSQL: turns the earlier single-tenant layout's tables into the first part of
+/// migration 1, in place (`:default_tenant` stands for the default tenant's slug).
+pub(crate) const POSTGRES_LEGACY_UPGRADE: &str =
+    include_str!("../migrations/postgres/legacy_upgrade.sql");
+
+/// PostgreSQL: the part of migration 1 the legacy layout did not have.
+pub(crate) const POSTGRES_V1_REST: &str =
+    include_str!("../migrations/postgres/0001_init_b_rest.sql");
 
 /// SQLite's migrations.
 pub(crate) const SQLITE: &[Migration] = &[

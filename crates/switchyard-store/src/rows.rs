@@ -230,7 +230,7 @@ impl TryFrom<AgentRow> for Agent {
     }
 }
 
-#[derive(sqlx::FromRow)]
+#[derive(Clone, sqlx::FromRow)]
 pub(crate) struct ConversationRow {
     pub tenant_id: Uuid,
     pub id: Uuid,
@@ -298,4 +298,49 @@ where
     T: TryFrom<R, Error = StoreError>,
 {
     rows.into_iter().map(T::try_from).collect()
+}
+
+/// A conversation and (through a left join) one of its turns, with the turn's columns
+/// named `t_…`; a conversation without turns comes as one row with no turn.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ConversationTurnRow {
+    #[sqlx(flatten)]
+    pub conversation: ConversationRow,
+    pub t_id: Option<Uuid>,
+    pub t_user_message: Option<String>,
+    pub t_agent_response: Option<String>,
+    pub t_intent_category: Option<String>,
+    pub t_intent_confidence: Option<f64>,
+    pub t_selected_agent_id: Option<Uuid>,
+    pub t_routing: Option<Json<serde_json::Value>>,
+    pub t_latency_ms: Option<f64>,
+    pub t_created_at: Option<Ts>,
+}
+
+impl ConversationTurnRow {
+    fn turn(self) -> Option<Turn> {
+        Some(Turn {
+            id: self.t_id?.into(),
+            tenant_id: self.conversation.tenant_id.into(),
+            conversation_id: self.conversation.id.into(),
+            user_message: self.t_user_message?,
+            agent_response: self.t_agent_response,
+            intent_category: self.t_intent_category,
+            intent_confidence: self.t_intent_confidence,
+            selected_agent_id: self.t_selected_agent_id.map(Into::into),
+            routing: self.t_routing.map_or(serde_json::Value::Null, |j| j.0),
+            latency_ms: self.t_latency_ms,
+            created_at: self.t_created_at?.0,
+        })
+    }
+
+    /// The conversation and its turns, in the rows' order; no rows means no conversation.
+    pub fn collect(rows: Vec<Self>) -> StoreResult<(Conversation, Vec<Turn>)> {
+        let mut rows = rows.into_iter();
+        let first = rows.next().ok_or(StoreError::NotFound)?;
+        let conversation: Conversation = first.conversation.clone().into();
+        let mut turns: Vec<Turn> = first.turn().into_iter().collect();
+        turns.extend(rows.filter_map(ConversationTurnRow::turn));
+        Ok((conversation, turns))
+    }
 }

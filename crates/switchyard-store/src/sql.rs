@@ -53,6 +53,16 @@ macro_rules! turn_cols {
     };
 }
 
+/// A turn's columns read through the alias `t`, renamed `t_…` beside a conversation's.
+macro_rules! joined_turn_cols {
+    () => {
+        "t.id AS t_id, t.user_message AS t_user_message, t.agent_response AS t_agent_response, \
+         t.intent_category AS t_intent_category, t.intent_confidence AS t_intent_confidence, \
+         t.selected_agent_id AS t_selected_agent_id, t.routing AS t_routing, t.latency_ms AS t_latency_ms, \
+         t.created_at AS t_created_at"
+    };
+}
+
 pub(crate) use {agent_cols, api_key_cols, principal_cols, tenant_cols, user_cols};
 
 /// The statements of the hot paths — the conversation list, a conversation read, a history
@@ -84,29 +94,33 @@ pub mod statements {
         " FROM conversations WHERE tenant_id = $1 AND id = $2 AND ($3 OR user_id = $4)"
     );
 
-    /// The scope's own conversation, for a chat turn: `$1` tenant, `$2` id, `$3` user.
-    pub const CHAT_CONVERSATION: &str = concat!(
-        "SELECT ",
-        conversation_cols!(),
-        " FROM conversations WHERE tenant_id = $1 AND id = $2 AND user_id = $3"
-    );
-
-    /// The last turns of a conversation, newest first: `$1` tenant, `$2` conversation, `$3`
-    /// count.
-    pub const RECENT_TURNS: &str = concat!(
-        "SELECT ",
+    /// The scope's own conversation with its last turns, for a chat turn, in one statement:
+    /// `$1` tenant, `$2` id, `$3` user, `$4` how many turns. One row per turn, oldest first
+    /// (one row without a turn when there is none); no row when the conversation is not the
+    /// user's.
+    pub const CHAT_CONTEXT: &str = concat!(
+        "SELECT c.tenant_id, c.id, c.user_id, c.title, c.primary_intent, c.last_agent_id, c.message_count, \
+         c.created_at, c.last_activity, ",
+        joined_turn_cols!(),
+        " FROM conversations c LEFT JOIN (SELECT ",
         turn_cols!(),
         " FROM conversation_messages WHERE tenant_id = $1 AND conversation_id = $2 \
-         ORDER BY created_at DESC, id DESC LIMIT $3"
+         ORDER BY created_at DESC, id DESC LIMIT $4) t ON 1 = 1 \
+         WHERE c.tenant_id = $1 AND c.id = $2 AND c.user_id = $3 ORDER BY t.created_at, t.id"
     );
 
-    /// A page of a conversation's turns, oldest first: `$1` tenant, `$2` conversation,
-    /// `($3, $4)` position, `$5` count.
-    pub const TURN_PAGE: &str = concat!(
-        "SELECT ",
+    /// A conversation the scope may see with a page of its turns, oldest first, in one
+    /// statement: `$1` tenant, `$2` id, `$3` whether the scope is an admin, `$4` the scope's
+    /// user, `($5, $6)` the keyset position, `$7` how many turns.
+    pub const CONVERSATION_WITH_TURNS: &str = concat!(
+        "SELECT c.tenant_id, c.id, c.user_id, c.title, c.primary_intent, c.last_agent_id, c.message_count, \
+         c.created_at, c.last_activity, ",
+        joined_turn_cols!(),
+        " FROM conversations c LEFT JOIN (SELECT ",
         turn_cols!(),
         " FROM conversation_messages WHERE tenant_id = $1 AND conversation_id = $2 \
-         AND (created_at, id) > ($3, $4) ORDER BY created_at, id LIMIT $5"
+         AND (created_at, id) > ($5, $6) ORDER BY created_at, id LIMIT $7) t ON 1 = 1 \
+         WHERE c.tenant_id = $1 AND c.id = $2 AND ($3 OR c.user_id = $4) ORDER BY t.created_at, t.id"
     );
 
     /// The conversation update of a turn write: `$1` tenant, `$2` conversation, `$3` user,
@@ -119,6 +133,30 @@ pub mod statements {
          last_agent_id = COALESCE($6, last_agent_id) \
          WHERE tenant_id = $1 AND id = $2 AND user_id = $3 RETURNING ",
         conversation_cols!()
+    );
+
+    /// PostgreSQL: the conversation update and the turn insert as one statement (one round
+    /// trip): `$1`–`$6` as [`UPDATE_CONVERSATION_FOR_TURN`], then `$7` the turn's id, `$8` the
+    /// message, `$9` the answer, `$10` the intent's confidence, `$11` the routing, `$12` the
+    /// latency, `$13` the method, `$14` the routing confidence, `$15` whether the fallback
+    /// answered. No row when the conversation is not the user's.
+    pub const WRITE_TURN: &str = concat!(
+        "WITH c AS (UPDATE conversations SET \
+         last_activity = CASE WHEN last_activity > $4 THEN last_activity ELSE $4 END, \
+         message_count = message_count + 1, \
+         primary_intent = COALESCE(primary_intent, $5), \
+         last_agent_id = COALESCE($6, last_agent_id) \
+         WHERE tenant_id = $1 AND id = $2 AND user_id = $3 RETURNING ",
+        conversation_cols!(),
+        "), t AS (INSERT INTO conversation_messages (tenant_id, id, conversation_id, user_message, agent_response, \
+         intent_category, intent_confidence, selected_agent_id, routing, latency_ms, created_at, \
+         routing_method, routing_confidence, fallback_used) \
+         SELECT c.tenant_id, $7, c.id, $8, $9, $5, $10, $6, $11, $12, $4, $13, $14, $15 FROM c RETURNING ",
+        turn_cols!(),
+        ") SELECT c.tenant_id, c.id, c.user_id, c.title, c.primary_intent, c.last_agent_id, c.message_count, \
+         c.created_at, c.last_activity, ",
+        joined_turn_cols!(),
+        " FROM c CROSS JOIN t"
     );
 
     /// The turn insert: the columns in order.
@@ -790,20 +828,21 @@ macro_rules! impl_store {
                 id: ConversationId,
                 page: PageRequest,
             ) -> StoreResult<(Conversation, Page<Turn>)> {
-                let mut tx = self.read(scope.tenant_id()).await?;
-                let conversation = visible_conversation(&mut tx, scope, id).await?;
                 let (at, after) = $crate::sql::asc_after(&page);
-                let rows = sqlx::query_as::<_, TurnRow>($crate::sql::statements::TURN_PAGE)
-                .bind(scope.tenant_id().as_uuid())
-                .bind(id.as_uuid())
-                .bind(Ts(at))
-                .bind(after)
-                .bind(page.fetch_limit())
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(map_err)?;
+                let mut tx = self.read(scope.tenant_id()).await?;
+                let rows = sqlx::query_as::<_, ConversationTurnRow>($crate::sql::statements::CONVERSATION_WITH_TURNS)
+                    .bind(scope.tenant_id().as_uuid())
+                    .bind(id.as_uuid())
+                    .bind(scope.is_admin())
+                    .bind(scope.user_id().as_uuid())
+                    .bind(Ts(at))
+                    .bind(after)
+                    .bind(page.fetch_limit())
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
                 tx.commit().await.map_err(map_err)?;
-                let turns: Vec<Turn> = rows.into_iter().map(Into::into).collect();
+                let (conversation, turns) = ConversationTurnRow::collect(rows)?;
                 Ok((conversation, Page::from_rows(turns, &page, |t| Cursor::after(t.created_at, t.id))))
             }
 
@@ -814,31 +853,16 @@ macro_rules! impl_store {
                 history: u32,
             ) -> StoreResult<(Conversation, Vec<Turn>)> {
                 let mut tx = self.read(scope.tenant_id()).await?;
-                let conversation: Conversation = sqlx::query_as::<_, ConversationRow>($crate::sql::statements::CHAT_CONVERSATION)
-                .bind(scope.tenant_id().as_uuid())
-                .bind(id.as_uuid())
-                .bind(scope.user_id().as_uuid())
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(map_err)?
-                .into();
-                let mut turns: Vec<Turn> = if history == 0 {
-                    Vec::new()
-                } else {
-                    sqlx::query_as::<_, TurnRow>($crate::sql::statements::RECENT_TURNS)
+                let rows = sqlx::query_as::<_, ConversationTurnRow>($crate::sql::statements::CHAT_CONTEXT)
                     .bind(scope.tenant_id().as_uuid())
                     .bind(id.as_uuid())
+                    .bind(scope.user_id().as_uuid())
                     .bind(i64::from(history))
                     .fetch_all(&mut *tx)
                     .await
-                    .map_err(map_err)?
-                    .into_iter()
-                    .map(Into::into)
-                    .collect()
-                };
+                    .map_err(map_err)?;
                 tx.commit().await.map_err(map_err)?;
-                turns.reverse();
-                Ok((conversation, turns))
+                ConversationTurnRow::collect(rows)
             }
 
             async fn count_conversations(&self, scope: &TenantScope) -> StoreResult<(i64, i64)> {
@@ -878,38 +902,7 @@ macro_rules! impl_store {
                         *id
                     }
                 };
-                // The update comes first: it checks the conversation is the user's and locks
-                // it, so concurrent turns of one conversation count one by one.
-                let conversation: Conversation = sqlx::query_as::<_, ConversationRow>($crate::sql::statements::UPDATE_CONVERSATION_FOR_TURN)
-                .bind(tenant)
-                .bind(conversation_id.as_uuid())
-                .bind(scope.user_id().as_uuid())
-                .bind(at)
-                .bind(turn.intent_category.as_deref())
-                .bind(turn.selected_agent_id.map(|a| a.as_uuid()))
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(map_err)?
-                .into();
-                let stored: Turn = sqlx::query_as::<_, TurnRow>($crate::sql::statements::INSERT_TURN)
-                .bind(tenant)
-                .bind(turn.id.as_uuid())
-                .bind(conversation_id.as_uuid())
-                .bind(&turn.user_message)
-                .bind(&turn.agent_response)
-                .bind(turn.intent_category.as_deref())
-                .bind(turn.intent_confidence)
-                .bind(turn.selected_agent_id.map(|a| a.as_uuid()))
-                .bind(Json(&turn.routing))
-                .bind(turn.latency_ms)
-                .bind(at)
-                .bind(turn.routing_method.as_deref())
-                .bind(turn.routing_confidence)
-                .bind(turn.fallback_used)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(map_err)?
-                .into();
+                let (conversation, stored) = Self::write_turn(&mut tx, scope, conversation_id, &turn).await?;
                 tx.commit().await.map_err(map_err)?;
                 Ok((conversation, stored))
             }
@@ -1065,6 +1058,103 @@ macro_rules! impl_store {
                     .rows_affected();
                 tx.commit().await.map_err(map_err)?;
                 Ok(keys + errors)
+            }
+
+            async fn import_tenant_data(&self, scope: &TenantScope, data: &$crate::TenantData) -> StoreResult<()> {
+                require_admin(scope)?;
+                let tenant = scope.tenant_id().as_uuid();
+                let mut tx = self.write(scope.tenant_id()).await?;
+                for u in &data.users {
+                    sqlx::query(
+                        "INSERT INTO users (tenant_id, id, email, display_name, role, password_hash, status, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, NULL, $6, $7)",
+                    )
+                    .bind(tenant)
+                    .bind(u.id.as_uuid())
+                    .bind(&u.email)
+                    .bind(u.display_name.as_deref())
+                    .bind(u.role.as_str())
+                    .bind(u.status.as_str())
+                    .bind(Ts(u.created_at))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                }
+                for a in &data.agents {
+                    sqlx::query(
+                        "INSERT INTO agents (tenant_id, id, name, description, kind, config, intents, keywords, \
+                         examples, enabled, priority, is_fallback, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                    )
+                    .bind(tenant)
+                    .bind(a.id.as_uuid())
+                    .bind(&a.name)
+                    .bind(&a.description)
+                    .bind(a.kind.as_str())
+                    .bind(Json(&a.config))
+                    .bind(Json(&a.intents))
+                    .bind(Json(&a.keywords))
+                    .bind(Json(&a.examples))
+                    .bind(a.enabled)
+                    .bind(a.priority)
+                    .bind(a.is_fallback)
+                    .bind(Ts(a.created_at))
+                    .bind(Ts(a.updated_at))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                }
+                if !data.agents.is_empty() {
+                    bump_agents_version(&mut tx, scope.tenant_id()).await?;
+                }
+                for c in &data.conversations {
+                    sqlx::query(
+                        "INSERT INTO conversations (tenant_id, id, user_id, title, primary_intent, last_agent_id, \
+                         message_count, created_at, last_activity) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    )
+                    .bind(tenant)
+                    .bind(c.id.as_uuid())
+                    .bind(c.user_id.as_uuid())
+                    .bind(c.title.as_deref())
+                    .bind(c.primary_intent.as_deref())
+                    .bind(c.last_agent_id.map(|a| a.as_uuid()))
+                    .bind(c.message_count)
+                    .bind(Ts(c.created_at))
+                    .bind(Ts(c.last_activity))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                }
+                for t in &data.turns {
+                    // The analytics columns come from the routing record they summarise.
+                    let method = t.routing.get("method").and_then(|m| m.as_str());
+                    let confidence = t.routing.get("confidence").and_then(|c| c.as_f64());
+                    let fallback = t.routing.get("fallback_used").and_then(|f| f.as_bool());
+                    sqlx::query(
+                        "INSERT INTO conversation_messages (tenant_id, id, conversation_id, user_message, agent_response, \
+                         intent_category, intent_confidence, selected_agent_id, routing, latency_ms, created_at, \
+                         routing_method, routing_confidence, fallback_used) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                    )
+                    .bind(tenant)
+                    .bind(t.id.as_uuid())
+                    .bind(t.conversation_id.as_uuid())
+                    .bind(&t.user_message)
+                    .bind(t.agent_response.as_deref())
+                    .bind(t.intent_category.as_deref())
+                    .bind(t.intent_confidence)
+                    .bind(t.selected_agent_id.map(|a| a.as_uuid()))
+                    .bind(Json(&t.routing))
+                    .bind(t.latency_ms)
+                    .bind(Ts(t.created_at))
+                    .bind(method)
+                    .bind(confidence)
+                    .bind(fallback)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                }
+                tx.commit().await.map_err(map_err)
             }
 
             // ----- idempotency -----
@@ -1244,8 +1334,8 @@ macro_rules! store_prelude {
         use switchyard_core::{AgentId, ApiKeyId, ConversationId, TenantId, TenantScope, UserId};
 
         use $crate::rows::{
-            AgentRow, ApiKeyRow, ConversationRow, PrincipalRow, TenantRow, Ts, TurnRow, UserRow,
-            convert_all,
+            AgentRow, ApiKeyRow, ConversationRow, ConversationTurnRow, PrincipalRow, TenantRow, Ts,
+            UserRow, convert_all,
         };
         use $crate::sql::{agent_cols, api_key_cols, principal_cols, tenant_cols, user_cols};
         use $crate::{

@@ -116,6 +116,52 @@ async fn create_database() -> Option<String> {
     Some(with_database(&admin_url, &name))
 }
 
+/// The earlier single-tenant layout with its sample rows (tenants acme and globex, a user
+/// without a tenant, four conversations, five messages).
+pub const LEGACY_FIXTURE: &str = include_str!("../tests/fixtures/legacy_single_tenant.sql");
+
+/// A new PostgreSQL database holding the earlier single-tenant layout, not migrated;
+/// `None` when PostgreSQL is skipped.
+pub async fn legacy_postgres_database() -> Option<String> {
+    postgres_database_url().await?;
+    let admin_url = postgres_admin_url();
+    let mut conn = match admin_url.parse::<sqlx::postgres::PgConnectOptions>() {
+        Ok(o) => o
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach PostgreSQL: {e}")),
+        Err(e) => panic!("bad SWITCHYARD_TEST_DATABASE_URL: {e}"),
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let name = format!(
+        "switchyard_test_{now}_{}_{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    );
+    if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&mut conn)
+        .await
+    {
+        panic!("cannot create {name}: {e}");
+    }
+    let _ = conn.close().await;
+    let url = with_database(&admin_url, &name);
+    let mut conn = match url.parse::<sqlx::postgres::PgConnectOptions>() {
+        Ok(o) => o
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach {name}: {e}")),
+        Err(e) => panic!("{e}"),
+    };
+    if let Err(e) = sqlx::raw_sql(LEGACY_FIXTURE).execute(&mut conn).await {
+        panic!("cannot load the legacy fixture: {e}");
+    }
+    let _ = conn.close().await;
+    Some(url)
+}
+
 /// A store on this process's PostgreSQL test database, migrated; `None` when skipped.
 pub async fn postgres_store() -> Option<Arc<dyn Store>> {
     let url = postgres_database_url().await?;

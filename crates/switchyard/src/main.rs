@@ -8,6 +8,7 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 
 mod demo;
+mod transfer;
 use switchyard_core::model::{NewTenant, NewUser, TenantPatch, TenantStatus};
 use switchyard_core::page::PageRequest;
 use switchyard_core::settings::TenantSettings;
@@ -46,6 +47,24 @@ enum Command {
     /// Data retention.
     #[command(subcommand)]
     Retention(RetentionCommand),
+    /// Writes a tenant's users, agents, conversations and turns as JSON Lines (no secrets).
+    Export {
+        /// The tenant's slug.
+        #[arg(long)]
+        tenant: String,
+        /// The file to write (default: standard output).
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Loads an export into a tenant (created if missing); refuses ids that already exist.
+    Import {
+        /// The tenant's slug.
+        #[arg(long)]
+        tenant: String,
+        /// The file to read (default: standard input).
+        #[arg(long)]
+        input: Option<PathBuf>,
+    },
     /// Runs the server with two demo tenants, their users and agents, and prints tokens and
     /// `curl` lines to try it (data in ./switchyard-demo.db unless SWITCHYARD_DATABASE_URL is set).
     Demo,
@@ -180,6 +199,37 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!(
                 "retention: {} tenants, {} turns and {} conversations deleted, {} expired records removed",
                 report.tenants, report.turns, report.conversations, report.records
+            );
+            Ok(())
+        }
+        Command::Export { tenant, output } => {
+            let store = open(&config).await?;
+            let mut out: Box<dyn std::io::Write> = match output {
+                Some(path) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?,
+                )),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            };
+            let counts = transfer::export(&store, &tenant, &mut out).await?;
+            out.flush().map_err(|e| e.to_string())?;
+            eprintln!(
+                "exported {} users, {} agents, {} conversations, {} turns",
+                counts.users, counts.agents, counts.conversations, counts.turns
+            );
+            Ok(())
+        }
+        Command::Import { tenant, input } => {
+            let store = open(&config).await?;
+            let mut reader: Box<dyn std::io::BufRead> = match input {
+                Some(path) => Box::new(std::io::BufReader::new(
+                    std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?,
+                )),
+                None => Box::new(std::io::BufReader::new(std::io::stdin().lock())),
+            };
+            let counts = transfer::import(&store, &tenant, &mut reader).await?;
+            println!(
+                "imported {} users, {} agents, {} conversations, {} turns into {tenant}",
+                counts.users, counts.agents, counts.conversations, counts.turns
             );
             Ok(())
         }

@@ -8,6 +8,7 @@ mod auth;
 mod chat;
 mod common;
 mod isolation;
+mod legacy;
 mod openapi;
 mod operations;
 mod pagination;

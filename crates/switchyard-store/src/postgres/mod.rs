@@ -17,8 +17,12 @@ use sqlx::{AssertSqlSafe, ConnectOptions, Connection, PgConnection, PgPool, Post
 use switchyard_core::{TenantId, TenantScope};
 
 use crate::migrate::{self, POSTGRES};
-use crate::rows::Ts;
+use crate::rows::{ConversationTurnRow, Ts};
+use crate::statements;
 use crate::{Backend, MigrationReport, StoreConfig, StoreError, StoreResult};
+use sqlx::types::Json;
+use switchyard_core::ConversationId;
+use switchyard_core::model::{Conversation, NewTurn, Turn};
 
 mod roles;
 
@@ -77,6 +81,9 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
             .acquire_timeout(config.acquire_timeout)
+            // No ping before each use: a broken connection fails its request (a 503) and is
+            // dropped, and every request saves a round trip.
+            .test_before_acquire(false)
             .after_connect(move |conn, _meta| {
                 async move {
                     if switch_role {
@@ -186,6 +193,39 @@ impl PgStore {
         Ok([p50, p95, p99])
     }
 
+    /// The conversation update and the turn insert of a turn write, as one statement: the
+    /// update checks the conversation is the user's and locks it, so concurrent turns of
+    /// one conversation count one by one.
+    async fn write_turn(
+        tx: &mut Tx,
+        scope: &TenantScope,
+        conversation: ConversationId,
+        turn: &NewTurn,
+    ) -> StoreResult<(Conversation, Turn)> {
+        let row = sqlx::query_as::<_, ConversationTurnRow>(statements::WRITE_TURN)
+            .bind(scope.tenant_id().as_uuid())
+            .bind(conversation.as_uuid())
+            .bind(scope.user_id().as_uuid())
+            .bind(Ts(turn.created_at))
+            .bind(turn.intent_category.as_deref())
+            .bind(turn.selected_agent_id.map(|a| a.as_uuid()))
+            .bind(turn.id.as_uuid())
+            .bind(&turn.user_message)
+            .bind(&turn.agent_response)
+            .bind(turn.intent_confidence)
+            .bind(Json(&turn.routing))
+            .bind(turn.latency_ms)
+            .bind(turn.routing_method.as_deref())
+            .bind(turn.routing_confidence)
+            .bind(turn.fallback_used)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(map_err)?;
+        let (updated, mut turns) = ConversationTurnRow::collect(vec![row])?;
+        let stored = turns.pop().ok_or(StoreError::NotFound)?;
+        Ok((updated, stored))
+    }
+
     async fn ping_impl(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)
@@ -228,7 +268,7 @@ pub(crate) async fn migrate(config: &StoreConfig) -> StoreResult<MigrationReport
         .execute(&mut conn)
         .await
         .map_err(map_err)?;
-    let result = migrate_locked(&mut conn).await;
+    let result = migrate_locked(&mut conn, &config.default_tenant_slug).await;
     let unlock = sqlx::query("SELECT pg_advisory_unlock($1)")
         .bind(MIGRATION_LOCK)
         .execute(&mut conn)
@@ -242,7 +282,91 @@ pub(crate) async fn migrate(config: &StoreConfig) -> StoreResult<MigrationReport
 /// The advisory lock that serialises migration runs ("switchyd" in ASCII).
 const MIGRATION_LOCK: i64 = 0x7377_6974_6368_7964;
 
-async fn migrate_locked(conn: &mut PgConnection) -> StoreResult<MigrationReport> {
+/// Whether the database has the earlier single-tenant layout: conversations with string
+/// ids and no tenant.
+async fn is_legacy(conn: &mut PgConnection) -> StoreResult<bool> {
+    let (legacy,): (bool,) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() \
+           AND table_name = 'conversations' AND column_name = 'id' AND data_type = 'character varying') \
+         AND NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() \
+           AND table_name = 'conversations' AND column_name = 'tenant_id')",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    Ok(legacy)
+}
+
+/// Upgrades the earlier single-tenant layout in place and applies every migration, in one
+/// transaction: a failure leaves the database as it was.
+async fn upgrade_legacy(
+    conn: &mut PgConnection,
+    default_tenant: &str,
+) -> StoreResult<MigrationReport> {
+    if default_tenant.is_empty()
+        || !default_tenant
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(StoreError::Config(format!(
+            "the default tenant slug {default_tenant:?} is not a slug"
+        )));
+    }
+    let mut tx = conn.begin().await.map_err(map_err)?;
+    // The slug is checked above to be a-z, 0-9 and -: it cannot close the quotes.
+    let upgrade =
+        migrate::POSTGRES_LEGACY_UPGRADE.replace(":default_tenant", &format!("'{default_tenant}'"));
+    sqlx::raw_sql(sqlx::AssertSqlSafe(upgrade))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            StoreError::Other(format!(
+                "upgrading the single-tenant layout failed (nothing was changed): {}",
+                map_err(e)
+            ))
+        })?;
+    sqlx::raw_sql(migrate::POSTGRES_V1_REST)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    let mut report = MigrationReport {
+        upgraded_legacy: true,
+        ..MigrationReport::default()
+    };
+    for m in POSTGRES {
+        if m.version > 1 {
+            sqlx::raw_sql(m.sql).execute(&mut *tx).await.map_err(|e| {
+                StoreError::Other(format!(
+                    "migration {} ({}) failed: {}",
+                    m.version,
+                    m.name,
+                    map_err(e)
+                ))
+            })?;
+        }
+        sqlx::query(
+            "INSERT INTO switchyard_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+        )
+        .bind(m.version)
+        .bind(m.name)
+        .bind(m.checksum())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        report.applied.push(m.version);
+    }
+    tx.commit().await.map_err(map_err)?;
+    tracing::info!(
+        default_tenant,
+        "upgraded a database of the single-tenant layout"
+    );
+    Ok(report)
+}
+
+async fn migrate_locked(
+    conn: &mut PgConnection,
+    default_tenant: &str,
+) -> StoreResult<MigrationReport> {
     roles::ensure_app_role(conn).await?;
     sqlx::raw_sql(
         "CREATE TABLE IF NOT EXISTS switchyard_migrations (
@@ -260,6 +384,11 @@ async fn migrate_locked(conn: &mut PgConnection) -> StoreResult<MigrationReport>
             .fetch_all(&mut *conn)
             .await
             .map_err(map_err)?;
+    if applied.is_empty() && is_legacy(conn).await? {
+        let report = upgrade_legacy(conn, default_tenant).await?;
+        roles::grant_app_privileges(conn).await?;
+        return Ok(report);
+    }
     let mut report = MigrationReport::default();
     for m in migrate::pending(POSTGRES, &applied)? {
         let mut tx = conn.begin().await.map_err(map_err)?;

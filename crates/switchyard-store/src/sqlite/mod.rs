@@ -14,8 +14,12 @@ use sqlx::{Connection, Sqlite, SqliteConnection};
 use switchyard_core::{TenantId, TenantScope};
 
 use crate::migrate::{self, SQLITE};
-use crate::rows::Ts;
+use crate::rows::{ConversationRow, Ts, TurnRow};
+use crate::statements;
 use crate::{Backend, MigrationReport, StoreConfig, StoreError, StoreResult};
+use sqlx::types::Json;
+use switchyard_core::ConversationId;
+use switchyard_core::model::{Conversation, NewTurn, Turn};
 
 type Tx = sqlx::Transaction<'static, Sqlite>;
 
@@ -163,6 +167,51 @@ impl SqliteStore {
             *slot = Some(value);
         }
         Ok(out)
+    }
+
+    /// The conversation update and the turn insert of a turn write. The update comes
+    /// first: it checks the conversation is the user's and, inside the write transaction,
+    /// counts concurrent turns one by one.
+    async fn write_turn(
+        tx: &mut Tx,
+        scope: &TenantScope,
+        conversation: ConversationId,
+        turn: &NewTurn,
+    ) -> StoreResult<(Conversation, Turn)> {
+        let tenant = scope.tenant_id().as_uuid();
+        let at = Ts(turn.created_at);
+        let updated: Conversation =
+            sqlx::query_as::<_, ConversationRow>(statements::UPDATE_CONVERSATION_FOR_TURN)
+                .bind(tenant)
+                .bind(conversation.as_uuid())
+                .bind(scope.user_id().as_uuid())
+                .bind(at)
+                .bind(turn.intent_category.as_deref())
+                .bind(turn.selected_agent_id.map(|a| a.as_uuid()))
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(map_err)?
+                .into();
+        let stored: Turn = sqlx::query_as::<_, TurnRow>(statements::INSERT_TURN)
+            .bind(tenant)
+            .bind(turn.id.as_uuid())
+            .bind(conversation.as_uuid())
+            .bind(&turn.user_message)
+            .bind(&turn.agent_response)
+            .bind(turn.intent_category.as_deref())
+            .bind(turn.intent_confidence)
+            .bind(turn.selected_agent_id.map(|a| a.as_uuid()))
+            .bind(Json(&turn.routing))
+            .bind(turn.latency_ms)
+            .bind(at)
+            .bind(turn.routing_method.as_deref())
+            .bind(turn.routing_confidence)
+            .bind(turn.fallback_used)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(map_err)?
+            .into();
+        Ok((updated, stored))
     }
 
     async fn ping_impl(&self) -> StoreResult<()> {

@@ -5,7 +5,9 @@
 
 mod common;
 mod conformance;
+mod erasure;
 mod isolation;
+mod legacy;
 mod pool_reuse;
 mod postgres_rls;
 mod property;

@@ -1,0 +1,302 @@
+//! A tenant's data leaves one installation and arrives in another: export from SQLite,
+//! import into PostgreSQL, and the API shows the same conversations and turns there.
+
+#![expect(clippy::unwrap_used, reason = "tests fail by panicking")]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
+const OPERATOR: &str = "operator-token-for-lifecycle-tests";
+
+fn run(db: &str, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_clear()
+        .env("SWITCHYARD_DATABASE_URL", db)
+        .env(
+            "SWITCHYARD_JWT_SECRET",
+            "a-jwt-secret-shared-by-both-installs-0123",
+        )
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+struct Server(Child, String);
+
+impl Server {
+    fn start(db: &str) -> Self {
+        let mut child = Command::new(BIN)
+            .arg("serve")
+            .env_clear()
+            .env("SWITCHYARD_DATABASE_URL", db)
+            .env("SWITCHYARD_BIND", "127.0.0.1:0")
+            .env("SWITCHYARD_ADMIN_TOKEN", OPERATOR)
+            .env(
+                "SWITCHYARD_JWT_SECRET",
+                "a-jwt-secret-shared-by-both-installs-0123",
+            )
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap()
+            .to_string();
+        Self(child, url)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn http() -> reqwest::Client {
+    switchyard_agents::install_tls_provider();
+    reqwest::Client::new()
+}
+
+/// Every conversation of the tenant with all its turns, as the API shows them to an admin.
+async fn everything(client: &reqwest::Client, url: &str, token: &str) -> Vec<(Value, Vec<Value>)> {
+    let list: Value = client
+        .get(format!("{url}/v1/conversations?all=true&limit=100"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(list["items"].is_array(), "{url}: {list}");
+    let mut out = Vec::new();
+    for c in list["items"].as_array().unwrap() {
+        let id = c["id"].as_str().unwrap();
+        let detail: Value = client
+            .get(format!("{url}/v1/conversations/{id}?limit=100"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut conversation = detail.clone();
+        let turns = conversation
+            .as_object_mut()
+            .unwrap()
+            .remove("messages")
+            .unwrap()["items"]
+            .as_array()
+            .unwrap()
+            .clone();
+        out.push((conversation, turns));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_from_sqlite_import_into_postgres_shows_the_same_conversations() {
+    let Some(pg) = switchyard_store::testing::postgres_database_url().await else {
+        return;
+    };
+    let sqlite = format!(
+        "sqlite://{}",
+        switchyard_store::testing::sqlite_path().display()
+    );
+    let slug = format!("move-{:08x}", rand::random::<u32>());
+    let client = http();
+
+    // The source installation, with data made through its API.
+    let source = Server::start(&sqlite);
+    let created = client
+        .post(format!("{}/v1/tenants", source.1))
+        .bearer_auth(OPERATOR)
+        .json(&json!({"slug": slug, "name": "Moving Co", "admin_email": "admin@move.test", "admin_password": "a long enough password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let login: Value = client
+        .post(format!("{}/v1/auth/login", source.1))
+        .json(&json!({"tenant": slug, "email": "admin@move.test", "password": "a long enough password"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["access_token"].as_str().unwrap().to_string();
+    for agent in [
+        json!({"name": "billing", "kind": "echo", "keywords": ["invoice"], "examples": ["where is my invoice"]}),
+        json!({"name": "general", "kind": "echo", "is_fallback": true}),
+        json!({"name": "remote", "kind": "http", "config": {"url": "http://127.0.0.1:9/x", "secret": "a-secret-that-stays-home", "headers": {"Authorization": "Bearer private"}}}),
+    ] {
+        assert_eq!(
+            client
+                .post(format!("{}/v1/agents", source.1))
+                .bearer_auth(&token)
+                .json(&agent)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            201
+        );
+    }
+    for i in 0..3 {
+        let first: Value = client
+            .post(format!("{}/v1/chat", source.1))
+            .bearer_auth(&token)
+            .json(&json!({"message": format!("where is my invoice {i}?")}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for j in 0..i {
+            let resp = client
+                .post(format!("{}/v1/chat", source.1))
+                .bearer_auth(&token)
+                .json(&json!({"message": format!("and then {j}"), "conversation_id": first["conversation_id"]}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+        }
+    }
+    let before = everything(&client, &source.1, &token).await;
+    assert_eq!(before.len(), 3);
+    drop(source);
+
+    // Export, then import into PostgreSQL.
+    let file = std::env::temp_dir().join(format!("{slug}.jsonl"));
+    let out = run(
+        &sqlite,
+        &[
+            "export",
+            "--tenant",
+            &slug,
+            "--output",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("3 conversations, 6 turns"));
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        !text.contains("a-secret-that-stays-home") && !text.contains("Bearer private"),
+        "no secrets in the export"
+    );
+    assert!(!text.contains("argon2"), "no password hashes in the export");
+    let out = run(
+        &pg,
+        &[
+            "import",
+            "--tenant",
+            &slug,
+            "--input",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("1 users, 3 agents, 3 conversations, 6 turns")
+    );
+
+    // The new installation shows the same conversations and turns.
+    let target = Server::start(&pg);
+    let issued = run(
+        &pg,
+        &[
+            "token",
+            "issue",
+            "--tenant",
+            &slug,
+            "--email",
+            "admin@move.test",
+        ],
+    );
+    assert!(
+        issued.status.success(),
+        "{}",
+        String::from_utf8_lossy(&issued.stderr)
+    );
+    let target_token = String::from_utf8(issued.stdout).unwrap().trim().to_string();
+    let after = everything(&client, &target.1, &target_token).await;
+    assert_eq!(after, before);
+    let agents: Value = client
+        .get(format!("{}/v1/agents", target.1))
+        .bearer_auth(&target_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let remote = agents["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "remote")
+        .unwrap();
+    assert!(
+        remote["config"].get("secret").is_none(),
+        "secrets are set again after an import"
+    );
+    // And chat goes on there.
+    let more = client
+        .post(format!("{}/v1/chat", target.1))
+        .bearer_auth(&target_token)
+        .json(&json!({"message": "one more", "conversation_id": before[0].0["id"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(more.status(), 200);
+
+    // Importing the same file again is refused, and writes nothing.
+    let again = run(
+        &pg,
+        &[
+            "import",
+            "--tenant",
+            &slug,
+            "--input",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("nothing was imported"));
+    let list: Value = client
+        .get(format!("{}/v1/conversations?all=true", target.1))
+        .bearer_auth(&target_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["items"].as_array().unwrap().len(), 3);
+    let _ = std::fs::remove_file(file);
+}
