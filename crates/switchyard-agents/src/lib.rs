@@ -12,15 +12,19 @@ use switchyard_core::model::Agent;
 use switchyard_core::{ConversationId, MessageId};
 use tokio::sync::mpsc;
 
+mod a2a;
 mod breaker;
 mod echo;
 mod http;
+mod models;
 mod net;
 mod openai;
 mod sse;
 
+pub use a2a::{AgentCard, Capabilities, Skill};
 pub use breaker::{BreakerConfig, CircuitBreakers, Permit};
 pub use http::sign;
+pub use models::DEFAULT_MODEL_TIMEOUT_MS;
 pub use net::AddressPolicy;
 
 /// One earlier message of the conversation, as agents receive it.
@@ -92,6 +96,12 @@ pub trait AgentInvoker: Send + Sync + 'static {
     ) -> Result<String, AgentError>;
 }
 
+impl std::fmt::Debug for Invokers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Invokers")
+    }
+}
+
 impl std::fmt::Debug for dyn AgentInvoker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("AgentInvoker")
@@ -125,6 +135,9 @@ impl Default for InvokerConfig {
 pub struct Invokers {
     http: http::HttpInvoker,
     openai: openai::OpenAiInvoker,
+    a2a: a2a::A2aInvoker,
+    client: reqwest::Client,
+    config: InvokerConfig,
 }
 
 impl Invokers {
@@ -133,8 +146,16 @@ impl Invokers {
         let client = net::client(&config)?;
         Ok(Self {
             http: http::HttpInvoker::new(client.clone(), config.clone()),
-            openai: openai::OpenAiInvoker::new(client, config),
+            openai: openai::OpenAiInvoker::new(client.clone(), config.clone()),
+            a2a: a2a::A2aInvoker::new(client.clone(), config.clone()),
+            client,
+            config,
         })
+    }
+
+    /// Fetches an A2A Agent Card (through the same guarded client as agent calls).
+    pub async fn fetch_agent_card(&self, url: &str) -> Result<AgentCard, String> {
+        self.a2a.fetch_card(url).await
     }
 }
 
@@ -151,9 +172,7 @@ impl AgentInvoker for Invokers {
             AgentKind::Echo => echo::invoke(agent, request, deltas).await,
             AgentKind::Http => self.http.invoke(agent, request, deltas).await,
             AgentKind::Openai => self.openai.invoke(agent, request, deltas).await,
-            AgentKind::A2a => Err(AgentError::Failed(
-                "a2a agents are not supported by this build".into(),
-            )),
+            AgentKind::A2a => self.a2a.invoke(agent, request, deltas).await,
         }
     }
 }

@@ -80,6 +80,9 @@ pub struct A2aConfig {
     /// Extra request headers (authentication, for instance).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
+    /// Whether the agent streams (`message/stream`); taken from its Agent Card on import.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streaming: Option<bool>,
 }
 
 /// A parsed, checked agent configuration.

@@ -354,6 +354,19 @@ pub struct Turn {
     pub created_at: DateTime<Utc>,
 }
 
+/// One earlier turn of a conversation, as far as an agent's history needs it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HistoryTurn {
+    /// The turn's id.
+    pub id: MessageId,
+    /// What the user wrote.
+    pub user_message: String,
+    /// What the agent answered.
+    pub agent_response: Option<String>,
+    /// When it was stored.
+    pub created_at: DateTime<Utc>,
+}
+
 /// Where a new turn goes.
 #[derive(Clone, Debug)]
 pub enum TurnTarget {

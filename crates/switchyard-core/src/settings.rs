@@ -38,6 +38,58 @@ pub struct TenantSettings {
     /// The intent analyzer (`lexical`, `llm`, `embedding`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analyzer: Option<String>,
+    /// The lexical confidence band `[low, high)` in which the `llm` or `embedding` analyzer
+    /// is asked; outside it the lexical decision stands (so most turns call no model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cascade_band: Option<[f64; 2]>,
+    /// The tenant's own chat model for the `llm` analyzer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm: Option<ModelEndpoint>,
+    /// The tenant's own embeddings model for the `embedding` analyzer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding: Option<ModelEndpoint>,
+}
+
+/// An OpenAI-compatible model endpoint. The API key is read from the environment variable
+/// named here; it is never stored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelEndpoint {
+    /// The API's base URL (`…/v1`).
+    pub base_url: String,
+    /// The model.
+    pub model: String,
+    /// The environment variable that holds the API key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
+    /// How long a call may take before the lexical decision is used instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+}
+
+impl ModelEndpoint {
+    /// Checks the URL, the model and the variable name.
+    pub fn validate(&self, name: &'static str) -> Result<(), BadSetting> {
+        let bad = |problem: String| BadSetting { name, problem };
+        crate::agent_config::check_url("base_url", &self.base_url).map_err(bad)?;
+        if self.model.trim().is_empty() {
+            return Err(bad("`model` must not be empty".into()));
+        }
+        if let Some(var) = &self.api_key_env
+            && (var.is_empty()
+                || !var
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'))
+        {
+            return Err(bad(
+                "`api_key_env` names an environment variable (A-Z, 0-9, _)".into(),
+            ));
+        }
+        if self.timeout_ms.is_some_and(|t| t == 0 || t > 60_000) {
+            return Err(bad("`timeout_ms` must be between 1 and 60000".into()));
+        }
+        Ok(())
+    }
 }
 
 /// A setting whose value is out of range.
@@ -88,6 +140,22 @@ impl TenantSettings {
         unit("min_confidence", self.min_confidence)?;
         unit("min_margin", self.min_margin)?;
         unit("switch_margin", self.switch_margin)?;
+        if let Some([low, high]) = self.cascade_band
+            && !(0.0..=1.0).contains(&low) | !(0.0..=1.0).contains(&high) | (low > high)
+        {
+            return Err(BadSetting {
+                name: "cascade_band",
+                problem: format!(
+                    "must be [low, high] with 0 <= low <= high <= 1, got [{low}, {high}]"
+                ),
+            });
+        }
+        if let Some(llm) = &self.llm {
+            llm.validate("llm")?;
+        }
+        if let Some(embedding) = &self.embedding {
+            embedding.validate("embedding")?;
+        }
         if self.max_inflight_agent_calls == Some(0) {
             return Err(BadSetting {
                 name: "max_inflight_agent_calls",

@@ -547,3 +547,22 @@ pub struct Health {
     /// `ok`, or what is wrong.
     pub status: &'static str,
 }
+
+/// An agent to import from its A2A Agent Card.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportAgent {
+    /// Where the card is (e.g. `https://agent.example.com/.well-known/agent-card.json`).
+    pub card_url: String,
+    /// A name (default: the card's).
+    pub name: Option<String>,
+    /// Default true.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Default 0.
+    #[serde(default)]
+    pub priority: i32,
+    /// Default false.
+    #[serde(default)]
+    pub is_fallback: bool,
+}

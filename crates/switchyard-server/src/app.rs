@@ -36,6 +36,12 @@ pub struct App {
     pub routing: Arc<RoutingCache>,
     /// Calls agents.
     pub invoker: Arc<dyn AgentInvoker>,
+    /// Fetches A2A Agent Cards and calls routing models (through the same guarded client).
+    pub outbound: Arc<Invokers>,
+    /// The `llm` analyzer.
+    pub llm: crate::analyzers::LlmAnalyzer,
+    /// The `embedding` analyzer.
+    pub embedding: crate::analyzers::EmbeddingAnalyzer,
     /// Each agent's circuit.
     pub breakers: CircuitBreakers,
     /// Each tenant's request bucket and in-flight agent call cap.
@@ -73,13 +79,17 @@ impl App {
             ..InvokerConfig::default()
         })
         .map_err(ConfigError)?;
+        let invoker = Arc::new(invoker);
         let breakers = CircuitBreakers::new(BreakerConfig {
             failure_threshold: config.circuit_failure_threshold,
             open_for: std::time::Duration::from_secs(config.circuit_open_seconds),
         });
         Ok(Self {
             routing: Arc::new(RoutingCache::new(config.routing_cache_tenants)),
-            invoker: Arc::new(invoker),
+            invoker: invoker.clone(),
+            llm: crate::analyzers::LlmAnalyzer::new(invoker.clone()),
+            embedding: crate::analyzers::EmbeddingAnalyzer::new(invoker.clone()),
+            outbound: invoker,
             breakers,
             limits: crate::limits::Limits::default(),
             operator_token_hash: config

@@ -132,6 +132,26 @@ pub struct Config {
     pub routing_cache_tenants: usize,
     /// How often the retention task runs (0: never; `switchyard retention run` still works).
     pub retention_interval_seconds: u64,
+    /// The `llm` analyzer's default chat model: OpenAI-compatible base URL (`…/v1`).
+    pub llm_base_url: Option<String>,
+    /// Its model name.
+    pub llm_model: Option<String>,
+    /// The environment variable holding its API key.
+    pub llm_api_key_env: Option<String>,
+    /// How long it may take before the lexical decision is used.
+    pub llm_timeout_ms: Option<u64>,
+    /// The `embedding` analyzer's default embeddings model: base URL.
+    pub embedding_base_url: Option<String>,
+    /// Its model name.
+    pub embedding_model: Option<String>,
+    /// The environment variable holding its API key.
+    pub embedding_api_key_env: Option<String>,
+    /// How long it may take before the lexical decision is used.
+    pub embedding_timeout_ms: Option<u64>,
+    /// The lexical confidence from which a model-backed analyzer is asked (inclusive).
+    pub cascade_band_low: f64,
+    /// The lexical confidence from which the lexical decision stands without a model.
+    pub cascade_band_high: f64,
 }
 
 impl Default for Config {
@@ -176,6 +196,18 @@ impl Default for Config {
             circuit_open_seconds: 30,
             routing_cache_tenants: 10_000,
             retention_interval_seconds: 3600,
+            llm_base_url: None,
+            llm_model: None,
+            llm_api_key_env: None,
+            llm_timeout_ms: None,
+            embedding_base_url: None,
+            embedding_model: None,
+            embedding_api_key_env: None,
+            embedding_timeout_ms: None,
+            // Calibrated: at 0.8 and above the lexical verdict is right at least 80% of the
+            // time, so asking a model there buys little.
+            cascade_band_low: 0.0,
+            cascade_band_high: 0.8,
         }
     }
 }
@@ -309,7 +341,46 @@ impl Config {
         if self.max_body_bytes < 1024 {
             return bad("max_body_bytes", "must be at least 1024");
         }
+        for (name, endpoint) in [
+            ("llm", self.global_llm()),
+            ("embedding", self.global_embedding()),
+        ] {
+            if let Some(endpoint) = endpoint {
+                endpoint
+                    .validate(name)
+                    .map_err(|e| ConfigError(format!("`{name}_…` settings: {}", e.problem)))?;
+            }
+        }
+        if !(0.0..=1.0).contains(&self.cascade_band_low)
+            || !(0.0..=1.0).contains(&self.cascade_band_high)
+            || self.cascade_band_low > self.cascade_band_high
+        {
+            return bad(
+                "cascade_band_low",
+                "and cascade_band_high must satisfy 0 <= low <= high <= 1",
+            );
+        }
         Ok(self)
+    }
+
+    /// The global chat model of the `llm` analyzer, if configured.
+    pub fn global_llm(&self) -> Option<switchyard_core::settings::ModelEndpoint> {
+        Some(switchyard_core::settings::ModelEndpoint {
+            base_url: self.llm_base_url.clone()?,
+            model: self.llm_model.clone()?,
+            api_key_env: self.llm_api_key_env.clone(),
+            timeout_ms: self.llm_timeout_ms,
+        })
+    }
+
+    /// The global embeddings model of the `embedding` analyzer, if configured.
+    pub fn global_embedding(&self) -> Option<switchyard_core::settings::ModelEndpoint> {
+        Some(switchyard_core::settings::ModelEndpoint {
+            base_url: self.embedding_base_url.clone()?,
+            model: self.embedding_model.clone()?,
+            api_key_env: self.embedding_api_key_env.clone(),
+            timeout_ms: self.embedding_timeout_ms,
+        })
     }
 
     /// The store settings these settings imply.

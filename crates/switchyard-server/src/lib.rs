@@ -14,10 +14,12 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub mod analyzers;
 pub mod api;
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod limits;
@@ -36,7 +38,8 @@ pub use config::Config;
 
 use crate::error::ApiError;
 use crate::routes::{
-    agents, analytics, api_keys, auth as login, chat, conversations, health, tenants, users,
+    agents, analytics, api_keys, auth as login, chat, conversations, health, openai_compat,
+    tenants, users,
 };
 
 /// Every documented route, with its handler and OpenAPI description.
@@ -61,6 +64,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(api_keys::create_api_key, api_keys::list_api_keys))
         .routes(routes!(api_keys::delete_api_key))
         .routes(routes!(agents::create_agent, agents::list_agents))
+        .routes(routes!(agents::import_agent))
         .routes(routes!(
             agents::get_agent,
             agents::update_agent,
@@ -76,6 +80,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(chat::create_route))
         .routes(routes!(analytics::get_routing_analytics))
         .routes(routes!(health::get_metrics))
+        .routes(routes!(openai_compat::list_models))
+        .routes(routes!(openai_compat::create_chat_completion))
 }
 
 /// The OpenAPI document.
@@ -119,6 +125,7 @@ pub fn router(state: AppState) -> Router {
             }
         }),
     )
+    .merge(console::router())
     .fallback(unknown_route)
     .method_not_allowed_fallback(wrong_method)
     .route_layer(axum::middleware::from_fn(telemetry::record_route))

@@ -86,3 +86,12 @@ pub fn turn(tenant: &str, agent: &str, store: Duration, total: Duration) {
     metrics::histogram!("switchyard_turn_duration_seconds", "tenant" => tenant.to_string())
         .record(total.as_secs_f64());
 }
+
+/// Records a call to a routing model (`llm` or `embedding`) in the cascade, and what came
+/// of it (`used`, `unusable`, `failed`).
+pub fn model_call(tenant: &str, analyzer: &str, outcome: &'static str, elapsed: Duration) {
+    metrics::counter!("switchyard_model_calls_total", "tenant" => tenant.to_string(), "analyzer" => analyzer.to_string(), "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!("switchyard_model_duration_seconds", "tenant" => tenant.to_string(), "analyzer" => analyzer.to_string())
+        .record(elapsed.as_secs_f64());
+}

@@ -24,6 +24,7 @@ use utoipa::{Modify, OpenApi};
         (name = "chat", description = "Orchestrated chat turns and routing"),
         (name = "conversations", description = "Conversations and their turns"),
         (name = "analytics", description = "Routing figures of the tenant (admins)"),
+        (name = "openai", description = "The OpenAI chat-completions dialect, for existing clients"),
         (name = "health", description = "Liveness, readiness and metrics"),
     )
 )]

@@ -12,15 +12,17 @@ use chrono::Utc;
 use serde::Serialize;
 use serde_json::Value;
 use switchyard_agents::{AgentError, AgentRequest, HistoryEntry};
-use switchyard_core::model::{Conversation, NewTurn, Tenant, Turn, TurnTarget};
+use switchyard_core::model::{Conversation, HistoryTurn, NewTurn, Tenant, TurnTarget};
 use switchyard_core::routing::{
-    Analysis, Decision, FailoverFrom, RouteError, RouteInput, RoutingPolicy,
+    Analysis, Decision, FailoverFrom, Method, RouteError, RouteInput, RoutingPolicy,
 };
+use switchyard_core::settings::ModelEndpoint;
 use switchyard_core::{AgentId, ConversationId, MessageId};
 use tokio::sync::mpsc;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::analyzers::{AnalyzerInput, IntentAnalyzer};
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
@@ -40,6 +42,9 @@ pub struct ChatInput {
     pub agent_id: Option<AgentId>,
     /// Passed to the agent as is.
     pub metadata: Option<Value>,
+    /// The id a new conversation gets (chosen by the caller, who may need it before the
+    /// answer, e.g. for a response header).
+    pub new_conversation_id: ConversationId,
 }
 
 /// What a streamed turn emits before its final answer.
@@ -190,6 +195,37 @@ fn route_error(e: RouteError) -> ApiError {
     }
 }
 
+/// The model-backed analyzer the tenant chose, with its model, if any.
+fn model_analyzer<'a>(
+    state: &'a AppState,
+    tenant: &Tenant,
+) -> Option<(&'a dyn IntentAnalyzer, ModelEndpoint)> {
+    let choice = tenant
+        .settings
+        .analyzer
+        .as_deref()
+        .unwrap_or(state.config.analyzer.as_str());
+    match choice {
+        "llm" => Some((
+            &state.llm as &dyn IntentAnalyzer,
+            tenant
+                .settings
+                .llm
+                .clone()
+                .or_else(|| state.config.global_llm())?,
+        )),
+        "embedding" => Some((
+            &state.embedding as &dyn IntentAnalyzer,
+            tenant
+                .settings
+                .embedding
+                .clone()
+                .or_else(|| state.config.global_embedding())?,
+        )),
+        _ => None,
+    }
+}
+
 async fn plan(
     state: &AppState,
     principal: &Principal,
@@ -209,21 +245,81 @@ async fn plan(
         .routing
         .train_in_background(principal.scope.tenant_id());
     let started = Instant::now();
-    let analysis = routing.index.analyze(message);
+    let mut analysis = routing.index.analyze(message);
     let analyze_ms = ms(started);
     let started = Instant::now();
-    let breakers = &state.breakers;
-    let unavailable = |agent: AgentId| breakers.is_open(agent);
-    let input = RouteInput {
-        pinned,
-        last_agent,
-        unavailable: &unavailable,
+    let policy = policy(state, &principal.tenant);
+    // (A function rather than one value: the route input borrows a closure that is not
+    // Sync, and must not live across the model call's await.)
+    let decide = |analysis: &Analysis| {
+        let breakers = &state.breakers;
+        let unavailable = |agent: AgentId| breakers.is_open(agent);
+        let input = RouteInput {
+            pinned,
+            last_agent,
+            unavailable: &unavailable,
+        };
+        routing.index.decide(analysis, &policy, &input)
     };
-    let decision = routing
-        .index
-        .decide(&analysis, &policy(state, &principal.tenant), &input)
-        .map_err(route_error)?;
-    let route_ms = ms(started);
+    let mut decision = decide(&analysis).map_err(route_error)?;
+    let mut route_ms = ms(started);
+    // The cascade: a model is asked only in the ambiguous band, and never for a pinned
+    // agent or a conversation that sticks with its agent.
+    if pinned.is_none()
+        && decision.method != Method::Sticky
+        && let Some((analyzer, endpoint)) = model_analyzer(state, &principal.tenant)
+    {
+        let [low, high] = principal.tenant.settings.cascade_band.unwrap_or([
+            state.config.cascade_band_low,
+            state.config.cascade_band_high,
+        ]);
+        let confidence = analysis.intent.confidence;
+        if confidence >= low && confidence < high {
+            let started = Instant::now();
+            let verdict = analyzer
+                .analyze(&AnalyzerInput {
+                    tenant: principal.tenant.id,
+                    routing: &routing,
+                    message,
+                    lexical: &analysis,
+                    endpoint: &endpoint,
+                })
+                .await;
+            let method = analyzer.method();
+            let outcome = match verdict {
+                Ok(model_analysis) => match decide(&model_analysis) {
+                    Ok(model_decision) => {
+                        decision = model_decision;
+                        analysis = model_analysis;
+                        "used"
+                    }
+                    Err(e) => {
+                        decision.reason = format!(
+                            "{}; the {} verdict could not be used: {e}",
+                            decision.reason,
+                            method.as_str()
+                        );
+                        "unusable"
+                    }
+                },
+                Err(why) => {
+                    decision.reason = format!(
+                        "{}; the {} analyzer gave no verdict ({why})",
+                        decision.reason,
+                        method.as_str()
+                    );
+                    "failed"
+                }
+            };
+            crate::metrics::model_call(
+                &principal.tenant.slug,
+                method.as_str(),
+                outcome,
+                started.elapsed(),
+            );
+            route_ms += ms(started);
+        }
+    }
     Ok(Plan {
         routing,
         analysis,
@@ -292,7 +388,7 @@ fn agent_failure(agent: &str, e: &AgentError) -> ApiError {
     }
 }
 
-fn history(turns: &[Turn]) -> Vec<HistoryEntry> {
+fn history(turns: &[HistoryTurn]) -> Vec<HistoryEntry> {
     let mut entries = Vec::with_capacity(turns.len() * 2);
     for turn in turns {
         entries.push(HistoryEntry {
@@ -362,33 +458,34 @@ pub async fn chat(
         .unwrap_or(state.config.max_conversations_per_tenant);
 
     // 1. The conversation, or the room for a new one (checked again when it is written).
-    let (conversation, turns): (Option<Conversation>, Vec<Turn>) = match input.conversation_id {
-        Some(id) => {
-            let (c, t) = state
-                .store
-                .chat_context(scope, id, state.config.history_turns)
-                .await?;
-            (Some(c), t)
-        }
-        None => {
-            let (per_user, per_tenant) = state.store.count_conversations(scope).await?;
-            if per_user >= max_per_user {
-                return Err(switchyard_store::StoreError::LimitReached {
-                    which: "per_user",
-                    limit: max_per_user,
-                }
-                .into());
+    let (conversation, turns): (Option<Conversation>, Vec<HistoryTurn>) =
+        match input.conversation_id {
+            Some(id) => {
+                let (c, t) = state
+                    .store
+                    .chat_context(scope, id, state.config.history_turns)
+                    .await?;
+                (Some(c), t)
             }
-            if per_tenant >= max_per_tenant {
-                return Err(switchyard_store::StoreError::LimitReached {
-                    which: "per_tenant",
-                    limit: max_per_tenant,
+            None => {
+                let (per_user, per_tenant) = state.store.count_conversations(scope).await?;
+                if per_user >= max_per_user {
+                    return Err(switchyard_store::StoreError::LimitReached {
+                        which: "per_user",
+                        limit: max_per_user,
+                    }
+                    .into());
                 }
-                .into());
+                if per_tenant >= max_per_tenant {
+                    return Err(switchyard_store::StoreError::LimitReached {
+                        which: "per_tenant",
+                        limit: max_per_tenant,
+                    }
+                    .into());
+                }
+                (None, Vec::new())
             }
-            (None, Vec::new())
-        }
-    };
+        };
 
     // 2-3. Intent and agent.
     let last_agent = conversation.as_ref().and_then(|c| c.last_agent_id);
@@ -413,7 +510,7 @@ pub async fn chat(
     // 4. The agent, then those who take over if it fails.
     let conversation_id = conversation
         .as_ref()
-        .map_or_else(ConversationId::new, |c| c.id);
+        .map_or(input.new_conversation_id, |c| c.id);
     let message_id = MessageId::new();
     let history = history(&turns);
     let request = AgentRequest {

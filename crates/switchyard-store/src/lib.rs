@@ -17,9 +17,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use switchyard_core::model::{
-    Agent, AgentCallError, AgentFields, ApiKey, Conversation, IdempotencyStart, NewApiKey,
-    NewTenant, NewTurn, NewUser, RetentionBatch, RoutingAnalytics, Tenant, TenantPatch, Turn, User,
-    UserPatch,
+    Agent, AgentCallError, AgentFields, ApiKey, Conversation, HistoryTurn, IdempotencyStart,
+    NewApiKey, NewTenant, NewTurn, NewUser, RetentionBatch, RoutingAnalytics, Tenant, TenantPatch,
+    Turn, User, UserPatch,
 };
 use switchyard_core::page::{Page, PageRequest};
 use switchyard_core::{AgentId, ApiKeyId, ConversationId, TenantId, TenantScope, UserId};
@@ -313,7 +313,7 @@ pub trait Store: Send + Sync + 'static {
         scope: &TenantScope,
         id: ConversationId,
         history: u32,
-    ) -> StoreResult<(Conversation, Vec<Turn>)>;
+    ) -> StoreResult<(Conversation, Vec<HistoryTurn>)>;
     /// How many conversations the scope's user and the scope's tenant have.
     async fn count_conversations(&self, scope: &TenantScope) -> StoreResult<(i64, i64)>;
     /// Stores a turn and updates its conversation (`last_activity`, `message_count`,

@@ -43,6 +43,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "analytics",
         sql: include_str!("../migrations/postgres/0002_analytics.sql"),
     },
+    Migration {
+        version: 3,
+        name: "hot_path_functions",
+        sql: include_str!("../migrations/postgres/0003_hot_path_functions.sql"),
+    },
 ];
 
 /// PostgreSQL: turns the earlier single-tenant layout's tables into the first part of
@@ -107,6 +112,34 @@ mod tests {
             for (i, m) in set.iter().enumerate() {
                 assert_eq!(m.version, i as i64 + 1, "{}", m.name);
             }
+        }
+    }
+
+    #[test]
+    fn the_hot_path_functions_run_exactly_the_store_statements() {
+        use crate::statements as st;
+        let sql = POSTGRES[2].sql;
+        for (name, statement) in [
+            ("FIND_PRINCIPAL", st::FIND_PRINCIPAL),
+            ("LIST_USER_CONVERSATIONS", st::LIST_USER_CONVERSATIONS),
+            ("LIST_ALL_CONVERSATIONS", st::LIST_ALL_CONVERSATIONS),
+            ("CONVERSATION_WITH_TURNS", st::CONVERSATION_WITH_TURNS),
+            ("CHAT_CONTEXT", st::CHAT_CONTEXT),
+            ("WRITE_TURN", st::WRITE_TURN),
+        ] {
+            let block = sql
+                .split(&format!("-- {name}\n"))
+                .nth(1)
+                .unwrap_or_else(|| panic!("no function for {name}"));
+            let body = block
+                .split("RETURN QUERY ")
+                .nth(1)
+                .and_then(|b| b.split(";\nEND").next())
+                .unwrap();
+            assert_eq!(
+                body, statement,
+                "the function for {name} no longer runs the store's statement: add a migration that replaces it"
+            );
         }
     }
 

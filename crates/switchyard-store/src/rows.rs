@@ -11,7 +11,8 @@ use sqlx::types::Json;
 use sqlx::{Decode, Encode, Postgres, Sqlite, Type};
 use switchyard_core::Role;
 use switchyard_core::model::{
-    Agent, AgentKind, ApiKey, Conversation, Tenant, TenantStatus, Turn, User, UserStatus,
+    Agent, AgentKind, ApiKey, Conversation, HistoryTurn, Tenant, TenantStatus, Turn, User,
+    UserStatus,
 };
 use switchyard_core::settings::TenantSettings;
 use uuid::Uuid;
@@ -342,5 +343,70 @@ impl ConversationTurnRow {
         let mut turns: Vec<Turn> = first.turn().into_iter().collect();
         turns.extend(rows.filter_map(ConversationTurnRow::turn));
         Ok((conversation, turns))
+    }
+}
+
+/// A conversation and (through a left join) one message of its history, named `h_…`.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ConversationHistoryRow {
+    #[sqlx(flatten)]
+    pub conversation: ConversationRow,
+    pub h_id: Option<Uuid>,
+    pub h_user_message: Option<String>,
+    pub h_agent_response: Option<String>,
+    pub h_created_at: Option<Ts>,
+}
+
+impl ConversationHistoryRow {
+    /// The conversation and its history, in the rows' order; no rows means no conversation.
+    pub fn collect(rows: Vec<Self>) -> StoreResult<(Conversation, Vec<HistoryTurn>)> {
+        let mut rows = rows.into_iter().peekable();
+        let conversation: Conversation = rows
+            .peek()
+            .ok_or(StoreError::NotFound)?
+            .conversation
+            .clone()
+            .into();
+        let history = rows
+            .filter_map(|r| {
+                Some(HistoryTurn {
+                    id: r.h_id?.into(),
+                    user_message: r.h_user_message?,
+                    agent_response: r.h_agent_response,
+                    created_at: r.h_created_at?.0,
+                })
+            })
+            .collect();
+        Ok((conversation, history))
+    }
+}
+
+/// The result of a turn write: the updated conversation and the new turn's id.
+#[derive(sqlx::FromRow)]
+pub(crate) struct WrittenTurnRow {
+    #[sqlx(flatten)]
+    pub conversation: ConversationRow,
+    pub t_id: Uuid,
+}
+
+impl WrittenTurnRow {
+    /// The conversation as updated, and the turn as written.
+    pub fn into_written(self, turn: &switchyard_core::model::NewTurn) -> (Conversation, Turn) {
+        let conversation: Conversation = self.conversation.into();
+        let written = Turn {
+            id: self.t_id.into(),
+            tenant_id: conversation.tenant_id,
+            conversation_id: conversation.id,
+            user_message: turn.user_message.clone(),
+            agent_response: Some(turn.agent_response.clone()),
+            intent_category: turn.intent_category.clone(),
+            intent_confidence: turn.intent_confidence,
+            selected_agent_id: turn.selected_agent_id,
+            routing: turn.routing.clone(),
+            latency_ms: turn.latency_ms,
+            // As stored: both databases keep microseconds.
+            created_at: chrono::SubsecRound::trunc_subsecs(turn.created_at, 6),
+        };
+        (conversation, written)
     }
 }

@@ -68,6 +68,14 @@ pub(crate) use {agent_cols, api_key_cols, principal_cols, tenant_cols, user_cols
 /// The statements of the hot paths — the conversation list, a conversation read, a history
 /// load and a turn write — named so that the query-plan tests check exactly what runs.
 pub mod statements {
+    /// A tenant and one of its users, for authentication: `$1` tenant, `$2` user.
+    pub const FIND_PRINCIPAL: &str = concat!(
+        "SELECT ",
+        principal_cols!(),
+        ", CAST(NULL AS TEXT) AS password_hash FROM users u JOIN tenants t ON t.id = u.tenant_id \
+         WHERE u.tenant_id = $1 AND u.id = $2"
+    );
+
     /// A user's conversations, latest activity first: `$1` tenant, `$2` user, `($3, $4)` the
     /// keyset position, `$5` the row count.
     pub const LIST_USER_CONVERSATIONS: &str = concat!(
@@ -94,20 +102,18 @@ pub mod statements {
         " FROM conversations WHERE tenant_id = $1 AND id = $2 AND ($3 OR user_id = $4)"
     );
 
-    /// The scope's own conversation with its last turns, for a chat turn, in one statement:
-    /// `$1` tenant, `$2` id, `$3` user, `$4` how many turns. One row per turn, oldest first
-    /// (one row without a turn when there is none); no row when the conversation is not the
-    /// user's.
-    pub const CHAT_CONTEXT: &str = concat!(
-        "SELECT c.tenant_id, c.id, c.user_id, c.title, c.primary_intent, c.last_agent_id, c.message_count, \
-         c.created_at, c.last_activity, ",
-        joined_turn_cols!(),
-        " FROM conversations c LEFT JOIN (SELECT ",
-        turn_cols!(),
-        " FROM conversation_messages WHERE tenant_id = $1 AND conversation_id = $2 \
+    /// The scope's own conversation with the last messages an agent needs as history (not
+    /// the whole turns: their routing records are not sent anywhere), for a chat turn, in
+    /// one statement: `$1` tenant, `$2` id, `$3` user, `$4` how many turns. One row per turn,
+    /// oldest first (one row without a turn when there is none); no row when the
+    /// conversation is not the user's.
+    pub const CHAT_CONTEXT: &str = "SELECT c.tenant_id, c.id, c.user_id, c.title, c.primary_intent, \
+         c.last_agent_id, c.message_count, c.created_at, c.last_activity, t.id AS h_id, \
+         t.user_message AS h_user_message, t.agent_response AS h_agent_response, t.created_at AS h_created_at \
+         FROM conversations c LEFT JOIN (SELECT id, user_message, agent_response, created_at \
+         FROM conversation_messages WHERE tenant_id = $1 AND conversation_id = $2 \
          ORDER BY created_at DESC, id DESC LIMIT $4) t ON 1 = 1 \
-         WHERE c.tenant_id = $1 AND c.id = $2 AND c.user_id = $3 ORDER BY t.created_at, t.id"
-    );
+         WHERE c.tenant_id = $1 AND c.id = $2 AND c.user_id = $3 ORDER BY t.created_at, t.id";
 
     /// A conversation the scope may see with a page of its turns, oldest first, in one
     /// statement: `$1` tenant, `$2` id, `$3` whether the scope is an admin, `$4` the scope's
@@ -136,7 +142,8 @@ pub mod statements {
     );
 
     /// PostgreSQL: the conversation update and the turn insert as one statement (one round
-    /// trip): `$1`–`$6` as [`UPDATE_CONVERSATION_FOR_TURN`], then `$7` the turn's id, `$8` the
+    /// trip), answering the updated conversation and the turn's id (the rest of the turn is
+    /// what was written): `$1`–`$6` as [`UPDATE_CONVERSATION_FOR_TURN`], then `$7` the turn's id, `$8` the
     /// message, `$9` the answer, `$10` the intent's confidence, `$11` the routing, `$12` the
     /// latency, `$13` the method, `$14` the routing confidence, `$15` whether the fallback
     /// answered. No row when the conversation is not the user's.
@@ -151,12 +158,9 @@ pub mod statements {
         "), t AS (INSERT INTO conversation_messages (tenant_id, id, conversation_id, user_message, agent_response, \
          intent_category, intent_confidence, selected_agent_id, routing, latency_ms, created_at, \
          routing_method, routing_confidence, fallback_used) \
-         SELECT c.tenant_id, $7, c.id, $8, $9, $5, $10, $6, $11, $12, $4, $13, $14, $15 FROM c RETURNING ",
-        turn_cols!(),
-        ") SELECT c.tenant_id, c.id, c.user_id, c.title, c.primary_intent, c.last_agent_id, c.message_count, \
-         c.created_at, c.last_activity, ",
-        joined_turn_cols!(),
-        " FROM c CROSS JOIN t"
+         SELECT c.tenant_id, $7, c.id, $8, $9, $5, $10, $6, $11, $12, $4, $13, $14, $15 FROM c RETURNING id) \
+         SELECT c.tenant_id, c.id, c.user_id, c.title, c.primary_intent, c.last_agent_id, c.message_count, \
+         c.created_at, c.last_activity, t.id AS t_id FROM c CROSS JOIN t"
     );
 
     /// The turn insert: the columns in order.
@@ -417,20 +421,7 @@ macro_rules! impl_store {
             // ----- authentication look-ups -----
 
             async fn find_principal(&self, tenant: TenantId, user: UserId) -> StoreResult<PrincipalRecord> {
-                let mut tx = self.read(tenant).await?;
-                let row = sqlx::query_as::<_, PrincipalRow>(concat!(
-                    "SELECT ",
-                    principal_cols!(),
-                    ", CAST(NULL AS TEXT) AS password_hash FROM users u JOIN tenants t ON t.id = u.tenant_id \
-                     WHERE u.tenant_id = $1 AND u.id = $2"
-                ))
-                .bind(tenant.as_uuid())
-                .bind(user.as_uuid())
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(map_err)?;
-                tx.commit().await.map_err(map_err)?;
-                Ok(row.into_parts()?.0)
+                Ok(self.fetch_principal(tenant, user).await?.into_parts()?.0)
             }
 
             async fn find_api_key(&self, tenant: TenantId, secret_hash: &[u8]) -> StoreResult<ApiKeyRecord> {
@@ -787,21 +778,7 @@ macro_rules! impl_store {
                     }
                 };
                 let (at, after) = $crate::sql::desc_after(&page);
-                let mut tx = self.read(scope.tenant_id()).await?;
-                let rows = match user {
-                    Some(user) => sqlx::query_as::<_, ConversationRow>($crate::sql::statements::LIST_USER_CONVERSATIONS)
-                    .bind(scope.tenant_id().as_uuid())
-                    .bind(user.as_uuid()),
-                    None => sqlx::query_as::<_, ConversationRow>($crate::sql::statements::LIST_ALL_CONVERSATIONS)
-                    .bind(scope.tenant_id().as_uuid()),
-                }
-                .bind(Ts(at))
-                .bind(after)
-                .bind(page.fetch_limit())
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(map_err)?;
-                tx.commit().await.map_err(map_err)?;
+                let rows = self.fetch_conversations(scope, user, Ts(at), after, page.fetch_limit()).await?;
                 let conversations: Vec<Conversation> = rows.into_iter().map(Into::into).collect();
                 Ok(Page::from_rows(conversations, &page, |c| Cursor::after(c.last_activity, c.id)))
             }
@@ -829,19 +806,7 @@ macro_rules! impl_store {
                 page: PageRequest,
             ) -> StoreResult<(Conversation, Page<Turn>)> {
                 let (at, after) = $crate::sql::asc_after(&page);
-                let mut tx = self.read(scope.tenant_id()).await?;
-                let rows = sqlx::query_as::<_, ConversationTurnRow>($crate::sql::statements::CONVERSATION_WITH_TURNS)
-                    .bind(scope.tenant_id().as_uuid())
-                    .bind(id.as_uuid())
-                    .bind(scope.is_admin())
-                    .bind(scope.user_id().as_uuid())
-                    .bind(Ts(at))
-                    .bind(after)
-                    .bind(page.fetch_limit())
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                tx.commit().await.map_err(map_err)?;
+                let rows = self.fetch_conversation_with_turns(scope, id, Ts(at), after, page.fetch_limit()).await?;
                 let (conversation, turns) = ConversationTurnRow::collect(rows)?;
                 Ok((conversation, Page::from_rows(turns, &page, |t| Cursor::after(t.created_at, t.id))))
             }
@@ -851,18 +816,9 @@ macro_rules! impl_store {
                 scope: &TenantScope,
                 id: ConversationId,
                 history: u32,
-            ) -> StoreResult<(Conversation, Vec<Turn>)> {
-                let mut tx = self.read(scope.tenant_id()).await?;
-                let rows = sqlx::query_as::<_, ConversationTurnRow>($crate::sql::statements::CHAT_CONTEXT)
-                    .bind(scope.tenant_id().as_uuid())
-                    .bind(id.as_uuid())
-                    .bind(scope.user_id().as_uuid())
-                    .bind(i64::from(history))
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                tx.commit().await.map_err(map_err)?;
-                ConversationTurnRow::collect(rows)
+            ) -> StoreResult<(Conversation, Vec<HistoryTurn>)> {
+                let rows = self.fetch_chat_context(scope, id, i64::from(history)).await?;
+                ConversationHistoryRow::collect(rows)
             }
 
             async fn count_conversations(&self, scope: &TenantScope) -> StoreResult<(i64, i64)> {
@@ -873,6 +829,9 @@ macro_rules! impl_store {
             }
 
             async fn append_turn(&self, scope: &TenantScope, turn: NewTurn) -> StoreResult<(Conversation, Turn)> {
+                if let TurnTarget::Existing(id) = &turn.target {
+                    return self.write_existing_turn(scope, *id, &turn).await;
+                }
                 let tenant = scope.tenant_id().as_uuid();
                 let at = Ts(turn.created_at);
                 let mut tx = self.write(scope.tenant_id()).await?;
@@ -1326,16 +1285,16 @@ macro_rules! store_prelude {
     () => {
         use sqlx::types::Json;
         use switchyard_core::model::{
-            Agent, AgentCallError, AgentFields, ApiKey, Conversation, IdempotencyStart, NewApiKey,
-            NewTenant, NewTurn, NewUser, RetentionBatch, RoutingAnalytics, Tenant, TenantPatch,
-            Turn, TurnTarget, User, UserPatch,
+            Agent, AgentCallError, AgentFields, ApiKey, Conversation, HistoryTurn,
+            IdempotencyStart, NewApiKey, NewTenant, NewTurn, NewUser, RetentionBatch,
+            RoutingAnalytics, Tenant, TenantPatch, Turn, TurnTarget, User, UserPatch,
         };
         use switchyard_core::page::{Cursor, Page, PageRequest};
         use switchyard_core::{AgentId, ApiKeyId, ConversationId, TenantId, TenantScope, UserId};
 
         use $crate::rows::{
-            AgentRow, ApiKeyRow, ConversationRow, ConversationTurnRow, PrincipalRow, TenantRow, Ts,
-            UserRow, convert_all,
+            AgentRow, ApiKeyRow, ConversationHistoryRow, ConversationRow, ConversationTurnRow,
+            PrincipalRow, TenantRow, Ts, UserRow, convert_all,
         };
         use $crate::sql::{agent_cols, api_key_cols, principal_cols, tenant_cols, user_cols};
         use $crate::{

@@ -16,6 +16,13 @@ use tokio::sync::OnceCell;
 
 use crate::{Store, StoreConfig};
 
+/// Says, where it will be seen, that tests are skipped: straight to the process's standard
+/// error, which the test harness does not capture (it hides what passing tests print).
+pub fn loud_skip(message: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "\n!!!!! {message} !!!!!\n");
+}
+
 /// The URL tests use to reach PostgreSQL as a user that may create databases.
 pub fn postgres_admin_url() -> String {
     std::env::var("SWITCHYARD_TEST_DATABASE_URL")
@@ -68,11 +75,11 @@ async fn create_database() -> Option<String> {
                     crate::redact_url(&admin_url)
                 );
             }
-            eprintln!(
-                "\n!!!!! PostgreSQL not reachable at {} ({e}): PostgreSQL tests are SKIPPED. \
-                 Set SWITCHYARD_TEST_DATABASE_URL, or SWITCHYARD_REQUIRE_POSTGRES=1 to fail instead. !!!!!\n",
+            loud_skip(&format!(
+                "PostgreSQL not reachable at {} ({e}): PostgreSQL tests are SKIPPED. \
+                 Set SWITCHYARD_TEST_DATABASE_URL, or SWITCHYARD_REQUIRE_POSTGRES=1 to fail instead.",
                 crate::redact_url(&admin_url)
-            );
+            ));
             return None;
         }
     };

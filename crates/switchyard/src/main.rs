@@ -18,6 +18,9 @@ use switchyard_server::validate::{is_slug, normalize_email, password_problem};
 use switchyard_server::{Config, telemetry};
 use switchyard_store::Store;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A multi-tenant orchestrator for AI agents.
 #[derive(Parser, Debug)]
 #[command(name = "switchyard", version, about)]

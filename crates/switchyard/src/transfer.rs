@@ -23,6 +23,10 @@ const VERSION: u32 = 1;
 /// One line of an export.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "record", rename_all = "snake_case", deny_unknown_fields)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "records are read and written one at a time"
+)]
 enum Record {
     Header {
         format: String,

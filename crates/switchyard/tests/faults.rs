@@ -381,8 +381,8 @@ impl Cluster {
             if switchyard_store::testing::postgres_required() {
                 panic!("PostgreSQL server binaries are required but not found (set PG_BIN)");
             }
-            eprintln!(
-                "!!!!! PostgreSQL server binaries not found: the PostgreSQL fault test is SKIPPED !!!!!"
+            switchyard_store::testing::loud_skip(
+                "PostgreSQL server binaries not found: the PostgreSQL fault test is SKIPPED",
             );
             return None;
         };

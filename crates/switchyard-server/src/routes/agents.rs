@@ -9,7 +9,7 @@ use switchyard_core::model::{AgentFields, AgentKind};
 use uuid::Uuid;
 
 use super::tenants::PageParams;
-use crate::api::{AgentOut, CreateAgent, List, PatchAgent};
+use crate::api::{AgentOut, CreateAgent, ImportAgent, List, PatchAgent};
 use crate::app::AppState;
 use crate::auth::{Admin, Principal};
 use crate::error::{ApiError, ApiResult, Problem};
@@ -206,4 +206,62 @@ pub async fn delete_agent(
         .delete_agent(&admin.scope, AgentId::from(id))
         .await?;
     Ok(super::no_content())
+}
+
+/// Registers an A2A agent from its Agent Card: the card's skills become the agent's intents,
+/// their tags its keywords and their examples its examples.
+#[utoipa::path(
+    post,
+    path = "/v1/agents/import",
+    tag = "agents",
+    security(("bearer" = [])),
+    request_body = ImportAgent,
+    responses(
+        (status = 201, body = AgentOut),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json", description = "The card cannot be fetched or read"),
+    )
+)]
+pub async fn import_agent(
+    Admin(admin): Admin,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<ImportAgent>,
+) -> ApiResult<(StatusCode, Json<AgentOut>)> {
+    let card = state
+        .outbound
+        .fetch_agent_card(&body.card_url)
+        .await
+        .map_err(ApiError::unprocessable)?;
+    fn unique(items: impl IntoIterator<Item = String>, max: usize) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for item in items {
+            let item = item.trim().to_string();
+            if !item.is_empty() && !out.contains(&item) && out.len() < max {
+                out.push(item);
+            }
+        }
+        out
+    }
+    let fields = AgentFields {
+        name: body
+            .name
+            .unwrap_or_else(|| card.name.trim().chars().take(64).collect()),
+        description: card.description.chars().take(2000).collect(),
+        kind: AgentKind::A2a,
+        config: serde_json::json!({"url": card.url, "streaming": card.capabilities.streaming}),
+        intents: unique(card.skills.iter().map(|s| s.id.clone()), 100),
+        keywords: unique(card.skills.iter().flat_map(|s| s.tags.iter().cloned()), 200),
+        examples: unique(
+            card.skills
+                .iter()
+                .flat_map(|s| s.examples.iter().map(|e| e.chars().take(1000).collect())),
+            2000,
+        ),
+        enabled: body.enabled,
+        priority: body.priority,
+        is_fallback: body.is_fallback,
+    };
+    check_fields(&fields)?;
+    let agent = state.store.create_agent(&admin.scope, fields).await?;
+    Ok((StatusCode::CREATED, Json(agent.into())))
 }

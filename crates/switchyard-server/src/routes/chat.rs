@@ -202,6 +202,7 @@ pub async fn create_chat(
         conversation_id: body.conversation_id.map(ConversationId::from),
         agent_id: body.agent_id.map(AgentId::from),
         metadata: body.metadata.map(serde_json::Value::Object),
+        new_conversation_id: ConversationId::new(),
     };
     orchestrator::check_message(&input.message)?;
     let key = idempotency_key(&headers)?;

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod chat;
 pub mod conversations;
 pub mod health;
+pub mod openai_compat;
 pub mod tenants;
 pub mod users;
 

@@ -225,3 +225,135 @@ pub async fn start_openai() -> AgentServer {
     });
     AgentServer { addr, recorder }
 }
+
+/// A fake model service for the routing analyzers, its behaviour chosen by the first path
+/// segment: `/pick-<agent id>/v1/chat/completions` answers JSON naming that agent;
+/// `/garbage/…` answers prose; `/slow/…` takes 2 s; `/bow/v1/embeddings` embeds texts as
+/// hashed bags of words (64 dimensions); `/bad-dims/v1/embeddings` answers 32 dimensions for
+/// a single text and 64 for several.
+pub async fn start_models() -> AgentServer {
+    use axum::extract::Path;
+    let recorder = Arc::new(Recorder::default());
+    fn bag_of_words(text: &str, dims: usize) -> Vec<f32> {
+        let mut v = vec![0.0_f32; dims];
+        for word in text
+            .to_lowercase()
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| w.len() > 2)
+        {
+            let h = word.bytes().fold(2166136261u32, |h, b| {
+                (h ^ u32::from(b)).wrapping_mul(16777619)
+            });
+            v[h as usize % dims] += 1.0;
+        }
+        v
+    }
+    let app = Router::new()
+        .route(
+            "/{mode}/v1/chat/completions",
+            post(|State(s): State<Arc<Recorder>>, Path(mode): Path<String>, h: HeaderMap, b: Bytes| async move {
+                record(&s, &format!("/{mode}/chat"), h, b);
+                let content = if let Some(id) = mode.strip_prefix("pick-") {
+                    json!({"intent": "picked", "confidence": 0.93, "agent_id": id, "reasoning": "it fits"}).to_string()
+                } else if mode == "made-up" {
+                    json!({"intent": "x", "confidence": 0.99, "agent_id": "billing-bot"}).to_string()
+                } else if mode == "slow" {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    "{}".to_string()
+                } else {
+                    "I would route this to billing, probably.".to_string()
+                };
+                axum::Json(json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]}))
+            }),
+        )
+        .route(
+            "/{mode}/v1/embeddings",
+            post(|State(s): State<Arc<Recorder>>, Path(mode): Path<String>, h: HeaderMap, b: Bytes| async move {
+                let req = record(&s, &format!("/{mode}/embeddings"), h, b);
+                let inputs: Vec<String> = req["input"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+                let dims = if mode == "bad-dims" && inputs.len() == 1 { 32 } else { 64 };
+                let data: Vec<Value> = inputs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| json!({"object": "embedding", "index": i, "embedding": bag_of_words(t, dims)}))
+                    .collect();
+                axum::Json(json!({"object": "list", "data": data}))
+            }),
+        )
+        .with_state(recorder.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    AgentServer { addr, recorder }
+}
+
+/// A fake Agent2Agent agent: its card at `/.well-known/agent-card.json`, JSON-RPC at `/a2a`
+/// (`message/send` answers a completed task; `message/stream` streams artifact updates and a
+/// final status), and `/a2a-error` answering a JSON-RPC error.
+pub async fn start_a2a() -> AgentServer {
+    use axum::routing::get;
+    let recorder = Arc::new(Recorder::default());
+    let app = Router::new()
+        .route(
+            "/.well-known/agent-card.json",
+            get(|| async {
+                axum::Json(json!({
+                    "name": "Travel Desk",
+                    "description": "Books flights and hotels",
+                    "url": "/a2a",
+                    "version": "1.0.0",
+                    "capabilities": {"streaming": true},
+                    "defaultInputModes": ["text/plain"],
+                    "defaultOutputModes": ["text/plain"],
+                    "skills": [
+                        {"id": "flights", "name": "Flights", "description": "Books flights", "tags": ["flight", "plane", "booking"],
+                         "examples": ["Book me a flight to Paris", "I need a plane ticket for Monday"]},
+                        {"id": "hotels", "name": "Hotels", "description": "Books hotels", "tags": ["hotel", "room"],
+                         "examples": ["I need a hotel room in Rome"]}
+                    ]
+                }))
+            }),
+        )
+        .route(
+            "/a2a",
+            post(|State(s): State<Arc<Recorder>>, h: HeaderMap, b: Bytes| async move {
+                let req = record(&s, "/a2a", h, b);
+                let text = req.pointer("/params/message/parts/0/text").and_then(Value::as_str).unwrap_or("").to_string();
+                let context = req.pointer("/params/message/contextId").cloned().unwrap_or(Value::Null);
+                let id = req["id"].clone();
+                let answer = format!("a2a says: {text}");
+                if req["method"] == "message/stream" {
+                    let mut out = String::new();
+                    let event = |result: Value| format!("data: {}\n\n", json!({"jsonrpc": "2.0", "id": id, "result": result}));
+                    out.push_str(&event(json!({"kind": "status-update", "taskId": "t1", "contextId": context, "status": {"state": "working"}, "final": false})));
+                    for word in answer.split_inclusive(' ') {
+                        out.push_str(&event(json!({"kind": "artifact-update", "taskId": "t1", "contextId": context,
+                                                  "artifact": {"artifactId": "a1", "parts": [{"kind": "text", "text": word}]}, "append": true})));
+                    }
+                    out.push_str(&event(json!({"kind": "status-update", "taskId": "t1", "contextId": context, "status": {"state": "completed"}, "final": true})));
+                    return ([("content-type", "text/event-stream")], out).into_response();
+                }
+                axum::Json(json!({"jsonrpc": "2.0", "id": id, "result": {
+                    "kind": "task", "id": "t1", "contextId": context, "status": {"state": "completed"},
+                    "artifacts": [{"artifactId": "a1", "parts": [{"kind": "text", "text": answer}]}]
+                }}))
+                .into_response()
+            }),
+        )
+        .route(
+            "/a2a-error",
+            post(|State(s): State<Arc<Recorder>>, h: HeaderMap, b: Bytes| async move {
+                let req = record(&s, "/a2a-error", h, b);
+                axum::Json(json!({"jsonrpc": "2.0", "id": req["id"], "error": {"code": -32603, "message": "internal agent error"}}))
+            }),
+        )
+        .with_state(recorder.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    AgentServer { addr, recorder }
+}

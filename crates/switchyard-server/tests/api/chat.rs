@@ -183,7 +183,7 @@ async fn thresholds_margins_and_no_fallback(app: TestApp) {
     app.patch(
         &format!("/v1/tenants/{}", t.tenant),
         OPERATOR,
-        json!({"settings": {"min_confidence": 0.999}}),
+        json!({"settings": {"min_confidence": 1.0}}),
     )
     .await;
     let strict = chat(
@@ -202,7 +202,7 @@ async fn thresholds_margins_and_no_fallback(app: TestApp) {
     app.patch(
         &format!("/v1/tenants/{}", t.tenant),
         OPERATOR,
-        json!({"settings": {"min_confidence": null, "min_margin": 0.999}}),
+        json!({"settings": {"min_confidence": null, "min_margin": 1.0}}),
     )
     .await;
     let narrow = chat(

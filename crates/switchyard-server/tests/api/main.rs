@@ -7,6 +7,7 @@ mod agent_server;
 mod auth;
 mod chat;
 mod common;
+mod integrations;
 mod isolation;
 mod legacy;
 mod openapi;

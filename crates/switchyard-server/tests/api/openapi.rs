@@ -34,6 +34,9 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("post", "/v1/route"),
     ("get", "/v1/analytics/routing"),
     ("get", "/metrics"),
+    ("post", "/v1/agents/import"),
+    ("get", "/v1/models"),
+    ("post", "/v1/chat/completions"),
     ("get", "/healthz"),
     ("get", "/readyz"),
 ];

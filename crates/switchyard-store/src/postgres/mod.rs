@@ -14,10 +14,12 @@ use std::time::Duration;
 use futures_util::FutureExt as _;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, PgConnection, PgPool, Postgres};
-use switchyard_core::{TenantId, TenantScope};
+use switchyard_core::{TenantId, TenantScope, UserId};
 
 use crate::migrate::{self, POSTGRES};
-use crate::rows::{ConversationTurnRow, Ts};
+use crate::rows::{
+    ConversationHistoryRow, ConversationRow, ConversationTurnRow, PrincipalRow, Ts, WrittenTurnRow,
+};
 use crate::statements;
 use crate::{Backend, MigrationReport, StoreConfig, StoreError, StoreResult};
 use sqlx::types::Json;
@@ -202,7 +204,7 @@ impl PgStore {
         conversation: ConversationId,
         turn: &NewTurn,
     ) -> StoreResult<(Conversation, Turn)> {
-        let row = sqlx::query_as::<_, ConversationTurnRow>(statements::WRITE_TURN)
+        let row = sqlx::query_as::<_, WrittenTurnRow>(statements::WRITE_TURN)
             .bind(scope.tenant_id().as_uuid())
             .bind(conversation.as_uuid())
             .bind(scope.user_id().as_uuid())
@@ -221,9 +223,120 @@ impl PgStore {
             .fetch_one(&mut **tx)
             .await
             .map_err(map_err)?;
-        let (updated, mut turns) = ConversationTurnRow::collect(vec![row])?;
-        let stored = turns.pop().ok_or(StoreError::NotFound)?;
-        Ok((updated, stored))
+        Ok(row.into_written(turn))
+    }
+
+    /// The tenant and user an authentication names, in one round trip.
+    async fn fetch_principal(&self, tenant: TenantId, user: UserId) -> StoreResult<PrincipalRow> {
+        sqlx::query_as::<_, PrincipalRow>("SELECT * FROM switchyard_find_principal($1, $2)")
+            .bind(tenant.as_uuid())
+            .bind(user.as_uuid())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)
+    }
+
+    /// A page of one user's (or, with no user, the tenant's) conversations, in one round trip.
+    async fn fetch_conversations(
+        &self,
+        scope: &TenantScope,
+        user: Option<UserId>,
+        at: Ts,
+        after: uuid::Uuid,
+        limit: i64,
+    ) -> StoreResult<Vec<ConversationRow>> {
+        match user {
+            Some(user) => sqlx::query_as::<_, ConversationRow>(
+                "SELECT * FROM switchyard_list_user_conversations($1, $2, $3, $4, $5)",
+            )
+            .bind(scope.tenant_id().as_uuid())
+            .bind(user.as_uuid()),
+            None => sqlx::query_as::<_, ConversationRow>(
+                "SELECT * FROM switchyard_list_all_conversations($1, $2, $3, $4)",
+            )
+            .bind(scope.tenant_id().as_uuid()),
+        }
+        .bind(at)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)
+    }
+
+    /// A visible conversation with a page of its turns, in one round trip.
+    async fn fetch_conversation_with_turns(
+        &self,
+        scope: &TenantScope,
+        id: ConversationId,
+        at: Ts,
+        after: uuid::Uuid,
+        limit: i64,
+    ) -> StoreResult<Vec<ConversationTurnRow>> {
+        sqlx::query_as::<_, ConversationTurnRow>(
+            "SELECT * FROM switchyard_conversation_with_turns($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(scope.tenant_id().as_uuid())
+        .bind(id.as_uuid())
+        .bind(scope.is_admin())
+        .bind(scope.user_id().as_uuid())
+        .bind(at)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)
+    }
+
+    /// The user's conversation with its last turns, in one round trip.
+    async fn fetch_chat_context(
+        &self,
+        scope: &TenantScope,
+        id: ConversationId,
+        history: i64,
+    ) -> StoreResult<Vec<ConversationHistoryRow>> {
+        sqlx::query_as::<_, ConversationHistoryRow>(
+            "SELECT * FROM switchyard_chat_context($1, $2, $3, $4)",
+        )
+        .bind(scope.tenant_id().as_uuid())
+        .bind(id.as_uuid())
+        .bind(scope.user_id().as_uuid())
+        .bind(history)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)
+    }
+
+    /// A turn of an existing conversation with the conversation's update, in one round trip
+    /// (one statement, so one transaction).
+    async fn write_existing_turn(
+        &self,
+        scope: &TenantScope,
+        conversation: ConversationId,
+        turn: &NewTurn,
+    ) -> StoreResult<(Conversation, Turn)> {
+        let row = sqlx::query_as::<_, WrittenTurnRow>(
+            "SELECT * FROM switchyard_write_turn($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        )
+        .bind(scope.tenant_id().as_uuid())
+        .bind(conversation.as_uuid())
+        .bind(scope.user_id().as_uuid())
+        .bind(Ts(turn.created_at))
+        .bind(turn.intent_category.as_deref())
+        .bind(turn.selected_agent_id.map(|a| a.as_uuid()))
+        .bind(turn.id.as_uuid())
+        .bind(&turn.user_message)
+        .bind(&turn.agent_response)
+        .bind(turn.intent_confidence)
+        .bind(Json(&turn.routing))
+        .bind(turn.latency_ms)
+        .bind(turn.routing_method.as_deref())
+        .bind(turn.routing_confidence)
+        .bind(turn.fallback_used)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(row.into_written(turn))
     }
 
     async fn ping_impl(&self) -> StoreResult<()> {

@@ -11,10 +11,12 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Connection, Sqlite, SqliteConnection};
-use switchyard_core::{TenantId, TenantScope};
+use switchyard_core::{TenantId, TenantScope, UserId};
 
 use crate::migrate::{self, SQLITE};
-use crate::rows::{ConversationRow, Ts, TurnRow};
+use crate::rows::{
+    ConversationHistoryRow, ConversationRow, ConversationTurnRow, PrincipalRow, Ts, TurnRow,
+};
 use crate::statements;
 use crate::{Backend, MigrationReport, StoreConfig, StoreError, StoreResult};
 use sqlx::types::Json;
@@ -212,6 +214,104 @@ impl SqliteStore {
             .map_err(map_err)?
             .into();
         Ok((updated, stored))
+    }
+
+    /// The tenant and user an authentication names.
+    async fn fetch_principal(&self, tenant: TenantId, user: UserId) -> StoreResult<PrincipalRow> {
+        let mut tx = self.read(tenant).await?;
+        let row = sqlx::query_as::<_, PrincipalRow>(statements::FIND_PRINCIPAL)
+            .bind(tenant.as_uuid())
+            .bind(user.as_uuid())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(row)
+    }
+
+    /// A page of one user's (or, with no user, the tenant's) conversations.
+    async fn fetch_conversations(
+        &self,
+        scope: &TenantScope,
+        user: Option<UserId>,
+        at: Ts,
+        after: uuid::Uuid,
+        limit: i64,
+    ) -> StoreResult<Vec<ConversationRow>> {
+        let mut tx = self.read(scope.tenant_id()).await?;
+        let rows = match user {
+            Some(user) => sqlx::query_as::<_, ConversationRow>(statements::LIST_USER_CONVERSATIONS)
+                .bind(scope.tenant_id().as_uuid())
+                .bind(user.as_uuid()),
+            None => sqlx::query_as::<_, ConversationRow>(statements::LIST_ALL_CONVERSATIONS)
+                .bind(scope.tenant_id().as_uuid()),
+        }
+        .bind(at)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(rows)
+    }
+
+    /// A visible conversation with a page of its turns.
+    async fn fetch_conversation_with_turns(
+        &self,
+        scope: &TenantScope,
+        id: ConversationId,
+        at: Ts,
+        after: uuid::Uuid,
+        limit: i64,
+    ) -> StoreResult<Vec<ConversationTurnRow>> {
+        let mut tx = self.read(scope.tenant_id()).await?;
+        let rows = sqlx::query_as::<_, ConversationTurnRow>(statements::CONVERSATION_WITH_TURNS)
+            .bind(scope.tenant_id().as_uuid())
+            .bind(id.as_uuid())
+            .bind(scope.is_admin())
+            .bind(scope.user_id().as_uuid())
+            .bind(at)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(rows)
+    }
+
+    /// The user's conversation with its last turns.
+    async fn fetch_chat_context(
+        &self,
+        scope: &TenantScope,
+        id: ConversationId,
+        history: i64,
+    ) -> StoreResult<Vec<ConversationHistoryRow>> {
+        let mut tx = self.read(scope.tenant_id()).await?;
+        let rows = sqlx::query_as::<_, ConversationHistoryRow>(statements::CHAT_CONTEXT)
+            .bind(scope.tenant_id().as_uuid())
+            .bind(id.as_uuid())
+            .bind(scope.user_id().as_uuid())
+            .bind(history)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(rows)
+    }
+
+    /// A turn of an existing conversation, with the conversation's update.
+    async fn write_existing_turn(
+        &self,
+        scope: &TenantScope,
+        conversation: ConversationId,
+        turn: &NewTurn,
+    ) -> StoreResult<(Conversation, Turn)> {
+        let mut tx = self.write(scope.tenant_id()).await?;
+        let written = Self::write_turn(&mut tx, scope, conversation, turn).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(written)
     }
 
     async fn ping_impl(&self) -> StoreResult<()> {

@@ -1,0 +1,451 @@
+//! The model-backed intent analyzers and the cascade that decides when to ask them.
+//!
+//! The lexical analyzer always runs first (microseconds, no network). A tenant whose
+//! `analyzer` is `llm` or `embedding` asks that model only when the lexical verdict is in
+//! the ambiguous band (`cascade_band`, default `[0, 0.8)`) — not for a pinned agent, not
+//! when the conversation sticks with its agent, not when the lexical verdict is confident —
+//! so most turns make no model call. A model that times out, fails or answers something
+//! unusable leaves the lexical decision in place, and the routing reason says why.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use switchyard_agents::Invokers;
+use switchyard_core::routing::{Analysis, Candidate, Intent, Method};
+use switchyard_core::settings::ModelEndpoint;
+use switchyard_core::{AgentId, TenantId};
+
+use crate::routing_cache::TenantRouting;
+
+/// How many of the lexical analyzer's best candidates a model chooses among.
+pub const MODEL_CANDIDATES: usize = 10;
+
+/// What an analyzer works from.
+pub struct AnalyzerInput<'a> {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// Its agents and index.
+    pub routing: &'a TenantRouting,
+    /// The message.
+    pub message: &'a str,
+    /// The lexical verdict.
+    pub lexical: &'a Analysis,
+    /// The model to ask.
+    pub endpoint: &'a ModelEndpoint,
+}
+
+/// An intent analyzer backed by a model.
+#[async_trait]
+pub trait IntentAnalyzer: Send + Sync {
+    /// The method its decisions report.
+    fn method(&self) -> Method;
+    /// Its verdict, or why there is none (the lexical one then stands).
+    async fn analyze(&self, input: &AnalyzerInput<'_>) -> Result<Analysis, String>;
+}
+
+fn message_key(
+    tenant: TenantId,
+    version: i64,
+    endpoint: &ModelEndpoint,
+    message: &str,
+) -> (TenantId, i64, u64) {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    endpoint.base_url.hash(&mut h);
+    endpoint.model.hash(&mut h);
+    message.hash(&mut h);
+    (tenant, version, h.finish())
+}
+
+/// The `llm` analyzer: a chat model picks one of the candidate agents and answers
+/// `{intent, confidence, agent_id, reasoning}` as JSON. Its choice counts only if it names
+/// one of this tenant's candidates; answers are cached per tenant, agent-set version and
+/// message.
+pub struct LlmAnalyzer {
+    outbound: Arc<Invokers>,
+    cache: Mutex<HashMap<VerdictKey, Result<Verdict, String>>>,
+}
+
+/// A cached verdict's key: tenant, agent-set version, and a hash of the model and message.
+type VerdictKey = (TenantId, i64, u64);
+
+#[derive(Clone, Debug)]
+struct Verdict {
+    agent: AgentId,
+    intent: Option<String>,
+    confidence: f64,
+}
+
+#[derive(Deserialize)]
+struct LlmAnswer {
+    #[serde(default)]
+    intent: Option<String>,
+    #[serde(default)]
+    confidence: Option<f64>,
+    #[serde(default)]
+    agent_id: Option<String>,
+}
+
+/// Answers remembered at most (then the cache starts again).
+const CACHE_ENTRIES: usize = 10_000;
+
+impl LlmAnalyzer {
+    /// An analyzer calling models through `outbound`.
+    pub fn new(outbound: Arc<Invokers>) -> Self {
+        Self {
+            outbound,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn prompt(input: &AnalyzerInput<'_>, candidates: &[AgentId]) -> String {
+        let mut prompt = String::from(
+            "You route a user's message to the one agent best able to answer it. Answer with a JSON \
+             object only: {\"intent\": a short intent label, \"confidence\": a number from 0 to 1, \
+             \"agent_id\": the id of the chosen agent (one of the ids below) or null if none fits, \
+             \"reasoning\": one short sentence}.\n\nAgents:\n",
+        );
+        for id in candidates {
+            if let Some(agent) = input.routing.agents.get(id) {
+                let examples: Vec<&str> =
+                    agent.examples.iter().take(3).map(String::as_str).collect();
+                prompt.push_str(&format!(
+                    "- id: {}\n  name: {}\n  description: {}\n  intents: {}\n  examples: {}\n",
+                    agent.id,
+                    agent.name,
+                    agent.description,
+                    agent.intents.join(", "),
+                    examples.join(" | ")
+                ));
+            }
+        }
+        prompt
+    }
+
+    fn parse(text: &str, candidates: &[AgentId]) -> Result<Verdict, String> {
+        // Some models wrap JSON in a code fence despite being asked not to.
+        let trimmed = text
+            .trim()
+            .trim_start_matches("```json")
+            .trim_start_matches("```")
+            .trim_end_matches("```")
+            .trim();
+        let answer: LlmAnswer = serde_json::from_str(trimmed)
+            .map_err(|_| "the model's answer is not the JSON asked for".to_string())?;
+        let id = answer.agent_id.ok_or("the model chose no agent")?;
+        let agent = id
+            .parse::<AgentId>()
+            .ok()
+            .filter(|a| candidates.contains(a))
+            .ok_or("the model named an agent that is not one of the candidates")?;
+        let confidence = answer
+            .confidence
+            .filter(|c| c.is_finite())
+            .unwrap_or(0.5)
+            .clamp(0.0, 1.0);
+        Ok(Verdict {
+            agent,
+            intent: answer
+                .intent
+                .filter(|i| !i.trim().is_empty())
+                .map(|i| i.chars().take(100).collect()),
+            confidence,
+        })
+    }
+}
+
+impl std::fmt::Debug for LlmAnalyzer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LlmAnalyzer")
+    }
+}
+
+impl std::fmt::Debug for EmbeddingAnalyzer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EmbeddingAnalyzer")
+    }
+}
+
+#[async_trait]
+impl IntentAnalyzer for LlmAnalyzer {
+    fn method(&self) -> Method {
+        Method::Llm
+    }
+
+    async fn analyze(&self, input: &AnalyzerInput<'_>) -> Result<Analysis, String> {
+        let candidates: Vec<AgentId> = input
+            .lexical
+            .candidates
+            .iter()
+            .take(MODEL_CANDIDATES)
+            .map(|c| c.agent_id)
+            .collect();
+        let key = message_key(
+            input.tenant,
+            input.routing.version,
+            input.endpoint,
+            input.message,
+        );
+        let cached = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned();
+        let verdict = match cached {
+            Some(v) => v,
+            None => {
+                let text = self
+                    .outbound
+                    .chat_json(
+                        input.endpoint,
+                        &Self::prompt(input, &candidates),
+                        input.message,
+                    )
+                    .await
+                    .map_err(|e| format!("the model could not answer: {e}"))?;
+                let verdict = Self::parse(&text, &candidates);
+                let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+                if cache.len() >= CACHE_ENTRIES {
+                    cache.clear();
+                }
+                cache.insert(key, verdict.clone());
+                verdict
+            }
+        }?;
+        // The model's pick first, with its confidence; the others keep the lexical order,
+        // sharing what is left.
+        let rest = 1.0 - verdict.confidence;
+        let lexical_rest: f64 = input
+            .lexical
+            .candidates
+            .iter()
+            .filter(|c| c.agent_id != verdict.agent)
+            .map(|c| c.score)
+            .sum();
+        let mut ranked = vec![Candidate {
+            agent_id: verdict.agent,
+            score: verdict.confidence,
+        }];
+        ranked.extend(
+            input
+                .lexical
+                .candidates
+                .iter()
+                .filter(|c| c.agent_id != verdict.agent)
+                .map(|c| Candidate {
+                    agent_id: c.agent_id,
+                    score: if lexical_rest > 0.0 {
+                        (c.score / lexical_rest * rest).min(verdict.confidence)
+                    } else {
+                        0.0
+                    },
+                }),
+        );
+        let agent = input.routing.agents.get(&verdict.agent);
+        Ok(Analysis {
+            analyzer: Method::Llm,
+            intent: Intent {
+                category: verdict.intent.or_else(|| {
+                    agent
+                        .and_then(|a| a.intents.first().cloned())
+                        .or_else(|| agent.map(|a| a.name.clone()))
+                }),
+                confidence: verdict.confidence,
+                keywords: input.lexical.intent.keywords.clone(),
+            },
+            candidates: ranked,
+        })
+    }
+}
+
+/// The `embedding` analyzer: cosine similarity between the message's embedding and each
+/// agent's examples (and description), the best example counting; the agents' vectors are
+/// cached per tenant and recomputed when the agents change.
+pub struct EmbeddingAnalyzer {
+    outbound: Arc<Invokers>,
+    indexes: Mutex<HashMap<TenantId, Arc<EmbeddingIndex>>>,
+}
+
+struct EmbeddingIndex {
+    version: i64,
+    model: (String, String),
+    vectors: Vec<(AgentId, Vec<f32>)>,
+}
+
+fn normalized(mut v: Vec<f32>) -> Vec<f32> {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+    v
+}
+
+/// How sharply similarities become probabilities: cosine gaps of a few hundredths are
+/// meaningful for sentence embeddings.
+const TEMPERATURE: f64 = 0.05;
+
+impl EmbeddingAnalyzer {
+    /// An analyzer calling models through `outbound`.
+    pub fn new(outbound: Arc<Invokers>) -> Self {
+        Self {
+            outbound,
+            indexes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn index(&self, input: &AnalyzerInput<'_>) -> Result<Arc<EmbeddingIndex>, String> {
+        let model = (
+            input.endpoint.base_url.clone(),
+            input.endpoint.model.clone(),
+        );
+        if let Some(index) = self
+            .indexes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&input.tenant)
+            && index.version == input.routing.version
+            && index.model == model
+        {
+            return Ok(index.clone());
+        }
+        let mut owners = Vec::new();
+        let mut texts = Vec::new();
+        for agent in input.routing.agents.values() {
+            let profile = format!("{}: {}", agent.name, agent.description);
+            for text in agent
+                .examples
+                .iter()
+                .cloned()
+                .chain(std::iter::once(profile))
+            {
+                owners.push(agent.id);
+                texts.push(text);
+            }
+        }
+        let mut vectors = Vec::with_capacity(texts.len());
+        for batch in texts.chunks(128) {
+            let embedded = self
+                .outbound
+                .embed(input.endpoint, batch)
+                .await
+                .map_err(|e| format!("the embeddings model could not answer: {e}"))?;
+            vectors.extend(embedded.into_iter().map(normalized));
+        }
+        let dims = vectors.first().map_or(0, Vec::len);
+        if dims == 0 || vectors.iter().any(|v| v.len() != dims) {
+            return Err("the embeddings model answered vectors of different sizes".into());
+        }
+        let index = Arc::new(EmbeddingIndex {
+            version: input.routing.version,
+            model,
+            vectors: owners.into_iter().zip(vectors).collect(),
+        });
+        self.indexes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(input.tenant, index.clone());
+        Ok(index)
+    }
+}
+
+#[async_trait]
+impl IntentAnalyzer for EmbeddingAnalyzer {
+    fn method(&self) -> Method {
+        Method::Embedding
+    }
+
+    async fn analyze(&self, input: &AnalyzerInput<'_>) -> Result<Analysis, String> {
+        let index = self.index(input).await?;
+        let query = self
+            .outbound
+            .embed(input.endpoint, &[input.message.to_string()])
+            .await
+            .map_err(|e| format!("the embeddings model could not answer: {e}"))?
+            .pop()
+            .map(normalized)
+            .ok_or("the embeddings model answered nothing")?;
+        let dims = index.vectors.first().map_or(0, |(_, v)| v.len());
+        if query.len() != dims {
+            return Err(format!(
+                "the message's embedding has {} dimensions, the agents' {dims}",
+                query.len()
+            ));
+        }
+        let mut best: HashMap<AgentId, f64> = HashMap::new();
+        for (agent, v) in &index.vectors {
+            let cosine: f64 = v.iter().zip(&query).map(|(a, b)| f64::from(a * b)).sum();
+            let entry = best.entry(*agent).or_insert(f64::MIN);
+            *entry = entry.max(cosine);
+        }
+        let top = best.values().copied().fold(f64::MIN, f64::max);
+        let weights: Vec<(AgentId, f64)> = best
+            .iter()
+            .map(|(a, s)| (*a, ((s - top) / TEMPERATURE).exp()))
+            .collect();
+        let total: f64 = weights.iter().map(|(_, w)| w).sum();
+        let mut candidates: Vec<Candidate> = weights
+            .into_iter()
+            .map(|(agent_id, w)| Candidate {
+                agent_id,
+                score: w / total,
+            })
+            .collect();
+        candidates.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then(a.agent_id.cmp(&b.agent_id))
+        });
+        let chosen = candidates.first().ok_or("the tenant has no agent")?;
+        let agent = input.routing.agents.get(&chosen.agent_id);
+        Ok(Analysis {
+            analyzer: Method::Embedding,
+            intent: Intent {
+                category: agent
+                    .and_then(|a| a.intents.first().cloned())
+                    .or_else(|| agent.map(|a| a.name.clone())),
+                confidence: chosen.score,
+                keywords: input.lexical.intent.keywords.clone(),
+            },
+            candidates,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_llm_answer_counts_only_for_a_candidate() {
+        let a = AgentId::new();
+        let b = AgentId::new();
+        let ok = LlmAnalyzer::parse(
+            &format!(r#"{{"intent": "billing", "confidence": 0.9, "agent_id": "{a}"}}"#),
+            &[a],
+        )
+        .unwrap();
+        assert_eq!((ok.agent, ok.confidence), (a, 0.9));
+        let fenced = LlmAnalyzer::parse(
+            &format!("```json\n{{\"agent_id\": \"{a}\", \"confidence\": 7}}\n```"),
+            &[a],
+        )
+        .unwrap();
+        assert_eq!(fenced.confidence, 1.0, "clamped");
+        assert!(
+            LlmAnalyzer::parse(&format!(r#"{{"agent_id": "{b}"}}"#), &[a]).is_err(),
+            "not a candidate"
+        );
+        assert!(
+            LlmAnalyzer::parse(r#"{"agent_id": "billing-bot"}"#, &[a]).is_err(),
+            "made up"
+        );
+        assert!(
+            LlmAnalyzer::parse("I think billing", &[a]).is_err(),
+            "not JSON"
+        );
+        assert!(LlmAnalyzer::parse(r#"{"agent_id": null}"#, &[a]).is_err());
+    }
+}

@@ -1,0 +1,373 @@
+//! The OpenAI chat-completions dialect (DESIGN §3), so that existing OpenAI clients and chat
+//! front ends can talk to Switchyard with an API key: `GET /v1/models` and
+//! `POST /v1/chat/completions` (streaming too).
+//!
+//! - Model `switchyard` routes each message; a model equal to one of the tenant's agent
+//!   names pins that agent.
+//! - The message routed is the request's last `user` message. Switchyard keeps the
+//!   conversation itself: the agent receives the stored history of the conversation, not the
+//!   `messages` the client resends. A call starts a new conversation of the key's user
+//!   (counted against the limits) unless the header `X-Switchyard-Conversation-Id` names one
+//!   of theirs; every answer carries that header, so a client continues a conversation by
+//!   sending it back.
+//! - Errors use OpenAI's shape, `{"error": {"message", "type", "code"}}`, with the same
+//!   status codes as the rest of the API.
+//! - OpenAI's other request fields (temperature, max_tokens, …) are accepted and ignored:
+//!   the agents decide how they answer. Owner fields (`tenant_id`) are refused.
+
+use std::convert::Infallible;
+
+use axum::Json;
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use switchyard_core::ConversationId;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::orchestrator::{self, ChatEvent, ChatInput};
+
+/// The header that names (and returns) the conversation.
+pub static CONVERSATION_HEADER: HeaderName =
+    HeaderName::from_static("x-switchyard-conversation-id");
+
+/// The model that routes.
+pub const ROUTING_MODEL: &str = "switchyard";
+
+/// An error in OpenAI's shape.
+#[derive(Debug)]
+pub struct OpenAiError(pub ApiError);
+
+impl From<ApiError> for OpenAiError {
+    fn from(e: ApiError) -> Self {
+        Self(e)
+    }
+}
+
+impl OpenAiError {
+    fn body(&self) -> Value {
+        let e = &self.0;
+        let kind = match e.status.as_u16() {
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 | 400 | 409 | 413 | 415 | 422 => "invalid_request_error",
+            429 => "rate_limit_error",
+            _ => "server_error",
+        };
+        let code = if e.status == StatusCode::UNAUTHORIZED {
+            "invalid_api_key"
+        } else {
+            e.kind
+        };
+        json!({"error": {"message": e.detail, "type": kind, "code": code}})
+    }
+}
+
+impl IntoResponse for OpenAiError {
+    fn into_response(self) -> Response {
+        let body = self.body();
+        let mut response = (self.0.status, Json(body)).into_response();
+        if let Some(seconds) = self.0.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        // The request log writes the detail of server errors once, as for problems.
+        if self.0.status.is_server_error() || self.0.internal.is_some() {
+            response
+                .extensions_mut()
+                .insert(crate::error::ErrorLog(self.0.to_string()));
+        }
+        response
+    }
+}
+
+/// The authenticated principal, with authentication failures in OpenAI's shape.
+pub struct Caller(pub Principal);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = OpenAiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Principal::from_request_parts(parts, state)
+            .await
+            .map(Caller)
+            .map_err(OpenAiError)
+    }
+}
+
+/// A chat message of the OpenAI format: `content` is text or a list of parts.
+#[derive(Debug, Deserialize)]
+pub struct InMessage {
+    /// `system`, `user`, `assistant`, …
+    pub role: String,
+    /// The text, or parts of which the `text` ones count.
+    #[serde(default)]
+    pub content: Option<Value>,
+}
+
+/// The request body (fields Switchyard does not use are accepted and ignored).
+#[derive(Debug, Deserialize)]
+pub struct CompletionRequest {
+    /// `switchyard`, or an agent's name.
+    pub model: String,
+    /// The messages; the last `user` one is routed.
+    pub messages: Vec<InMessage>,
+    /// Stream the answer as chunks.
+    #[serde(default)]
+    pub stream: bool,
+    /// Everything else.
+    #[serde(flatten)]
+    pub rest: serde_json::Map<String, Value>,
+}
+
+/// The JSON body, with rejections in OpenAI's shape.
+pub struct Body(pub CompletionRequest);
+
+impl FromRequest<AppState> for Body {
+    type Rejection = OpenAiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        crate::extract::ApiJson::<CompletionRequest>::from_request(req, state)
+            .await
+            .map(|j| Body(j.0))
+            .map_err(OpenAiError)
+    }
+}
+
+fn text_of(content: &Option<Value>) -> String {
+    match content {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter(|p| p.get("type").and_then(Value::as_str) == Some("text"))
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
+fn unix(t: chrono::DateTime<chrono::Utc>) -> i64 {
+    t.timestamp()
+}
+
+/// The models a caller may use: `switchyard` (routes) and each enabled agent (pins it).
+#[utoipa::path(
+    get,
+    path = "/v1/models",
+    tag = "openai",
+    security(("bearer" = [])),
+    responses((status = 200, description = "An OpenAI model list", body = Object))
+)]
+pub async fn list_models(
+    Caller(principal): Caller,
+    State(state): State<AppState>,
+) -> Result<Json<Value>, OpenAiError> {
+    let routing = state
+        .routing
+        .get(
+            &state.store,
+            &principal.scope,
+            principal.tenant.agents_version,
+        )
+        .await?;
+    let mut data = vec![
+        json!({"id": ROUTING_MODEL, "object": "model", "created": unix(principal.tenant.created_at), "owned_by": principal.tenant.slug}),
+    ];
+    let mut agents: Vec<_> = routing.agents.values().collect();
+    agents.sort_by(|a, b| a.name.cmp(&b.name));
+    for agent in agents {
+        data.push(json!({"id": agent.name, "object": "model", "created": unix(agent.created_at), "owned_by": principal.tenant.slug}));
+    }
+    Ok(Json(json!({"object": "list", "data": data})))
+}
+
+fn chunk(id: &str, created: i64, model: &str, delta: Value, finish: Option<&str>) -> Event {
+    let data = json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+                      "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+    Event::default().data(data.to_string())
+}
+
+/// An OpenAI chat completion: the last user message is routed (model `switchyard`) or sent
+/// to the agent named by `model`; with `stream: true` the answer comes as chunks.
+#[utoipa::path(
+    post,
+    path = "/v1/chat/completions",
+    tag = "openai",
+    security(("bearer" = [])),
+    request_body(content = Object, description = "An OpenAI chat-completions request"),
+    params(("X-Switchyard-Conversation-Id" = Option<String>, Header, description = "Continue this conversation")),
+    responses(
+        (status = 200, description = "An OpenAI chat completion, or a stream of chunks; the X-Switchyard-Conversation-Id header names the conversation", body = Object),
+        (status = 404, description = "No such model or conversation", body = Object),
+    )
+)]
+pub async fn create_chat_completion(
+    Caller(principal): Caller,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Body(request): Body,
+) -> Result<Response, OpenAiError> {
+    if let Some(owner) = ["tenant_id", "user_id"]
+        .iter()
+        .find(|f| request.rest.contains_key(**f))
+    {
+        return Err(ApiError::unprocessable(format!("unknown field `{owner}`")).into());
+    }
+    let message = request
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m.role == "user")
+        .map(|m| text_of(&m.content))
+        .ok_or_else(|| ApiError::unprocessable("`messages` has no user message"))?;
+    orchestrator::check_message(&message)?;
+    let conversation_id = match headers.get(&CONVERSATION_HEADER) {
+        None => None,
+        Some(v) => Some(ConversationId::from(
+            v.to_str()
+                .ok()
+                .and_then(|s| Uuid::try_parse(s.trim()).ok())
+                .ok_or_else(ApiError::not_found)?,
+        )),
+    };
+    let agent_id = if request.model == ROUTING_MODEL {
+        None
+    } else {
+        let routing = state
+            .routing
+            .get(
+                &state.store,
+                &principal.scope,
+                principal.tenant.agents_version,
+            )
+            .await?;
+        let agent = routing.agents.values().find(|a| a.name == request.model).ok_or_else(|| {
+            ApiError::custom(
+                StatusCode::NOT_FOUND,
+                "model_not_found",
+                "Not found",
+                format!("the model `{}` does not exist; use `{ROUTING_MODEL}` or one of your agents' names", request.model),
+            )
+        })?;
+        Some(agent.id)
+    };
+    let new_conversation_id = ConversationId::new();
+    let header_id = conversation_id.unwrap_or(new_conversation_id);
+    let input = ChatInput {
+        message,
+        conversation_id,
+        agent_id,
+        metadata: None,
+        new_conversation_id,
+    };
+    let model = request.model;
+    let created = chrono::Utc::now().timestamp();
+    let header = HeaderValue::from_str(&header_id.to_string())
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    if !request.stream {
+        let answer = orchestrator::chat(&state, &principal, input, None).await?;
+        let body = json!({
+            "id": format!("chatcmpl-{}", answer.message_id.simple()),
+            "object": "chat.completion",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.response}, "finish_reason": "stop"}],
+        });
+        let mut response = Json(body).into_response();
+        response
+            .headers_mut()
+            .insert(CONVERSATION_HEADER.clone(), header);
+        return Ok(response);
+    }
+    // Streamed: the turn runs in its own task and reaches its end (and is stored) even if
+    // the client goes away.
+    let (events_tx, events_rx) = mpsc::channel::<ChatEvent>(64);
+    let (done_tx, done_rx) = oneshot::channel();
+    tokio::spawn(async move {
+        let result = orchestrator::chat(&state, &principal, input, Some(events_tx)).await;
+        let _ = done_tx.send(result);
+    });
+    let id = format!("chatcmpl-{}", Uuid::now_v7().simple());
+    let stream = completion_stream(id, created, model, events_rx, done_rx);
+    let mut response = Sse::new(stream).into_response();
+    response
+        .headers_mut()
+        .insert(CONVERSATION_HEADER.clone(), header);
+    Ok(response)
+}
+
+/// The chunks of a streamed completion: the role, each piece of the answer, the end (or
+/// an error), then `[DONE]`.
+fn completion_stream(
+    id: String,
+    created: i64,
+    model: String,
+    events: mpsc::Receiver<ChatEvent>,
+    done: oneshot::Receiver<Result<orchestrator::ChatAnswer, ApiError>>,
+) -> impl futures_util::Stream<Item = Result<Event, Infallible>> {
+    /// Where the stream is.
+    enum Stage {
+        Start(
+            mpsc::Receiver<ChatEvent>,
+            oneshot::Receiver<Result<orchestrator::ChatAnswer, ApiError>>,
+        ),
+        Pieces(
+            mpsc::Receiver<ChatEvent>,
+            oneshot::Receiver<Result<orchestrator::ChatAnswer, ApiError>>,
+        ),
+        Done,
+        Finished,
+    }
+    futures_util::stream::unfold(Stage::Start(events, done), move |stage| {
+        let (id, model) = (id.clone(), model.clone());
+        async move {
+            match stage {
+                Stage::Start(events, done) => {
+                    let first = chunk(
+                        &id,
+                        created,
+                        &model,
+                        json!({"role": "assistant", "content": ""}),
+                        None,
+                    );
+                    Some((Ok(first), Stage::Pieces(events, done)))
+                }
+                Stage::Pieces(mut events, done) => {
+                    while let Some(event) = events.recv().await {
+                        // The routing decision has no place in this dialect; only the pieces.
+                        if let ChatEvent::Delta(text) = event {
+                            let piece = chunk(&id, created, &model, json!({"content": text}), None);
+                            return Some((Ok(piece), Stage::Pieces(events, done)));
+                        }
+                    }
+                    let last = match done.await {
+                        Ok(Ok(_)) => chunk(&id, created, &model, json!({}), Some("stop")),
+                        Ok(Err(error)) => {
+                            Event::default().data(OpenAiError(error).body().to_string())
+                        }
+                        Err(_) => Event::default().data(
+                            OpenAiError(ApiError::internal("the turn ended unexpectedly"))
+                                .body()
+                                .to_string(),
+                        ),
+                    };
+                    Some((Ok(last), Stage::Done))
+                }
+                Stage::Done => Some((Ok(Event::default().data("[DONE]")), Stage::Finished)),
+                Stage::Finished => None,
+            }
+        }
+    })
+}
