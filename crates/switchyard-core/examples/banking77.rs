@@ -77,6 +77,9 @@ fn report(
         let (mut top1, mut decided_right, mut fallbacks, mut conf_sum) =
             (0usize, 0usize, 0usize, 0f64);
         let mut routed_right = 0usize;
+        // Messages the model would be asked about under the default cascade band [0, 0.8):
+        // lexical confidence below 0.8 (pinned and sticky turns never ask; there are none here).
+        let mut cascade = 0usize;
         // (count, right, confidence sum) per tenth of confidence, for the analysis and for
         // the decisions that routed to an intent agent.
         let mut buckets = [(0usize, 0usize, 0f64); 10];
@@ -89,6 +92,7 @@ fn report(
 
             let right = analysis.intent.category.as_deref() == Some(row.category.as_str());
             let c = analysis.intent.confidence;
+            cascade += usize::from(c < 0.8);
             top1 += usize::from(right);
             conf_sum += c;
             let b = ((c * 10.0) as usize).min(9);
@@ -127,6 +131,10 @@ fn report(
             100.0 * fallbacks as f64 / n
         );
         println!("mean confidence        {:.3}", conf_sum / n);
+        println!(
+            "cascade                {:.2}% of turns would call the model (llm/embedding analyzer, band [0, 0.8))",
+            100.0 * cascade as f64 / n
+        );
         println!(
             "per query (analyze+decide) median {:.1} µs, p99 {:.1} µs",
             pct(0.5).as_secs_f64() * 1e6,

@@ -63,6 +63,9 @@ fn set_config(cfg: &mut LexicalConfig, key: &str, value: &str) {
     let u = || value.parse::<usize>().unwrap();
     match key {
         "word_bigrams" => cfg.word_bigrams = value == "true",
+        "stem" => cfg.stem = value == "true",
+        "dropout" => cfg.dropout = f(),
+        "rivals" => cfg.rivals = u(),
         "char_min" => cfg.char_min = u(),
         "char_max" => cfg.char_max = u(),
         "word_weight" => cfg.word_weight = f(),

@@ -15,13 +15,18 @@
 //!
 //! Messages and training texts (each agent's examples, each keyword, and one text made of
 //! its name, intents and description) become TF-IDF vectors over word unigrams and bigrams
-//! and character 2–4-grams inside words, each block normalised. Every agent starts at its
-//! class centroid; SGD then trains a multinomial logistic regression whose weights are kept
-//! only where an agent's own texts have the feature (so memory stays linear in the text).
-//! A logistic calibrator maps the raw scores (softmax probability, gap, top score, share
-//! of the message the index knows, number of agents) to a confidence, fitted on held-out
-//! predictions from BANKING77's training set (`examples/banking77_cv.rs`); messages made
-//! of words no agent has get a low confidence.
+//! (of lightly stemmed words) and character 2–4-grams inside words, each block normalised.
+//! Every agent starts at its class centroid; SGD with feature dropout then trains a
+//! multinomial logistic regression whose weights are kept only where an agent's own texts,
+//! or texts it is most easily confused with (its "rivals"), have the feature, so memory
+//! stays linear in the text. A logistic calibrator maps the raw scores (softmax
+//! probability, gap, top score, share of the message the index knows, number of agents) to
+//! a confidence, fitted on held-out predictions from BANKING77's training set
+//! (`examples/banking77_cv.rs`); messages made of words no agent has get a low confidence.
+//!
+//! On BANKING77 (77 intents; `examples/banking77.rs`) the trained model is right 92.2% of
+//! the time with all 10,003 training examples and 77.1% with 10 per intent; the centroid
+//! model that [`LexicalIndex::build`] returns for a tenant that large, 78.6% and 69.8%.
 //!
 //! Training costs about a nanosecond per weight update; [`LexicalIndex::build`] trains
 //! inline only under [`LexicalConfig::inline_training_budget`] (a tenant of a few dozen

@@ -2,9 +2,11 @@
 //! two can never disagree on what a feature is.
 //!
 //! A text becomes hashed features of two blocks: words (unigrams and bigrams) and character
-//! n-grams taken inside each word with its boundaries marked. Character n-grams are what make
-//! "refunded", "refunds" and "refund" meet without a language-specific stemmer; word bigrams
-//! keep "top up" apart from "up" and "top".
+//! n-grams taken inside each word with its boundaries marked. Character n-grams make
+//! "refunded", "refunds" and "refund" share most of their features; word bigrams keep "top
+//! up" apart from "up" and "top". The word block can also go through a light English suffix
+//! stripper ([`stem`]), so that "cards arrived" and "card arrive" are the same bigram: the
+//! character block already covers single words, but only the word block sees pairs.
 
 /// The word block: unigrams and bigrams.
 pub(crate) const BLOCK_WORD: usize = 0;
@@ -20,6 +22,8 @@ pub(crate) struct FeatureSpec {
     pub char_min: usize,
     /// Longest character n-gram.
     pub char_max: usize,
+    /// Strip common English suffixes from words in the word block (see [`stem`]).
+    pub stem: bool,
 }
 
 /// Reusable buffers, so a query allocates only when a message is longer than any before it
@@ -106,8 +110,69 @@ fn tag(h: u64, block: usize) -> u64 {
 }
 
 /// Hash of a word unigram, the key the index uses to recognise a message word.
-pub(crate) fn word_hash(word: &str) -> u64 {
-    tag(mix(fnv(SEED_UNIGRAM, word.as_bytes())), BLOCK_WORD)
+pub(crate) fn word_hash(spec: &FeatureSpec, word: &str) -> u64 {
+    tag(mix(word_key(spec, word)), BLOCK_WORD)
+}
+
+/// The unmixed hash a word contributes to the word block: of its stem when stemming.
+fn word_key(spec: &FeatureSpec, word: &str) -> u64 {
+    if !spec.stem {
+        return fnv(SEED_UNIGRAM, word.as_bytes());
+    }
+    let (kept, ending) = stem(word);
+    let mut h = fnv(SEED_UNIGRAM, kept.as_bytes());
+    for &b in ending.as_bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(FNV_PRIME);
+    }
+    h
+}
+
+fn is_vowel(b: u8) -> bool {
+    matches!(b, b'a' | b'e' | b'i' | b'o' | b'u')
+}
+
+/// A light English stemmer for the word block: the part of `word` to keep and an ending to
+/// append ("identities" → "identit" + "y"). It strips plurals (-s, -es, -ies), then -ing
+/// and -ed (undoubling a final consonant: "topped" → "top"), then a final -e, so that
+/// "charge", "charges", "charged" and "charging" all become "charg". It is deliberately
+/// crude: a stem only has to be the same for the forms users type, not a dictionary word.
+/// Words of three letters or fewer are left alone, and each rule keeps at least three
+/// letters, so "bus", "was", "need" and "thing" stay as they are. Non-ASCII words are left
+/// alone too, so other languages are not mangled.
+pub(crate) fn stem(word: &str) -> (&str, &'static str) {
+    let b = word.as_bytes();
+    if b.len() <= 3 || !word.is_ascii() {
+        return (word, "");
+    }
+    let mut n = b.len();
+    if n > 4 && word.ends_with("ies") {
+        return (&word[..n - 3], "y");
+    }
+    if word.ends_with("sses") {
+        n -= 2;
+    } else if b[n - 1] == b's' && !matches!(b[n - 2], b's' | b'u' | b'i') {
+        // Not "address", "status", "this".
+        n -= 1;
+    }
+    let cut = if b[..n].ends_with(b"ing") && n >= 6 {
+        3
+    } else if b[..n].ends_with(b"ed") && n >= 5 {
+        2
+    } else {
+        0
+    };
+    if cut > 0 {
+        n -= cut;
+        let last = b[n - 1];
+        if n >= 4 && last == b[n - 2] && !is_vowel(last) && !matches!(last, b'l' | b's' | b'z') {
+            n -= 1;
+        }
+    }
+    if n > 3 && b[n - 1] == b'e' {
+        n -= 1;
+    }
+    (&word[..n], "")
 }
 
 /// Extracts the features of the already-normalised `scratch.text` into `scratch.hashes`.
@@ -122,7 +187,7 @@ pub(crate) fn extract(spec: &FeatureSpec, scratch: &mut Scratch) {
     let mut prev: Option<u64> = None;
     for &(s, e) in words.iter() {
         let word = &text[s..e];
-        let wh = fnv(SEED_UNIGRAM, word.as_bytes());
+        let wh = word_key(spec, word);
         hashes.push(tag(mix(wh), BLOCK_WORD));
         if spec.word_bigrams {
             if let Some(p) = prev {
@@ -195,6 +260,7 @@ mod tests {
             word_bigrams: true,
             char_min: 2,
             char_max: 4,
+            stem: true,
         };
         let mut sc = Scratch::default();
         normalize("refund", &mut sc);
@@ -213,5 +279,77 @@ mod tests {
         uniq.sort_unstable();
         uniq.dedup();
         assert_eq!(uniq.len(), sc.hashes.len());
+    }
+
+    #[test]
+    fn stems_join_the_forms_users_type() {
+        let stem = |w: &str| {
+            let (kept, ending) = stem(w);
+            format!("{kept}{ending}")
+        };
+        for group in [
+            &["charge", "charges", "charged", "charging"][..],
+            &["card", "cards"],
+            &["top", "topped", "topping"],
+            &["transfer", "transfers", "transferred", "transferring"],
+            &["decline", "declined", "declines", "declining"],
+            &["identity", "identities"],
+            &["arrive", "arrived", "arrives", "arriving"],
+            &["address", "addresses"],
+        ] {
+            let first = stem(group[0]);
+            for w in group {
+                assert_eq!(stem(w), first, "{w}");
+            }
+        }
+        for w in [
+            "bus", "was", "need", "thing", "this", "status", "été", "arrival",
+        ] {
+            assert_eq!(stem(w), w);
+        }
+    }
+
+    #[test]
+    fn stemming_applies_to_word_features_only() {
+        let plain = FeatureSpec {
+            word_bigrams: true,
+            char_min: 2,
+            char_max: 4,
+            stem: false,
+        };
+        let stemmed = FeatureSpec {
+            stem: true,
+            ..plain
+        };
+        let features = |spec: &FeatureSpec, s: &str| {
+            let mut sc = Scratch::default();
+            normalize(s, &mut sc);
+            extract(spec, &mut sc);
+            let mut h = sc.hashes.clone();
+            h.sort_unstable();
+            h
+        };
+        let words = |v: Vec<u64>| -> Vec<u64> {
+            v.into_iter()
+                .filter(|&h| block_of(h) == BLOCK_WORD)
+                .collect()
+        };
+        assert_eq!(
+            words(features(&stemmed, "cards arrived")),
+            words(features(&stemmed, "card arrive"))
+        );
+        assert_ne!(
+            words(features(&plain, "cards arrived")),
+            words(features(&plain, "card arrive"))
+        );
+        // Character n-grams still see the words as typed.
+        assert_eq!(
+            features(&stemmed, "refunds").len(),
+            features(&plain, "refunds").len()
+        );
+        assert_eq!(
+            word_hash(&stemmed, "refunds"),
+            word_hash(&stemmed, "refund")
+        );
     }
 }
