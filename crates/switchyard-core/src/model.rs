@@ -327,7 +327,7 @@ pub struct Conversation {
 }
 
 /// One turn: the user's message, the agent's answer and the routing decision.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Turn {
     /// Its id.
     pub id: MessageId,
@@ -346,12 +346,30 @@ pub struct Turn {
     pub intent_confidence: Option<f64>,
     /// The agent that answered.
     pub selected_agent_id: Option<AgentId>,
-    /// The routing decision, as shown in the chat answer.
-    pub routing: serde_json::Value,
+    /// The routing decision, as shown in the chat answer: kept as the JSON text stored,
+    /// since it is only ever passed on (reading it into a tree and writing it out again
+    /// would cost every conversation read).
+    pub routing: Box<serde_json::value::RawValue>,
     /// How long the whole turn took.
     pub latency_ms: Option<f64>,
     /// When it was stored.
     pub created_at: DateTime<Utc>,
+}
+
+impl PartialEq for Turn {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+            && self.tenant_id == other.tenant_id
+            && self.conversation_id == other.conversation_id
+            && self.user_message == other.user_message
+            && self.agent_response == other.agent_response
+            && self.intent_category == other.intent_category
+            && self.intent_confidence == other.intent_confidence
+            && self.selected_agent_id == other.selected_agent_id
+            && self.routing.get() == other.routing.get()
+            && self.latency_ms == other.latency_ms
+            && self.created_at == other.created_at
+    }
 }
 
 /// One earlier turn of a conversation, as far as an agent's history needs it.

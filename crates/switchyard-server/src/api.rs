@@ -505,7 +505,7 @@ pub struct TurnOut {
     pub selected_agent_id: Option<Uuid>,
     /// The routing decision.
     #[schema(value_type = Object)]
-    pub routing: serde_json::Value,
+    pub routing: Box<serde_json::value::RawValue>,
     /// How long the turn took.
     pub latency_ms: Option<f64>,
     /// When it was stored.

@@ -270,7 +270,7 @@ pub(crate) struct TurnRow {
     pub intent_category: Option<String>,
     pub intent_confidence: Option<f64>,
     pub selected_agent_id: Option<Uuid>,
-    pub routing: Json<serde_json::Value>,
+    pub routing: Json<Box<serde_json::value::RawValue>>,
     pub latency_ms: Option<f64>,
     pub created_at: Ts,
 }
@@ -313,7 +313,7 @@ pub(crate) struct ConversationTurnRow {
     pub t_intent_category: Option<String>,
     pub t_intent_confidence: Option<f64>,
     pub t_selected_agent_id: Option<Uuid>,
-    pub t_routing: Option<Json<serde_json::Value>>,
+    pub t_routing: Option<Json<Box<serde_json::value::RawValue>>>,
     pub t_latency_ms: Option<f64>,
     pub t_created_at: Option<Ts>,
 }
@@ -329,7 +329,7 @@ impl ConversationTurnRow {
             intent_category: self.t_intent_category,
             intent_confidence: self.t_intent_confidence,
             selected_agent_id: self.t_selected_agent_id.map(Into::into),
-            routing: self.t_routing.map_or(serde_json::Value::Null, |j| j.0),
+            routing: self.t_routing.map_or_else(null_json, |j| j.0),
             latency_ms: self.t_latency_ms,
             created_at: self.t_created_at?.0,
         })
@@ -402,11 +402,17 @@ impl WrittenTurnRow {
             intent_category: turn.intent_category.clone(),
             intent_confidence: turn.intent_confidence,
             selected_agent_id: turn.selected_agent_id,
-            routing: turn.routing.clone(),
+            routing: serde_json::value::to_raw_value(&turn.routing).unwrap_or_else(|_| null_json()),
             latency_ms: turn.latency_ms,
             // As stored: both databases keep microseconds.
             created_at: chrono::SubsecRound::trunc_subsecs(turn.created_at, 6),
         };
         (conversation, written)
     }
+}
+
+/// JSON `null`, where a routing record is missing.
+pub(crate) fn null_json() -> Box<serde_json::value::RawValue> {
+    serde_json::value::RawValue::from_string("null".into())
+        .unwrap_or_else(|_| unreachable!("null is JSON"))
 }

@@ -839,7 +839,8 @@ macro_rules! impl_store {
                     TurnTarget::Existing(id) => *id,
                     TurnTarget::New { id, title, max_per_user, max_per_tenant } => {
                         Self::lock_conversation_limits(&mut tx, scope).await?;
-                        let (per_user, per_tenant) = count_conversations(&mut tx, scope).await?;
+                        let (per_user, per_tenant) =
+                            bounded_conversation_counts(&mut tx, scope, *max_per_user, *max_per_tenant).await?;
                         if per_user >= *max_per_user {
                             return Err(StoreError::LimitReached { which: "per_user", limit: *max_per_user });
                         }
@@ -1086,9 +1087,10 @@ macro_rules! impl_store {
                 }
                 for t in &data.turns {
                     // The analytics columns come from the routing record they summarise.
-                    let method = t.routing.get("method").and_then(|m| m.as_str());
-                    let confidence = t.routing.get("confidence").and_then(|c| c.as_f64());
-                    let fallback = t.routing.get("fallback_used").and_then(|f| f.as_bool());
+                    let routing: serde_json::Value = serde_json::from_str(t.routing.get()).unwrap_or_default();
+                    let method = routing.get("method").and_then(|m| m.as_str());
+                    let confidence = routing.get("confidence").and_then(|c| c.as_f64());
+                    let fallback = routing.get("fallback_used").and_then(|f| f.as_bool());
                     sqlx::query(
                         "INSERT INTO conversation_messages (tenant_id, id, conversation_id, user_message, agent_response, \
                          intent_category, intent_confidence, selected_agent_id, routing, latency_ms, created_at, \
@@ -1103,7 +1105,7 @@ macro_rules! impl_store {
                     .bind(t.intent_category.as_deref())
                     .bind(t.intent_confidence)
                     .bind(t.selected_agent_id.map(|a| a.as_uuid()))
-                    .bind(Json(&t.routing))
+                    .bind(Json(&routing))
                     .bind(t.latency_ms)
                     .bind(Ts(t.created_at))
                     .bind(method)
@@ -1262,6 +1264,28 @@ macro_rules! impl_store {
             )
             .bind(scope.tenant_id().as_uuid())
             .bind(scope.user_id().as_uuid())
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(map_err)
+        }
+
+        /// The user's and the tenant's conversations, each counted up to its limit only: a
+        /// limit check costs at most the limit's index entries, however many conversations a
+        /// tenant with a raised limit has.
+        async fn bounded_conversation_counts(
+            tx: &mut Tx,
+            scope: &TenantScope,
+            max_per_user: i64,
+            max_per_tenant: i64,
+        ) -> StoreResult<(i64, i64)> {
+            sqlx::query_as(
+                "SELECT (SELECT count(*) FROM (SELECT 1 FROM conversations WHERE tenant_id = $1 AND user_id = $2 LIMIT $3) u), \
+                 (SELECT count(*) FROM (SELECT 1 FROM conversations WHERE tenant_id = $1 LIMIT $4) t)",
+            )
+            .bind(scope.tenant_id().as_uuid())
+            .bind(scope.user_id().as_uuid())
+            .bind(max_per_user.max(0))
+            .bind(max_per_tenant.max(0))
             .fetch_one(&mut **tx)
             .await
             .map_err(map_err)

@@ -222,7 +222,7 @@ pub async fn export(
                             intent_category: t.intent_category,
                             intent_confidence: t.intent_confidence,
                             selected_agent_id: t.selected_agent_id.map(|a| a.as_uuid()),
-                            routing: t.routing,
+                            routing: serde_json::from_str(t.routing.get()).unwrap_or_default(),
                             latency_ms: t.latency_ms,
                             created_at: t.created_at,
                         },
@@ -362,7 +362,8 @@ pub async fn import(
                 intent_category,
                 intent_confidence,
                 selected_agent_id: selected_agent_id.map(AgentId::from),
-                routing,
+                routing: serde_json::value::to_raw_value(&routing)
+                    .map_err(|e| format!("line {}: {e}", n + 1))?,
                 latency_ms,
                 created_at,
             }),

@@ -394,7 +394,10 @@ async fn turns_update_their_conversation(store: Arc<dyn Store>) {
         "{title}"
     );
     assert_eq!(turn.conversation_id, conversation.id);
-    assert_eq!(turn.routing, serde_json::json!({"method": "lexical"}));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(turn.routing.get()).unwrap(),
+        serde_json::json!({"method": "lexical"})
+    );
 
     let mut next = follow_up_turn(conversation.id, "thanks");
     next.intent_category = Some("general".into());
