@@ -132,6 +132,8 @@ else
     --agents "$AGENTS" --agent-url "$AGENT_URL/agent" --out "$TOKENS"
 fi
 
+[ -s "$TOKENS" ] || die "no users to drive the load (generated tenants need FILL_USERS >= 2: the first user of each is its admin, and enough turns for every member to have a conversation)"
+
 # --- list pages: page 1 and page PAGES of the biggest tenant's `?all=true` list ---
 if [ "$PAGES" -gt 0 ]; then
   "$BENCH" tokens --database-url "$DB_URL" --admins --limit 1 --out "$OUT/admin.tsv"

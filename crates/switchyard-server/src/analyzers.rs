@@ -266,13 +266,34 @@ impl IntentAnalyzer for LlmAnalyzer {
 /// cached per tenant and recomputed when the agents change.
 pub struct EmbeddingAnalyzer {
     outbound: Arc<Invokers>,
-    indexes: Mutex<HashMap<TenantId, Arc<EmbeddingIndex>>>,
+    indexes: Mutex<EmbeddingIndexes>,
+    max_bytes: usize,
 }
 
 struct EmbeddingIndex {
     version: i64,
     model: (String, String),
     vectors: Vec<(AgentId, Vec<f32>)>,
+}
+
+impl EmbeddingIndex {
+    fn heap_size_bytes(&self) -> usize {
+        self.vectors
+            .iter()
+            .map(|(_, v)| std::mem::size_of::<(AgentId, Vec<f32>)>() + v.len() * 4)
+            .sum::<usize>()
+            + self.model.0.len()
+            + self.model.1.len()
+            + std::mem::size_of::<Self>()
+    }
+}
+
+/// The tenants' embedding indexes, bounded in memory: the least recently used go first.
+#[derive(Default)]
+struct EmbeddingIndexes {
+    map: HashMap<TenantId, (Arc<EmbeddingIndex>, u64)>,
+    bytes: usize,
+    clock: u64,
 }
 
 fn normalized(mut v: Vec<f32>) -> Vec<f32> {
@@ -288,11 +309,13 @@ fn normalized(mut v: Vec<f32>) -> Vec<f32> {
 const TEMPERATURE: f64 = 0.05;
 
 impl EmbeddingAnalyzer {
-    /// An analyzer calling models through `outbound`.
-    pub fn new(outbound: Arc<Invokers>) -> Self {
+    /// An analyzer calling models through `outbound`, keeping at most `max_bytes` of
+    /// agents' vectors (the tenant in use stays even if it alone is bigger).
+    pub fn new(outbound: Arc<Invokers>, max_bytes: usize) -> Self {
         Self {
             outbound,
-            indexes: Mutex::new(HashMap::new()),
+            indexes: Mutex::new(EmbeddingIndexes::default()),
+            max_bytes,
         }
     }
 
@@ -301,15 +324,17 @@ impl EmbeddingAnalyzer {
             input.endpoint.base_url.clone(),
             input.endpoint.model.clone(),
         );
-        if let Some(index) = self
-            .indexes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&input.tenant)
-            && index.version == input.routing.version
-            && index.model == model
         {
-            return Ok(index.clone());
+            let mut cache = self.indexes.lock().unwrap_or_else(|p| p.into_inner());
+            cache.clock += 1;
+            let now = cache.clock;
+            if let Some((index, last_used)) = cache.map.get_mut(&input.tenant)
+                && index.version == input.routing.version
+                && index.model == model
+            {
+                *last_used = now;
+                return Ok(index.clone());
+            }
         }
         let mut owners = Vec::new();
         let mut texts = Vec::new();
@@ -343,10 +368,27 @@ impl EmbeddingAnalyzer {
             model,
             vectors: owners.into_iter().zip(vectors).collect(),
         });
-        self.indexes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(input.tenant, index.clone());
+        let mut cache = self.indexes.lock().unwrap_or_else(|p| p.into_inner());
+        cache.clock += 1;
+        let now = cache.clock;
+        cache.bytes += index.heap_size_bytes();
+        if let Some((old, _)) = cache.map.insert(input.tenant, (index.clone(), now)) {
+            cache.bytes -= old.heap_size_bytes();
+        }
+        while cache.bytes > self.max_bytes && cache.map.len() > 1 {
+            let Some(oldest) = cache
+                .map
+                .iter()
+                .filter(|(t, _)| **t != input.tenant)
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(t, _)| *t)
+            else {
+                break;
+            };
+            if let Some((gone, _)) = cache.map.remove(&oldest) {
+                cache.bytes -= gone.heap_size_bytes();
+            }
+        }
         Ok(index)
     }
 }

@@ -85,10 +85,16 @@ impl App {
             open_for: std::time::Duration::from_secs(config.circuit_open_seconds),
         });
         Ok(Self {
-            routing: Arc::new(RoutingCache::new(config.routing_cache_tenants)),
+            routing: Arc::new(RoutingCache::new(
+                config.routing_cache_tenants,
+                config.routing_cache_mib.saturating_mul(1024 * 1024),
+            )),
             invoker: invoker.clone(),
             llm: crate::analyzers::LlmAnalyzer::new(invoker.clone()),
-            embedding: crate::analyzers::EmbeddingAnalyzer::new(invoker.clone()),
+            embedding: crate::analyzers::EmbeddingAnalyzer::new(
+                invoker.clone(),
+                config.routing_cache_mib.saturating_mul(1024 * 1024),
+            ),
             outbound: invoker,
             breakers,
             limits: crate::limits::Limits::default(),

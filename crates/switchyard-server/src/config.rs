@@ -130,6 +130,9 @@ pub struct Config {
     pub circuit_open_seconds: u64,
     /// How many tenants' routing indexes are kept in memory.
     pub routing_cache_tenants: usize,
+    /// How much memory (MiB) the cached routing indexes and agents may take, as they count
+    /// it; the least recently used tenants go first beyond it.
+    pub routing_cache_mib: usize,
     /// How often the retention task runs (0: never; `switchyard retention run` still works).
     pub retention_interval_seconds: u64,
     /// The `llm` analyzer's default chat model: OpenAI-compatible base URL (`…/v1`).
@@ -195,6 +198,7 @@ impl Default for Config {
             circuit_failure_threshold: 5,
             circuit_open_seconds: 30,
             routing_cache_tenants: 10_000,
+            routing_cache_mib: 128,
             retention_interval_seconds: 3600,
             llm_base_url: None,
             llm_model: None,

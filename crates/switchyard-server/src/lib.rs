@@ -167,6 +167,7 @@ pub async fn run_with_store(
             Duration::from_secs(config.retention_interval_seconds),
         )
     });
+    let upkeep = crate::metrics::spawn_upkeep(Duration::from_secs(5));
     let app = Arc::new(App::new(config, store).await.map_err(|e| e.to_string())?);
     let router = router(AppState(app.clone()));
     let addr = serve::announce(&listener)?;
@@ -194,5 +195,6 @@ pub async fn run_with_store(
     if let Some(task) = retention {
         task.abort();
     }
+    upkeep.abort();
     Ok(())
 }

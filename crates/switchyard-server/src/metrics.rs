@@ -27,6 +27,20 @@ pub fn handle() -> &'static PrometheusHandle {
     })
 }
 
+/// Every `period`, folds the histograms' recent samples into their buckets. The recorder
+/// keeps each sample until then: without this (or a scrape, which does the same), a server
+/// nobody scrapes would hold every request's timings forever.
+pub fn spawn_upkeep(period: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            handle().run_upkeep();
+        }
+    })
+}
+
 /// Counts one request that finished with `status` on `route`, and its duration.
 pub fn http_request(method: &str, route: &str, status: u16, elapsed: Duration) {
     let labels = [

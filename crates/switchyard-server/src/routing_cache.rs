@@ -5,7 +5,8 @@
 //! which carries `agents_version`, bumped in the same transaction as any change to the
 //! tenant's agents — so every replica sharing the database sees a change on its next
 //! request of that tenant, without polling or notifications. The cache holds at most a
-//! configured number of tenants and drops the least recently used beyond that.
+//! configured number of tenants and a configured amount of memory (as the indexes and
+//! agents count it), and drops the least recently used beyond either.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,16 +30,73 @@ pub struct TenantRouting {
     pub agents: HashMap<AgentId, Agent>,
 }
 
+impl TenantRouting {
+    /// The memory it holds, roughly: the index's and the agents' heap.
+    pub fn heap_size_bytes(&self) -> usize {
+        let agents: usize = self
+            .agents
+            .values()
+            .map(|a| {
+                let strings = |v: &[String]| v.iter().map(|s| s.len() + 24).sum::<usize>();
+                std::mem::size_of::<(AgentId, Agent)>()
+                    + a.name.len()
+                    + a.description.len()
+                    + strings(&a.intents)
+                    + strings(&a.keywords)
+                    + strings(&a.examples)
+                    + a.config.to_string().len()
+            })
+            .sum();
+        self.index.heap_size_bytes() + agents + std::mem::size_of::<Self>()
+    }
+}
+
 struct Entry {
     routing: Arc<TenantRouting>,
+    bytes: usize,
     last_used: u64,
     training: bool,
 }
 
+#[derive(Default)]
+struct Entries {
+    map: HashMap<TenantId, Entry>,
+    bytes: usize,
+}
+
+impl Entries {
+    fn put(&mut self, tenant: TenantId, entry: Entry) {
+        self.bytes += entry.bytes;
+        if let Some(old) = self.map.insert(tenant, entry) {
+            self.bytes -= old.bytes;
+        }
+    }
+
+    /// Drops the least recently used entries, other than `keep`, until at most `capacity`
+    /// are left and they hold at most `max_bytes`.
+    fn evict(&mut self, capacity: usize, max_bytes: usize, keep: TenantId) {
+        while self.map.len() > capacity || (self.bytes > max_bytes && self.map.len() > 1) {
+            let Some(oldest) = self
+                .map
+                .iter()
+                .filter(|(t, _)| **t != keep)
+                .min_by_key(|(_, e)| e.last_used)
+                .map(|(t, _)| *t)
+            else {
+                return;
+            };
+            if let Some(gone) = self.map.remove(&oldest) {
+                self.bytes -= gone.bytes;
+            }
+        }
+    }
+}
+
 /// The cache.
 pub struct RoutingCache {
-    entries: Mutex<HashMap<TenantId, Entry>>,
+    entries: Mutex<Entries>,
     capacity: usize,
+    max_bytes: usize,
     clock: AtomicU64,
 }
 
@@ -46,6 +104,7 @@ impl std::fmt::Debug for RoutingCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RoutingCache")
             .field("capacity", &self.capacity)
+            .field("max_bytes", &self.max_bytes)
             .finish()
     }
 }
@@ -55,18 +114,24 @@ impl std::fmt::Debug for RoutingCache {
 const BUILD_INLINE_AGENTS: usize = 200;
 
 impl RoutingCache {
-    /// An empty cache holding at most `capacity` tenants.
-    pub fn new(capacity: usize) -> Self {
+    /// An empty cache holding at most `capacity` tenants and `max_bytes` of indexes and
+    /// agents (the most recently used tenant stays even if it alone is bigger).
+    pub fn new(capacity: usize, max_bytes: usize) -> Self {
         Self {
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(Entries::default()),
             capacity: capacity.max(1),
+            max_bytes,
             clock: AtomicU64::new(0),
         }
     }
 
     /// How many tenants are cached.
     pub fn len(&self) -> usize {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map
+            .len()
     }
 
     /// Whether nothing is cached.
@@ -85,7 +150,7 @@ impl RoutingCache {
         let tick = self.clock.fetch_add(1, Ordering::Relaxed);
         {
             let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(entry) = entries.get_mut(&scope.tenant_id())
+            if let Some(entry) = entries.map.get_mut(&scope.tenant_id())
                 && entry.routing.version >= version
             {
                 entry.last_used = tick;
@@ -112,30 +177,25 @@ impl RoutingCache {
 
     fn insert(&self, tenant: TenantId, routing: Arc<TenantRouting>, tick: u64) {
         let needs_training = !routing.index.is_trained();
+        let bytes = routing.heap_size_bytes();
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if entries
+            .map
             .get(&tenant)
             .is_some_and(|e| e.routing.version > routing.version)
         {
             return;
         }
-        if entries.len() >= self.capacity
-            && !entries.contains_key(&tenant)
-            && let Some(oldest) = entries
-                .iter()
-                .min_by_key(|(_, e)| e.last_used)
-                .map(|(t, _)| *t)
-        {
-            entries.remove(&oldest);
-        }
-        entries.insert(
+        entries.put(
             tenant,
             Entry {
                 routing,
+                bytes,
                 last_used: tick,
                 training: needs_training,
             },
         );
+        entries.evict(self.capacity, self.max_bytes, tenant);
     }
 
     /// Starts training the cached index of `tenant` off the request path if it is not
@@ -144,7 +204,7 @@ impl RoutingCache {
     pub fn train_in_background(self: &Arc<Self>, tenant: TenantId) {
         let routing = {
             let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-            match entries.get_mut(&tenant) {
+            match entries.map.get_mut(&tenant) {
                 Some(entry) if entry.training && !entry.routing.index.is_trained() => {
                     // Claimed: nobody else starts the same training.
                     entry.training = false;
@@ -160,21 +220,95 @@ impl RoutingCache {
                 index: Arc::new(routing.index.trained()),
                 agents: routing.agents.clone(),
             });
+            let bytes = trained.heap_size_bytes();
             let mut entries = cache.entries.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(entry) = entries.get_mut(&tenant)
-                && entry.routing.version == trained.version
-            {
+            let Some(entry) = entries.map.get_mut(&tenant) else {
+                return;
+            };
+            if entry.routing.version == trained.version {
+                let grown = bytes as isize - entry.bytes as isize;
                 entry.routing = trained;
+                entry.bytes = bytes;
+                entries.bytes = entries.bytes.saturating_add_signed(grown);
+                entries.evict(cache.capacity, cache.max_bytes, tenant);
             }
         });
     }
 
-    /// The memory the cached indexes take, roughly.
+    /// The memory the cached indexes and agents take, roughly.
     pub fn heap_size_bytes(&self) -> usize {
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries
-            .values()
-            .map(|e| e.routing.index.heap_size_bytes())
-            .sum()
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use switchyard_core::routing::AgentProfile;
+
+    use super::*;
+
+    fn routing(tenant: u128, words: usize) -> Arc<TenantRouting> {
+        let agent = |n: u128, name: &str| AgentProfile {
+            id: AgentId::from_uuid(uuid::Uuid::from_u128(tenant * 100 + n)),
+            name: name.to_owned(),
+            description: format!("{name} questions"),
+            intents: vec![name.to_owned()],
+            keywords: (0..words).map(|w| format!("{name}word{w}")).collect(),
+            examples: vec![format!("a question about {name}")],
+            priority: 0,
+            is_fallback: n == 9,
+        };
+        Arc::new(TenantRouting {
+            version: 1,
+            index: Arc::new(LexicalIndex::build(vec![
+                agent(1, "billing"),
+                agent(2, "shipping"),
+                agent(9, "general"),
+            ])),
+            agents: HashMap::new(),
+        })
+    }
+
+    fn tenant(n: u128) -> TenantId {
+        TenantId::from_uuid(uuid::Uuid::from_u128(n))
+    }
+
+    #[test]
+    fn the_cache_stays_within_its_memory_and_keeps_the_recently_used() {
+        let one = routing(1, 20).heap_size_bytes();
+        assert!(one > 1000, "an index of three agents takes {one} bytes");
+        // Room for about four tenants' indexes, by memory; ten by count.
+        let cache = RoutingCache::new(10, one * 4 + one / 2);
+        for (tick, t) in (1..=8u128).enumerate() {
+            cache.insert(tenant(t), routing(t, 20), tick as u64);
+            assert!(cache.heap_size_bytes() <= one * 4 + one / 2);
+        }
+        assert_eq!(cache.len(), 4);
+        let cached: Vec<u128> = {
+            let entries = cache.entries.lock().unwrap_or_else(|p| p.into_inner());
+            let mut v: Vec<u128> = entries.map.keys().map(|t| t.as_uuid().as_u128()).collect();
+            v.sort_unstable();
+            v
+        };
+        assert_eq!(cached, vec![5, 6, 7, 8], "the four most recently used stay");
+        // The count bound holds too, and a tenant bigger than the whole budget still stays
+        // while it is the one in use.
+        let small = RoutingCache::new(2, usize::MAX);
+        for t in 1..=3u128 {
+            small.insert(tenant(t), routing(t, 1), t as u64);
+        }
+        assert_eq!(small.len(), 2);
+        let tight = RoutingCache::new(10, 10);
+        tight.insert(tenant(1), routing(1, 1), 1);
+        tight.insert(tenant(2), routing(2, 1), 2);
+        assert_eq!(tight.len(), 1);
+        assert!(
+            tight
+                .entries
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .map
+                .contains_key(&tenant(2))
+        );
     }
 }

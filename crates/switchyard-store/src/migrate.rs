@@ -48,6 +48,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "hot_path_functions",
         sql: include_str!("../migrations/postgres/0003_hot_path_functions.sql"),
     },
+    Migration {
+        version: 4,
+        name: "new_conversation_function",
+        sql: include_str!("../migrations/postgres/0004_new_conversation_function.sql"),
+    },
 ];
 
 /// PostgreSQL: turns the earlier single-tenant layout's tables into the first part of
@@ -141,6 +146,33 @@ mod tests {
                 "the function for {name} no longer runs the store's statement: add a migration that replaces it"
             );
         }
+    }
+
+    #[test]
+    fn the_new_conversation_function_runs_exactly_the_store_statements() {
+        use crate::statements as st;
+        let sql = POSTGRES[3].sql;
+        for (name, statement, end) in [
+            (
+                "COUNT_FOR_LIMITS",
+                st::COUNT_FOR_LIMITS,
+                " INTO per_user, per_tenant;\n",
+            ),
+            ("INSERT_CONVERSATION", st::INSERT_CONVERSATION, ";\n"),
+            ("WRITE_TURN", st::WRITE_TURN, ";\nEND"),
+        ] {
+            let block = sql
+                .split(&format!("    -- {name}\n    "))
+                .nth(1)
+                .unwrap_or_else(|| panic!("no {name} in the function"));
+            let body = block.strip_prefix("RETURN QUERY ").unwrap_or(block);
+            let body = body.split(end).next().unwrap();
+            assert_eq!(
+                body, statement,
+                "the function no longer runs the store's {name}: add a migration that replaces it"
+            );
+        }
+        assert!(st::WRITE_NEW_TURN.contains("switchyard_write_new_turn("));
     }
 
     #[test]

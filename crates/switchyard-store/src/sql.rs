@@ -163,6 +163,30 @@ pub mod statements {
          c.created_at, c.last_activity, t.id AS t_id FROM c CROSS JOIN t"
     );
 
+    /// A new conversation's limits, each side counted only up to its limit: `$1` tenant,
+    /// `$3` user, `$17` the per-user and `$18` the per-tenant limit (the numbering of
+    /// [`WRITE_NEW_TURN`]'s function). A limit check so costs at most the limit's index
+    /// entries, however many conversations a tenant with a raised limit has.
+    pub const COUNT_FOR_LIMITS: &str = "SELECT \
+         (SELECT count(*) FROM (SELECT 1 FROM conversations WHERE tenant_id = $1 AND user_id = $3 LIMIT $17) u), \
+         (SELECT count(*) FROM (SELECT 1 FROM conversations WHERE tenant_id = $1 LIMIT $18) t)";
+
+    /// A new conversation's row: `$1` tenant, `$2` id, `$3` user, `$4` its time (that of its
+    /// first turn), `$16` its title.
+    pub const INSERT_CONVERSATION: &str = "INSERT INTO conversations (tenant_id, id, user_id, title, \
+         primary_intent, last_agent_id, message_count, created_at, last_activity) \
+         VALUES ($1, $2, $3, $16, NULL, NULL, 0, $4, $4)";
+
+    /// PostgreSQL: a new conversation with its first turn in one round trip, the function
+    /// `switchyard_write_new_turn` (migration 4): `$1`–`$15` as [`WRITE_TURN`], `$16` the
+    /// title, `$17`/`$18` the per-user/per-tenant limits, `$19` the tenant's advisory lock
+    /// key. Under the lock it counts ([`COUNT_FOR_LIMITS`]), raises SQLSTATE `SYL01` with
+    /// the message `per_user` or `per_tenant` at a limit, inserts
+    /// ([`INSERT_CONVERSATION`]) and runs [`WRITE_TURN`]; the lock is held only while
+    /// the function runs and commits, not across round trips.
+    pub const WRITE_NEW_TURN: &str = "SELECT * FROM switchyard_write_new_turn(\
+         $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)";
+
     /// The turn insert: the columns in order.
     pub const INSERT_TURN: &str = concat!(
         "INSERT INTO conversation_messages (tenant_id, id, conversation_id, user_message, agent_response, \
@@ -286,8 +310,9 @@ pub(crate) fn clamp_title(title: Option<String>) -> Option<String> {
 /// Implements [`Store`](crate::Store) for a backend type that provides, as inherent
 /// methods: `read(tenant)` and `write(tenant)` (a scoped transaction), `global_read()` and
 /// `global_write()` (a transaction outside any tenant), `enter_tenant(&mut tx, tenant)`
-/// (switch a global transaction into a tenant), `lock_conversation_limits(&mut tx, scope)`,
-/// `ping_impl()` and `BACKEND`; and, in its module, `fn map_err(sqlx::Error) -> StoreError`.
+/// (switch a global transaction into a tenant), `write_existing_turn` and `write_new_turn`
+/// (a chat turn's write), `ping_impl()` and `BACKEND`; and, in its module,
+/// `fn map_err(sqlx::Error) -> StoreError`.
 macro_rules! impl_store {
     ($store:ty) => {
         #[async_trait::async_trait]
@@ -829,42 +854,10 @@ macro_rules! impl_store {
             }
 
             async fn append_turn(&self, scope: &TenantScope, turn: NewTurn) -> StoreResult<(Conversation, Turn)> {
-                if let TurnTarget::Existing(id) = &turn.target {
-                    return self.write_existing_turn(scope, *id, &turn).await;
+                match &turn.target {
+                    TurnTarget::Existing(id) => self.write_existing_turn(scope, *id, &turn).await,
+                    TurnTarget::New { .. } => self.write_new_turn(scope, &turn).await,
                 }
-                let tenant = scope.tenant_id().as_uuid();
-                let at = Ts(turn.created_at);
-                let mut tx = self.write(scope.tenant_id()).await?;
-                let conversation_id = match &turn.target {
-                    TurnTarget::Existing(id) => *id,
-                    TurnTarget::New { id, title, max_per_user, max_per_tenant } => {
-                        Self::lock_conversation_limits(&mut tx, scope).await?;
-                        let (per_user, per_tenant) =
-                            bounded_conversation_counts(&mut tx, scope, *max_per_user, *max_per_tenant).await?;
-                        if per_user >= *max_per_user {
-                            return Err(StoreError::LimitReached { which: "per_user", limit: *max_per_user });
-                        }
-                        if per_tenant >= *max_per_tenant {
-                            return Err(StoreError::LimitReached { which: "per_tenant", limit: *max_per_tenant });
-                        }
-                        sqlx::query(
-                            "INSERT INTO conversations (tenant_id, id, user_id, title, primary_intent, last_agent_id, \
-                             message_count, created_at, last_activity) VALUES ($1, $2, $3, $4, NULL, NULL, 0, $5, $5)",
-                        )
-                        .bind(tenant)
-                        .bind(id.as_uuid())
-                        .bind(scope.user_id().as_uuid())
-                        .bind($crate::sql::clamp_title(title.clone()))
-                        .bind(at)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(map_err)?;
-                        *id
-                    }
-                };
-                let (conversation, stored) = Self::write_turn(&mut tx, scope, conversation_id, &turn).await?;
-                tx.commit().await.map_err(map_err)?;
-                Ok((conversation, stored))
             }
 
             async fn record_agent_error(&self, scope: &TenantScope, error: AgentCallError) -> StoreResult<()> {
@@ -1264,28 +1257,6 @@ macro_rules! impl_store {
             )
             .bind(scope.tenant_id().as_uuid())
             .bind(scope.user_id().as_uuid())
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(map_err)
-        }
-
-        /// The user's and the tenant's conversations, each counted up to its limit only: a
-        /// limit check costs at most the limit's index entries, however many conversations a
-        /// tenant with a raised limit has.
-        async fn bounded_conversation_counts(
-            tx: &mut Tx,
-            scope: &TenantScope,
-            max_per_user: i64,
-            max_per_tenant: i64,
-        ) -> StoreResult<(i64, i64)> {
-            sqlx::query_as(
-                "SELECT (SELECT count(*) FROM (SELECT 1 FROM conversations WHERE tenant_id = $1 AND user_id = $2 LIMIT $3) u), \
-                 (SELECT count(*) FROM (SELECT 1 FROM conversations WHERE tenant_id = $1 LIMIT $4) t)",
-            )
-            .bind(scope.tenant_id().as_uuid())
-            .bind(scope.user_id().as_uuid())
-            .bind(max_per_user.max(0))
-            .bind(max_per_tenant.max(0))
             .fetch_one(&mut **tx)
             .await
             .map_err(map_err)

@@ -24,7 +24,7 @@ use crate::statements;
 use crate::{Backend, MigrationReport, StoreConfig, StoreError, StoreResult};
 use sqlx::types::Json;
 use switchyard_core::ConversationId;
-use switchyard_core::model::{Conversation, NewTurn, Turn};
+use switchyard_core::model::{Conversation, NewTurn, Turn, TurnTarget};
 
 mod roles;
 
@@ -160,18 +160,6 @@ impl PgStore {
         Ok(())
     }
 
-    /// Serialises conversation creation within a tenant until the transaction ends, so
-    /// that counting and inserting cannot race past a limit.
-    async fn lock_conversation_limits(tx: &mut Tx, scope: &TenantScope) -> StoreResult<()> {
-        let (high, low) = scope.tenant_id().as_uuid().as_u64_pair();
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind((high ^ low) as i64)
-            .execute(&mut **tx)
-            .await
-            .map_err(map_err)?;
-        Ok(())
-    }
-
     /// The median, 95th and 99th percentile of the turns' latency (nearest rank).
     async fn latency_percentiles(
         tx: &mut Tx,
@@ -193,37 +181,6 @@ impl PgStore {
         .await
         .map_err(map_err)?;
         Ok([p50, p95, p99])
-    }
-
-    /// The conversation update and the turn insert of a turn write, as one statement: the
-    /// update checks the conversation is the user's and locks it, so concurrent turns of
-    /// one conversation count one by one.
-    async fn write_turn(
-        tx: &mut Tx,
-        scope: &TenantScope,
-        conversation: ConversationId,
-        turn: &NewTurn,
-    ) -> StoreResult<(Conversation, Turn)> {
-        let row = sqlx::query_as::<_, WrittenTurnRow>(statements::WRITE_TURN)
-            .bind(scope.tenant_id().as_uuid())
-            .bind(conversation.as_uuid())
-            .bind(scope.user_id().as_uuid())
-            .bind(Ts(turn.created_at))
-            .bind(turn.intent_category.as_deref())
-            .bind(turn.selected_agent_id.map(|a| a.as_uuid()))
-            .bind(turn.id.as_uuid())
-            .bind(&turn.user_message)
-            .bind(&turn.agent_response)
-            .bind(turn.intent_confidence)
-            .bind(Json(&turn.routing))
-            .bind(turn.latency_ms)
-            .bind(turn.routing_method.as_deref())
-            .bind(turn.routing_confidence)
-            .bind(turn.fallback_used)
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(map_err)?;
-        Ok(row.into_written(turn))
     }
 
     /// The tenant and user an authentication names, in one round trip.
@@ -305,6 +262,68 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(map_err)
+    }
+
+    /// A new conversation with its first turn, in one round trip: the function checks the
+    /// limits under the tenant's advisory lock (held until the statement commits, so
+    /// counting and inserting cannot race past a limit), inserts the conversation and
+    /// writes the turn.
+    async fn write_new_turn(
+        &self,
+        scope: &TenantScope,
+        turn: &NewTurn,
+    ) -> StoreResult<(Conversation, Turn)> {
+        let TurnTarget::New {
+            id,
+            title,
+            max_per_user,
+            max_per_tenant,
+        } = &turn.target
+        else {
+            return Err(StoreError::Other(
+                "a new conversation's turn without a new conversation".into(),
+            ));
+        };
+        let (high, low) = scope.tenant_id().as_uuid().as_u64_pair();
+        let row = sqlx::query_as::<_, WrittenTurnRow>(statements::WRITE_NEW_TURN)
+            .bind(scope.tenant_id().as_uuid())
+            .bind(id.as_uuid())
+            .bind(scope.user_id().as_uuid())
+            .bind(Ts(turn.created_at))
+            .bind(turn.intent_category.as_deref())
+            .bind(turn.selected_agent_id.map(|a| a.as_uuid()))
+            .bind(turn.id.as_uuid())
+            .bind(&turn.user_message)
+            .bind(&turn.agent_response)
+            .bind(turn.intent_confidence)
+            .bind(Json(&turn.routing))
+            .bind(turn.latency_ms)
+            .bind(turn.routing_method.as_deref())
+            .bind(turn.routing_confidence)
+            .bind(turn.fallback_used)
+            .bind(crate::sql::clamp_title(title.clone()))
+            .bind((*max_per_user).max(0))
+            .bind((*max_per_tenant).max(0))
+            .bind((high ^ low) as i64)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| match &e {
+                sqlx::Error::Database(db) if db.code().as_deref() == Some("SYL01") => {
+                    if db.message() == "per_user" {
+                        StoreError::LimitReached {
+                            which: "per_user",
+                            limit: *max_per_user,
+                        }
+                    } else {
+                        StoreError::LimitReached {
+                            which: "per_tenant",
+                            limit: *max_per_tenant,
+                        }
+                    }
+                }
+                _ => map_err(e),
+            })?;
+        Ok(row.into_written(turn))
     }
 
     /// A turn of an existing conversation with the conversation's update, in one round trip

@@ -21,7 +21,7 @@ use crate::statements;
 use crate::{Backend, MigrationReport, StoreConfig, StoreError, StoreResult};
 use sqlx::types::Json;
 use switchyard_core::ConversationId;
-use switchyard_core::model::{Conversation, NewTurn, Turn};
+use switchyard_core::model::{Conversation, NewTurn, Turn, TurnTarget};
 
 type Tx = sqlx::Transaction<'static, Sqlite>;
 
@@ -123,11 +123,6 @@ impl SqliteStore {
     }
 
     async fn enter_tenant(_tx: &mut Tx, _tenant: TenantId) -> StoreResult<()> {
-        Ok(())
-    }
-
-    /// Nothing to do: `BEGIN IMMEDIATE` already serialises every writer.
-    async fn lock_conversation_limits(_tx: &mut Tx, _scope: &TenantScope) -> StoreResult<()> {
         Ok(())
     }
 
@@ -299,6 +294,67 @@ impl SqliteStore {
             .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
         Ok(rows)
+    }
+
+    /// A new conversation with its first turn. The limits are counted in the write
+    /// transaction (`BEGIN IMMEDIATE` serialises every writer, so nothing can race past
+    /// them), each side only up to its limit.
+    async fn write_new_turn(
+        &self,
+        scope: &TenantScope,
+        turn: &NewTurn,
+    ) -> StoreResult<(Conversation, Turn)> {
+        let TurnTarget::New {
+            id,
+            title,
+            max_per_user,
+            max_per_tenant,
+        } = &turn.target
+        else {
+            return Err(StoreError::Other(
+                "a new conversation's turn without a new conversation".into(),
+            ));
+        };
+        let mut tx = self.write(scope.tenant_id()).await?;
+        let (per_user, per_tenant): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM (SELECT 1 FROM conversations WHERE tenant_id = $1 AND user_id = $2 LIMIT $3) u), \
+             (SELECT count(*) FROM (SELECT 1 FROM conversations WHERE tenant_id = $1 LIMIT $4) t)",
+        )
+        .bind(scope.tenant_id().as_uuid())
+        .bind(scope.user_id().as_uuid())
+        .bind((*max_per_user).max(0))
+        .bind((*max_per_tenant).max(0))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if per_user >= *max_per_user {
+            return Err(StoreError::LimitReached {
+                which: "per_user",
+                limit: *max_per_user,
+            });
+        }
+        if per_tenant >= *max_per_tenant {
+            return Err(StoreError::LimitReached {
+                which: "per_tenant",
+                limit: *max_per_tenant,
+            });
+        }
+        let at = Ts(turn.created_at);
+        sqlx::query(
+            "INSERT INTO conversations (tenant_id, id, user_id, title, primary_intent, last_agent_id, \
+             message_count, created_at, last_activity) VALUES ($1, $2, $3, $4, NULL, NULL, 0, $5, $5)",
+        )
+        .bind(scope.tenant_id().as_uuid())
+        .bind(id.as_uuid())
+        .bind(scope.user_id().as_uuid())
+        .bind(crate::sql::clamp_title(title.clone()))
+        .bind(at)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let written = Self::write_turn(&mut tx, scope, *id, turn).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(written)
     }
 
     /// A turn of an existing conversation, with the conversation's update.
