@@ -51,6 +51,9 @@ pub struct AgentRequest<'a> {
     pub intent: Option<&'a str>,
     /// Free-form metadata the caller attached to the chat request.
     pub metadata: Option<&'a serde_json::Value>,
+    /// The environment variables this tenant's agents may read an API key from (the
+    /// operator's grant); an agent naming any other is refused without reading it.
+    pub allowed_key_envs: &'a [&'a str],
 }
 
 /// Why an agent gave no answer.

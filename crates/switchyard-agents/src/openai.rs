@@ -75,7 +75,15 @@ impl OpenAiInvoker {
         }
         let mut call = self.client.post(url).json(&body);
         if let Some(var) = &config.api_key_env {
-            // The key lives in the environment, named by the agent; it is never stored.
+            // The key lives in the environment, named by the agent; it is never stored. Only
+            // a variable the operator granted this tenant is read: a tenant admin must not
+            // be able to send the server's other secrets (or another tenant's key) to an
+            // address of their choosing.
+            if !request.allowed_key_envs.contains(&var.as_str()) {
+                return Err(AgentError::Failed(format!(
+                    "the environment variable {var} is not granted to this tenant's agents"
+                )));
+            }
             match std::env::var(var) {
                 Ok(key) => call = call.bearer_auth(key),
                 Err(_) => {

@@ -149,6 +149,27 @@ const METADATA_HOSTS: &[&str] = &[
     "metadata.azure.internal",
 ];
 
+/// Checks the name of an environment variable that holds an API key: `A-Z`, `0-9` and
+/// `_`, and none of the server's own settings (`SWITCHYARD_…`), whose values — the JWT
+/// secret, the operator token, database URLs — must never leave the server.
+pub fn check_key_env(var: &str) -> Result<(), String> {
+    if var.is_empty()
+        || !var
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return Err(format!(
+            "`{var}` is not an environment variable name (A-Z, 0-9, _)"
+        ));
+    }
+    if var.starts_with("SWITCHYARD_") {
+        return Err(format!(
+            "`{var}` is one of the server's own settings, not an API key"
+        ));
+    }
+    Ok(())
+}
+
 /// Parses and checks an agent endpoint URL: `http` or `https`, a host, no credentials in
 /// the URL, not a link-local or metadata address.
 pub fn check_url(field: &str, text: &str) -> Result<Url, String> {
@@ -253,13 +274,8 @@ impl AgentConfig {
                 if c.model.trim().is_empty() {
                     return Err("`model` must not be empty".into());
                 }
-                if let Some(var) = &c.api_key_env
-                    && (var.is_empty()
-                        || !var
-                            .bytes()
-                            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'))
-                {
-                    return Err("`api_key_env` names an environment variable (A-Z, 0-9, _)".into());
+                if let Some(var) = &c.api_key_env {
+                    check_key_env(var).map_err(|e| format!("`api_key_env`: {e}"))?;
                 }
                 if c.temperature.is_some_and(|t| !(0.0..=2.0).contains(&t)) {
                     return Err("`temperature` must be between 0 and 2".into());
@@ -355,6 +371,18 @@ mod tests {
             assert!(AgentConfig::parse(AgentKind::Http, &bad).is_err(), "{bad}");
         }
         assert!(AgentConfig::parse(AgentKind::Openai, &json!({"base_url": "https://api.example.com/v1", "model": "m", "api_key_env": "OPENAI_API_KEY"})).is_ok());
+        for var in [
+            "SWITCHYARD_JWT_SECRET",
+            "SWITCHYARD_DATABASE_URL",
+            "lower",
+            "A-B",
+            "",
+        ] {
+            assert!(
+                AgentConfig::parse(AgentKind::Openai, &json!({"base_url": "https://api.example.com/v1", "model": "m", "api_key_env": var})).is_err(),
+                "{var:?} must be refused"
+            );
+        }
         assert!(
             AgentConfig::parse(
                 AgentKind::Openai,

@@ -103,8 +103,10 @@ pub struct TenantPatch {
     pub name: Option<String>,
     /// A new status.
     pub status: Option<TenantStatus>,
-    /// The settings after the patch was applied (the caller merges).
-    pub settings: Option<TenantSettings>,
+    /// Changes to the settings, merged into the current ones by the store while it holds
+    /// the tenant's row (so concurrent patches cannot lose each other's keys): each key
+    /// given replaces that key, `null` removes it ([`TenantSettings::merged`]).
+    pub settings: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// A user of one tenant.

@@ -48,6 +48,12 @@ pub struct TenantSettings {
     /// The tenant's own embeddings model for the `embedding` analyzer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub embedding: Option<ModelEndpoint>,
+    /// The environment variables this tenant's `openai` agents may name as `api_key_env`,
+    /// beyond those every tenant may (`SWITCHYARD_AGENT_KEY_ENVS`). Only the operator sets
+    /// settings, so a tenant admin can never make an agent send a key the operator did not
+    /// give that tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_key_envs: Option<Vec<String>>,
 }
 
 /// An OpenAI-compatible model endpoint. The API key is read from the environment variable
@@ -75,15 +81,9 @@ impl ModelEndpoint {
         if self.model.trim().is_empty() {
             return Err(bad("`model` must not be empty".into()));
         }
-        if let Some(var) = &self.api_key_env
-            && (var.is_empty()
-                || !var
-                    .bytes()
-                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'))
-        {
-            return Err(bad(
-                "`api_key_env` names an environment variable (A-Z, 0-9, _)".into(),
-            ));
+        if let Some(var) = &self.api_key_env {
+            crate::agent_config::check_key_env(var)
+                .map_err(|e| bad(format!("`api_key_env`: {e}")))?;
         }
         if self.timeout_ms.is_some_and(|t| t == 0 || t > 60_000) {
             return Err(bad("`timeout_ms` must be between 1 and 60000".into()));
@@ -155,6 +155,12 @@ impl TenantSettings {
         }
         if let Some(embedding) = &self.embedding {
             embedding.validate("embedding")?;
+        }
+        for var in self.agent_key_envs.iter().flatten() {
+            crate::agent_config::check_key_env(var).map_err(|problem| BadSetting {
+                name: "agent_key_envs",
+                problem,
+            })?;
         }
         if self.max_inflight_agent_calls == Some(0) {
             return Err(BadSetting {

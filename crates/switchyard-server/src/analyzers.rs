@@ -1,4 +1,5 @@
-//! The model-backed intent analyzers and the cascade that decides when to ask them.
+//! The intent analyzers — the pipeline's first stage — and the cascade that decides when to
+//! ask a model.
 //!
 //! The lexical analyzer always runs first (microseconds, no network). A tenant whose
 //! `analyzer` is `llm` or `embedding` asks that model only when the lexical verdict is in
@@ -31,19 +32,48 @@ pub struct AnalyzerInput<'a> {
     pub routing: &'a TenantRouting,
     /// The message.
     pub message: &'a str,
-    /// The lexical verdict.
-    pub lexical: &'a Analysis,
-    /// The model to ask.
-    pub endpoint: &'a ModelEndpoint,
+    /// The verdict of the pipeline's first analyzer (the lexical one), which a model-backed
+    /// analyzer refines: it chooses among its candidates.
+    pub lexical: Option<&'a Analysis>,
+    /// The model to ask (for a model-backed analyzer).
+    pub endpoint: Option<&'a ModelEndpoint>,
 }
 
-/// An intent analyzer backed by a model.
+impl<'a> AnalyzerInput<'a> {
+    /// What a model-backed analyzer needs: the lexical verdict and the model.
+    fn model_stage(&self) -> Result<(&'a Analysis, &'a ModelEndpoint), String> {
+        match (self.lexical, self.endpoint) {
+            (Some(lexical), Some(endpoint)) => Ok((lexical, endpoint)),
+            (None, _) => Err("no lexical verdict to refine".into()),
+            (_, None) => Err("no model is configured".into()),
+        }
+    }
+}
+
+/// The analysis stage of the routing pipeline: a message's intent and every candidate
+/// agent's calibrated score.
 #[async_trait]
 pub trait IntentAnalyzer: Send + Sync {
     /// The method its decisions report.
     fn method(&self) -> Method;
-    /// Its verdict, or why there is none (the lexical one then stands).
+    /// Its verdict, or why there is none (the earlier stage's verdict then stands).
     async fn analyze(&self, input: &AnalyzerInput<'_>) -> Result<Analysis, String>;
+}
+
+/// The `lexical` analyzer: the tenant's cached in-process index (DESIGN §6), microseconds
+/// and no network. It always runs first, and never fails.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LexicalAnalyzer;
+
+#[async_trait]
+impl IntentAnalyzer for LexicalAnalyzer {
+    fn method(&self) -> Method {
+        Method::Lexical
+    }
+
+    async fn analyze(&self, input: &AnalyzerInput<'_>) -> Result<Analysis, String> {
+        Ok(input.routing.index.analyze(input.message))
+    }
 }
 
 fn message_key(
@@ -175,19 +205,14 @@ impl IntentAnalyzer for LlmAnalyzer {
     }
 
     async fn analyze(&self, input: &AnalyzerInput<'_>) -> Result<Analysis, String> {
-        let candidates: Vec<AgentId> = input
-            .lexical
+        let (lexical, endpoint) = input.model_stage()?;
+        let candidates: Vec<AgentId> = lexical
             .candidates
             .iter()
             .take(MODEL_CANDIDATES)
             .map(|c| c.agent_id)
             .collect();
-        let key = message_key(
-            input.tenant,
-            input.routing.version,
-            input.endpoint,
-            input.message,
-        );
+        let key = message_key(input.tenant, input.routing.version, endpoint, input.message);
         let cached = self
             .cache
             .lock()
@@ -199,11 +224,7 @@ impl IntentAnalyzer for LlmAnalyzer {
             None => {
                 let text = self
                     .outbound
-                    .chat_json(
-                        input.endpoint,
-                        &Self::prompt(input, &candidates),
-                        input.message,
-                    )
+                    .chat_json(endpoint, &Self::prompt(input, &candidates), input.message)
                     .await
                     .map_err(|e| format!("the model could not answer: {e}"))?;
                 let verdict = Self::parse(&text, &candidates);
@@ -218,8 +239,7 @@ impl IntentAnalyzer for LlmAnalyzer {
         // The model's pick first, with its confidence; the others keep the lexical order,
         // sharing what is left.
         let rest = 1.0 - verdict.confidence;
-        let lexical_rest: f64 = input
-            .lexical
+        let lexical_rest: f64 = lexical
             .candidates
             .iter()
             .filter(|c| c.agent_id != verdict.agent)
@@ -230,8 +250,7 @@ impl IntentAnalyzer for LlmAnalyzer {
             score: verdict.confidence,
         }];
         ranked.extend(
-            input
-                .lexical
+            lexical
                 .candidates
                 .iter()
                 .filter(|c| c.agent_id != verdict.agent)
@@ -254,7 +273,7 @@ impl IntentAnalyzer for LlmAnalyzer {
                         .or_else(|| agent.map(|a| a.name.clone()))
                 }),
                 confidence: verdict.confidence,
-                keywords: input.lexical.intent.keywords.clone(),
+                keywords: lexical.intent.keywords.clone(),
             },
             candidates: ranked,
         })
@@ -319,11 +338,12 @@ impl EmbeddingAnalyzer {
         }
     }
 
-    async fn index(&self, input: &AnalyzerInput<'_>) -> Result<Arc<EmbeddingIndex>, String> {
-        let model = (
-            input.endpoint.base_url.clone(),
-            input.endpoint.model.clone(),
-        );
+    async fn index(
+        &self,
+        input: &AnalyzerInput<'_>,
+        endpoint: &ModelEndpoint,
+    ) -> Result<Arc<EmbeddingIndex>, String> {
+        let model = (endpoint.base_url.clone(), endpoint.model.clone());
         {
             let mut cache = self.indexes.lock().unwrap_or_else(|p| p.into_inner());
             cache.clock += 1;
@@ -354,7 +374,7 @@ impl EmbeddingAnalyzer {
         for batch in texts.chunks(128) {
             let embedded = self
                 .outbound
-                .embed(input.endpoint, batch)
+                .embed(endpoint, batch)
                 .await
                 .map_err(|e| format!("the embeddings model could not answer: {e}"))?;
             vectors.extend(embedded.into_iter().map(normalized));
@@ -400,10 +420,11 @@ impl IntentAnalyzer for EmbeddingAnalyzer {
     }
 
     async fn analyze(&self, input: &AnalyzerInput<'_>) -> Result<Analysis, String> {
-        let index = self.index(input).await?;
+        let (lexical, endpoint) = input.model_stage()?;
+        let index = self.index(input, endpoint).await?;
         let query = self
             .outbound
-            .embed(input.endpoint, &[input.message.to_string()])
+            .embed(endpoint, &[input.message.to_string()])
             .await
             .map_err(|e| format!("the embeddings model could not answer: {e}"))?
             .pop()
@@ -449,7 +470,7 @@ impl IntentAnalyzer for EmbeddingAnalyzer {
                     .and_then(|a| a.intents.first().cloned())
                     .or_else(|| agent.map(|a| a.name.clone())),
                 confidence: chosen.score,
-                keywords: input.lexical.intent.keywords.clone(),
+                keywords: lexical.intent.keywords.clone(),
             },
             candidates,
         })

@@ -6,8 +6,10 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use switchyard_core::TenantId;
 use switchyard_core::model::NewTenant;
+use switchyard_core::routing::{AgentMatcher, PolicyMatcher};
 use switchyard_core::settings::TenantSettings;
 use switchyard_store::{Store, StoreError};
+use tokio_util::task::TaskTracker;
 
 use switchyard_agents::{
     AddressPolicy, AgentInvoker, BreakerConfig, CircuitBreakers, InvokerConfig, Invokers,
@@ -38,6 +40,12 @@ pub struct App {
     pub invoker: Arc<dyn AgentInvoker>,
     /// Fetches A2A Agent Cards and calls routing models (through the same guarded client).
     pub outbound: Arc<Invokers>,
+    /// The pipeline's first analyzer: the in-process lexical one.
+    pub lexical: crate::analyzers::LexicalAnalyzer,
+    /// The pipeline's matching stage.
+    pub matcher: Box<dyn AgentMatcher>,
+    /// Chat turns running in their own tasks (a graceful shutdown waits for them).
+    pub turns: TaskTracker,
     /// The `llm` analyzer.
     pub llm: crate::analyzers::LlmAnalyzer,
     /// The `embedding` analyzer.
@@ -90,6 +98,9 @@ impl App {
                 config.routing_cache_mib.saturating_mul(1024 * 1024),
             )),
             invoker: invoker.clone(),
+            lexical: crate::analyzers::LexicalAnalyzer,
+            matcher: Box::new(PolicyMatcher),
+            turns: TaskTracker::new(),
             llm: crate::analyzers::LlmAnalyzer::new(invoker.clone()),
             embedding: crate::analyzers::EmbeddingAnalyzer::new(
                 invoker.clone(),
@@ -108,6 +119,24 @@ impl App {
             default_tenant,
             login_limiter: LoginLimiter::default(),
         })
+    }
+}
+
+impl App {
+    /// The environment variables `tenant`'s agents may read an API key from: those granted
+    /// to every tenant and the tenant's own grants.
+    pub fn key_envs_for<'a>(&'a self, tenant: &'a switchyard_core::model::Tenant) -> Vec<&'a str> {
+        self.config
+            .agent_key_envs()
+            .chain(
+                tenant
+                    .settings
+                    .agent_key_envs
+                    .iter()
+                    .flatten()
+                    .map(String::as_str),
+            )
+            .collect()
     }
 }
 

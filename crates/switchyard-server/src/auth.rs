@@ -379,6 +379,11 @@ fn store_failure(err: StoreError) -> ApiError {
 
 /// Resolves the request's credential to a principal.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+    // Whether the request was counted against its tenant's bucket before the database was
+    // asked. Only a verified token's tenant is trusted for that: an API key's tenant part
+    // is not verified until its hash is found, and counting on it would let anyone drain
+    // another tenant's bucket with made-up keys.
+    let mut counted = false;
     let record: PrincipalRecord = if token.starts_with(API_KEY_MARKER) {
         let tenant = api_key_tenant(token).ok_or_else(ApiError::unauthorized)?;
         let found = state
@@ -399,6 +404,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Ap
             (None, Some(default)) => default,
             (None, None) => return Err(ApiError::unauthorized()),
         };
+        counted = state.limits.admit_early(tenant)?;
         state
             .store
             .find_principal(tenant, user)
@@ -412,7 +418,9 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Ap
         return Err(ApiError::forbidden("the user is disabled"));
     }
     crate::metrics::tenant_request(&record.tenant.slug);
-    if let Err(limited) = state.limits.admit(&state.config, &record.tenant) {
+    if counted {
+        state.limits.refresh(&state.config, &record.tenant);
+    } else if let Err(limited) = state.limits.admit(&state.config, &record.tenant) {
         crate::metrics::limited(&record.tenant.slug, "rate");
         return Err(limited);
     }

@@ -124,6 +124,10 @@ pub struct Config {
     pub history_turns: u32,
     /// Refuse agent URLs on private and loopback addresses.
     pub agent_deny_private: bool,
+    /// `SWITCHYARD_AGENT_KEY_ENVS`: environment variables (comma-separated) that every
+    /// tenant's `openai` agents may name as `api_key_env`; a tenant's own grants are its
+    /// `agent_key_envs` setting. No other variable is ever read for an agent.
+    pub agent_key_envs: String,
     /// Failures in a row that open an agent's circuit.
     pub circuit_failure_threshold: u32,
     /// How long an open circuit stays open before one trial call.
@@ -195,6 +199,7 @@ impl Default for Config {
             max_inflight_agent_calls: 64,
             history_turns: 10,
             agent_deny_private: false,
+            agent_key_envs: String::new(),
             circuit_failure_threshold: 5,
             circuit_open_seconds: 30,
             routing_cache_tenants: 10_000,
@@ -342,6 +347,15 @@ impl Config {
                 "must be a valid slug (a-z, 0-9, -; 2 to 63 characters)",
             );
         }
+        let stale_ms = switchyard_store::IDEMPOTENCY_STALE.num_milliseconds();
+        if self.request_timeout_ms == 0
+            || i64::try_from(self.request_timeout_ms).unwrap_or(i64::MAX) >= stale_ms
+        {
+            return Err(ConfigError(format!(
+                "`request_timeout_ms` must be between 1 and {} (a request still running after that long could be retried under its Idempotency-Key)",
+                stale_ms - 1
+            )));
+        }
         if self.max_body_bytes < 1024 {
             return bad("max_body_bytes", "must be at least 1024");
         }
@@ -355,6 +369,10 @@ impl Config {
                     .map_err(|e| ConfigError(format!("`{name}_…` settings: {}", e.problem)))?;
             }
         }
+        for var in self.agent_key_envs() {
+            switchyard_core::agent_config::check_key_env(var)
+                .map_err(|e| ConfigError(format!("`agent_key_envs`: {e}")))?;
+        }
         if !(0.0..=1.0).contains(&self.cascade_band_low)
             || !(0.0..=1.0).contains(&self.cascade_band_high)
             || self.cascade_band_low > self.cascade_band_high
@@ -365,6 +383,14 @@ impl Config {
             );
         }
         Ok(self)
+    }
+
+    /// The variables every tenant's agents may read an API key from.
+    pub fn agent_key_envs(&self) -> impl Iterator<Item = &str> {
+        self.agent_key_envs
+            .split(',')
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
     }
 
     /// The global chat model of the `llm` analyzer, if configured.
@@ -472,6 +498,22 @@ mod tests {
             jail.set_env("SWITCHYARD_JWT_SECRET", "short");
             let err = Config::load(None).unwrap_err().0;
             assert!(err.contains("jwt_secret"), "{err}");
+            jail.set_env("SWITCHYARD_JWT_SECRET", "x".repeat(32));
+            jail.set_env(
+                "SWITCHYARD_AGENT_KEY_ENVS",
+                "OPENAI_KEY, SWITCHYARD_ADMIN_TOKEN",
+            );
+            let err = Config::load(None).unwrap_err().0;
+            assert!(
+                err.contains("agent_key_envs") && err.contains("SWITCHYARD_ADMIN_TOKEN"),
+                "{err}"
+            );
+            jail.set_env("SWITCHYARD_AGENT_KEY_ENVS", "OPENAI_KEY, ACME_KEY");
+            let c = Config::load(None).map_err(|e| e.0)?;
+            assert_eq!(
+                c.agent_key_envs().collect::<Vec<_>>(),
+                ["OPENAI_KEY", "ACME_KEY"]
+            );
             jail.create_file("typo.toml", "bnid = \"x\"\n")?;
             jail.set_env("SWITCHYARD_JWT_SECRET", "x".repeat(32));
             let err = Config::load(Some(Path::new("typo.toml"))).unwrap_err().0;

@@ -271,6 +271,7 @@ impl From<StoreError> for ApiError {
                 ),
                 _ => format!("the tenant has reached its limit of {limit} conversations"),
             }),
+            StoreError::Invalid(e) => ApiError::unprocessable(e),
             StoreError::Unavailable(e) => ApiError::unavailable(e),
             StoreError::Config(e) | StoreError::Other(e) => ApiError::internal(e),
         }

@@ -181,15 +181,22 @@ pub async fn run_with_store(
             header_read_timeout,
             std::future::pending(),
             grace,
+            std::future::ready(()),
         ));
     }
     ready(addr, &app);
+    let turns = app.turns.clone();
+    let drain = async move {
+        turns.close();
+        turns.wait().await;
+    };
     serve::serve(
         listener,
         router,
         header_read_timeout,
         serve::stop_signal(),
         grace,
+        drain,
     )
     .await;
     if let Some(task) = retention {

@@ -16,6 +16,9 @@ use crate::config::Config;
 use crate::error::ApiError;
 
 struct TenantLimits {
+    /// The tenant's slug as last seen, for the metrics of a request refused before the
+    /// tenant is loaded.
+    slug: String,
     rate: (u32, u32),
     limiter: Option<DefaultDirectRateLimiter>,
     inflight_size: u32,
@@ -69,11 +72,15 @@ impl Limits {
         let (rate, inflight) = settings(config, tenant);
         let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
         let entry = tenants.entry(tenant.id).or_insert_with(|| TenantLimits {
+            slug: tenant.slug.clone(),
             rate,
             limiter: bucket(rate.0, rate.1),
             inflight_size: inflight,
             inflight: Arc::new(Semaphore::new(inflight as usize)),
         });
+        if entry.slug != tenant.slug {
+            entry.slug.clone_from(&tenant.slug);
+        }
         if entry.rate != rate {
             entry.rate = rate;
             entry.limiter = bucket(rate.0, rate.1);
@@ -87,20 +94,44 @@ impl Limits {
         f(entry)
     }
 
-    /// Counts one request of the tenant against its bucket: `429` with `Retry-After` (whole
-    /// seconds, at least 1) when the bucket is empty.
-    pub fn admit(&self, config: &Config, tenant: &Tenant) -> Result<(), ApiError> {
-        let clock = &self.clock;
-        self.with(config, tenant, |limits| match &limits.limiter {
+    fn check(&self, limits: &TenantLimits) -> Result<(), ApiError> {
+        match &limits.limiter {
             None => Ok(()),
             Some(limiter) => limiter.check().map_err(|not_until| {
-                let wait = not_until.wait_time_from(clock.now());
+                let wait = not_until.wait_time_from(self.clock.now());
                 ApiError::too_many_requests(
                     "the tenant's request rate limit is reached",
                     wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
                 )
             }),
-        })
+        }
+    }
+
+    /// Counts one request of the tenant against its bucket: `429` with `Retry-After` (whole
+    /// seconds, at least 1) when the bucket is empty.
+    pub fn admit(&self, config: &Config, tenant: &Tenant) -> Result<(), ApiError> {
+        self.with(config, tenant, |limits| self.check(limits))
+    }
+
+    /// Counts one request of a tenant known only by its id (from a verified token), before
+    /// anything is read from the database, so that a tenant far over its limit costs the
+    /// others no database work. `Ok(false)`: the tenant has no bucket yet (its first
+    /// request; [`Limits::admit`] counts it once its settings are loaded).
+    pub fn admit_early(&self, tenant: TenantId) -> Result<bool, ApiError> {
+        let tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        match tenants.get(&tenant) {
+            Some(limits) => self.check(limits).map(|()| true).inspect_err(|_| {
+                crate::metrics::tenant_request(&limits.slug);
+                crate::metrics::limited(&limits.slug, "rate");
+            }),
+            None => Ok(false),
+        }
+    }
+
+    /// Follows changes to the tenant's settings without counting a request (for one
+    /// already counted by [`Limits::admit_early`]).
+    pub fn refresh(&self, config: &Config, tenant: &Tenant) {
+        self.with(config, tenant, |_| ());
     }
 
     /// Takes one of the tenant's in-flight agent call slots: `429` when all are taken.

@@ -2,9 +2,18 @@
 //! call it (failing over when it fails), store the turn with its conversation update, and
 //! answer. `/v1/route` runs the same analysis and decision without calling or storing.
 //!
+//! The turn is one pipeline of swappable stages: the tenant's [`IntentAnalyzer`]s (lexical
+//! first, a model in the ambiguous band if the tenant chose one), an
+//! [`AgentMatcher`](switchyard_core::routing::AgentMatcher) that applies the routing policy,
+//! and an [`AgentInvoker`](switchyard_agents::AgentInvoker) per agent kind.
+//!
 //! No database transaction is held while an agent is called: the conversation is read in
-//! one short transaction before, and the turn written in one after.
+//! one short transaction before, and the turn written in one after. A turn runs in a task of
+//! its own ([`spawn_turn`]), tracked for graceful shutdown: it reaches its end and is stored
+//! whatever the client does, so a client that goes away, or reads a stream slowly, can
+//! neither cut a turn in half nor hold one up.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,7 +27,7 @@ use switchyard_core::routing::{
 };
 use switchyard_core::settings::ModelEndpoint;
 use switchyard_core::{AgentId, ConversationId, MessageId};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -46,6 +55,11 @@ pub struct ChatInput {
     /// answer, e.g. for a response header).
     pub new_conversation_id: ConversationId,
 }
+
+/// Where a streamed turn's events go. Unbounded on purpose: the turn must never wait for a
+/// slow reader, and what it can hold is bounded anyway (one routing event and the pieces of
+/// one answer, which agents' answers are limited in size).
+pub type EventSink = mpsc::UnboundedSender<ChatEvent>;
 
 /// What a streamed turn emits before its final answer.
 #[derive(Clone, Debug)]
@@ -244,8 +258,19 @@ async fn plan(
     state
         .routing
         .train_in_background(principal.scope.tenant_id());
+    let tenant = principal.scope.tenant_id();
     let started = Instant::now();
-    let mut analysis = routing.index.analyze(message);
+    let mut analysis = state
+        .lexical
+        .analyze(&AnalyzerInput {
+            tenant,
+            routing: &routing,
+            message,
+            lexical: None,
+            endpoint: None,
+        })
+        .await
+        .map_err(ApiError::internal)?;
     let analyze_ms = ms(started);
     let started = Instant::now();
     let policy = policy(state, &principal.tenant);
@@ -253,13 +278,15 @@ async fn plan(
     // Sync, and must not live across the model call's await.)
     let decide = |analysis: &Analysis| {
         let breakers = &state.breakers;
-        let unavailable = |agent: AgentId| breakers.is_open(agent);
+        let unavailable = |agent: AgentId| breakers.is_open(tenant, agent);
         let input = RouteInput {
             pinned,
             last_agent,
             unavailable: &unavailable,
         };
-        routing.index.decide(analysis, &policy, &input)
+        state
+            .matcher
+            .decide(routing.index.agent_set(), analysis, &policy, &input)
     };
     let mut decision = decide(&analysis).map_err(route_error)?;
     let mut route_ms = ms(started);
@@ -278,11 +305,11 @@ async fn plan(
             let started = Instant::now();
             let verdict = analyzer
                 .analyze(&AnalyzerInput {
-                    tenant: principal.tenant.id,
+                    tenant,
                     routing: &routing,
                     message,
-                    lexical: &analysis,
-                    endpoint: &endpoint,
+                    lexical: Some(&analysis),
+                    endpoint: Some(&endpoint),
                 })
                 .await;
             let method = analyzer.method();
@@ -411,7 +438,7 @@ async fn call(
     state: &AppState,
     agent: &switchyard_core::model::Agent,
     request: &AgentRequest<'_>,
-    events: Option<&mpsc::Sender<ChatEvent>>,
+    events: Option<&EventSink>,
 ) -> (Result<String, AgentError>, bool) {
     let Some(events) = events else {
         return (state.invoker.invoke(agent, request, None).await, false);
@@ -426,14 +453,14 @@ async fn call(
                 result = &mut invocation => break result,
                 Some(piece) = rx.recv() => {
                     forwarded = true;
-                    let _ = events.send(ChatEvent::Delta(piece)).await;
+                    let _ = events.send(ChatEvent::Delta(piece));
                 }
             }
         }
     };
     while let Ok(piece) = rx.try_recv() {
         forwarded = true;
-        let _ = events.send(ChatEvent::Delta(piece)).await;
+        let _ = events.send(ChatEvent::Delta(piece));
     }
     (result, forwarded)
 }
@@ -444,7 +471,7 @@ pub async fn chat(
     state: &AppState,
     principal: &Principal,
     input: ChatInput,
-    events: Option<mpsc::Sender<ChatEvent>>,
+    events: Option<EventSink>,
 ) -> ApiResult<ChatAnswer> {
     let started = Instant::now();
     check_message(&input.message)?;
@@ -468,7 +495,10 @@ pub async fn chat(
                 (Some(c), t)
             }
             None => {
-                let (per_user, per_tenant) = state.store.count_conversations(scope).await?;
+                let (per_user, per_tenant) = state
+                    .store
+                    .count_conversations(scope, max_per_user, max_per_tenant)
+                    .await?;
                 if per_user >= max_per_user {
                     return Err(switchyard_store::StoreError::LimitReached {
                         which: "per_user",
@@ -498,13 +528,21 @@ pub async fn chat(
         std::time::Duration::from_secs_f64((plan.analyze_ms + plan.route_ms) / 1000.0),
     );
     let intent = intent_out(&plan.analysis);
+    // One of the tenant's in-flight agent call slots, held for this turn's calls; taken
+    // before anything is streamed, so that a full tenant is a plain `429`.
+    let _slot = state
+        .limits
+        .agent_slot(&state.config, &principal.tenant)
+        .inspect_err(|_| {
+            crate::metrics::limited(slug, "inflight");
+        })?;
     if let Some(events) = &events {
         let routing = serde_json::json!({
             "agent": summary(&plan.decision),
             "intent": intent,
             "routing": plan.decision,
         });
-        let _ = events.send(ChatEvent::Routing(routing)).await;
+        let _ = events.send(ChatEvent::Routing(routing));
     }
 
     // 4. The agent, then those who take over if it fails.
@@ -513,6 +551,7 @@ pub async fn chat(
         .map_or(input.new_conversation_id, |c| c.id);
     let message_id = MessageId::new();
     let history = history(&turns);
+    let allowed_key_envs = state.key_envs_for(&principal.tenant);
     let request = AgentRequest {
         conversation_id,
         message_id,
@@ -520,15 +559,14 @@ pub async fn chat(
         history: &history,
         intent: intent.category.as_deref(),
         metadata: input.metadata.as_ref(),
+        allowed_key_envs: &allowed_key_envs,
     };
-    // One of the tenant's in-flight agent call slots, held for this turn's calls.
-    let _slot = state
-        .limits
-        .agent_slot(&state.config, &principal.tenant)
-        .inspect_err(|_| {
-            crate::metrics::limited(slug, "inflight");
-        })?;
     let agent_started = Instant::now();
+    // The turn's agent calls, failovers included, end within the request's time limit, so
+    // that a turn running on after its client went away is bounded too, well inside the
+    // time after which its idempotency claim could be taken over.
+    let deadline = tokio::time::Instant::from_std(started)
+        + std::time::Duration::from_millis(state.config.request_timeout_ms);
     let mut candidates = vec![switchyard_core::routing::AgentRef {
         agent_id: plan.decision.agent_id,
         name: plan.decision.agent_name.clone(),
@@ -541,12 +579,24 @@ pub async fn chat(
             continue;
         };
         let call_started = Instant::now();
-        let outcome = match state.breakers.permit(agent.id) {
+        let outcome = match state.breakers.permit(scope.tenant_id(), agent.id) {
             None => (Err(AgentError::CircuitOpen), false),
             Some(permit) => {
-                let outcome = call(state, agent, &request, events.as_ref()).await;
-                state.breakers.record(agent.id, permit, outcome.0.is_ok());
-                outcome
+                let call = call(state, agent, &request, events.as_ref());
+                match tokio::time::timeout_at(deadline, call).await {
+                    Ok(outcome) => {
+                        permit.record(outcome.0.is_ok());
+                        outcome
+                    }
+                    // The turn's time is up: this agent timed out, and no one else may
+                    // start (so the turn counts as begun).
+                    Err(_) => {
+                        permit.record(false);
+                        let spent =
+                            u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                        (Err(AgentError::Timeout(spent)), true)
+                    }
+                }
             }
         };
         crate::metrics::agent_call(
@@ -659,4 +709,98 @@ pub async fn chat(
             },
         }),
     })
+}
+
+/// Runs `work` (a turn) in a task of its own, tracked so that a graceful shutdown waits for
+/// it; the answer comes back on the receiver. The task runs to its end even if the receiver
+/// is dropped — the client went away — so a turn is never cut between its agent call and
+/// its write, and its idempotency record is always settled.
+pub fn spawn_turn<T: Send + 'static>(
+    state: &AppState,
+    work: impl Future<Output = T> + Send + 'static,
+) -> oneshot::Receiver<T> {
+    let (tx, rx) = oneshot::channel();
+    state.turns.spawn(async move {
+        let _ = tx.send(work.await);
+    });
+    rx
+}
+
+/// A turn's answer, awaited from its task.
+pub async fn finished<T>(done: oneshot::Receiver<ApiResult<T>>) -> ApiResult<T> {
+    done.await
+        .unwrap_or_else(|_| Err(ApiError::internal("the turn ended unexpectedly")))
+}
+
+/// What a streamed turn yields: its events, then its outcome.
+pub enum TurnItem<T> {
+    /// The routing decision or a piece of the answer.
+    Event(ChatEvent),
+    /// The outcome, last.
+    Done(ApiResult<T>),
+}
+
+enum Outcome<T> {
+    Waiting(oneshot::Receiver<ApiResult<T>>),
+    Ready(ApiResult<T>),
+    Taken,
+}
+
+/// A streamed turn that has begun: its first event is there (or it already ended well).
+/// Whatever fails before the first event — a conversation that is not found, a limit, no
+/// agent to answer — fails [`start_streamed`] instead, so it is answered with its own HTTP
+/// status rather than inside a stream that says `200`.
+pub struct StreamedTurn<T> {
+    first: Option<ChatEvent>,
+    events: mpsc::UnboundedReceiver<ChatEvent>,
+    outcome: Outcome<T>,
+}
+
+impl<T> StreamedTurn<T> {
+    /// The next event, then the outcome, then `None`.
+    pub async fn next(&mut self) -> Option<TurnItem<T>> {
+        if let Some(first) = self.first.take() {
+            return Some(TurnItem::Event(first));
+        }
+        // The sender lives as long as the turn: `None` means every event has been read.
+        if let Some(event) = self.events.recv().await {
+            return Some(TurnItem::Event(event));
+        }
+        match std::mem::replace(&mut self.outcome, Outcome::Taken) {
+            Outcome::Waiting(done) => Some(TurnItem::Done(finished(done).await)),
+            Outcome::Ready(result) => Some(TurnItem::Done(result)),
+            Outcome::Taken => None,
+        }
+    }
+}
+
+/// Starts a streamed turn in its own task ([`spawn_turn`]) and waits until it has begun.
+pub async fn start_streamed<T, F>(
+    state: &AppState,
+    work: impl FnOnce(EventSink) -> F,
+) -> ApiResult<StreamedTurn<T>>
+where
+    T: Send + 'static,
+    F: Future<Output = ApiResult<T>> + Send + 'static,
+{
+    let (tx, mut events) = mpsc::unbounded_channel();
+    let mut done = spawn_turn(state, work(tx));
+    // Events first: once the routing decision is out, a later failure belongs in the stream.
+    tokio::select! {
+        biased;
+        Some(first) = events.recv() => Ok(StreamedTurn {
+            first: Some(first),
+            events,
+            outcome: Outcome::Waiting(done),
+        }),
+        result = &mut done => match result {
+            Ok(Ok(answer)) => Ok(StreamedTurn {
+                first: None,
+                events,
+                outcome: Outcome::Ready(Ok(answer)),
+            }),
+            Ok(Err(error)) => Err(error),
+            Err(_) => Err(ApiError::internal("the turn ended unexpectedly")),
+        },
+    }
 }

@@ -55,13 +55,15 @@ pub async fn stop_signal() {
 }
 
 /// Serves `router` on `listener` until `stop` resolves, then stops accepting and waits up
-/// to `grace` for open requests to finish.
+/// to `grace` for open requests to finish and for `drain` (work that outlives its request,
+/// such as a turn whose client went away).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     header_read_timeout: Duration,
     stop: impl Future<Output = ()>,
     grace: Duration,
+    drain: impl Future<Output = ()>,
 ) {
     let graceful = GracefulShutdown::new();
     let mut stop = std::pin::pin!(stop);
@@ -99,8 +101,11 @@ pub async fn serve(
         grace_seconds = grace.as_secs(),
         "stopping: no new connections; finishing open requests"
     );
+    let finished = async {
+        tokio::join!(graceful.shutdown(), drain);
+    };
     tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all requests finished"),
+        () = finished => tracing::info!("all requests finished"),
         () = tokio::time::sleep(grace) => tracing::warn!("grace period over; closing the remaining connections"),
     }
 }

@@ -25,6 +25,9 @@ pub enum StoreError {
         /// The limit.
         limit: i64,
     },
+    /// The change asked for is not valid (settings that do not merge or are out of range).
+    #[error("{0}")]
+    Invalid(String),
     /// The database cannot be reached or no connection is free in time.
     #[error("database unavailable: {0}")]
     Unavailable(String),

@@ -314,8 +314,15 @@ pub trait Store: Send + Sync + 'static {
         id: ConversationId,
         history: u32,
     ) -> StoreResult<(Conversation, Vec<HistoryTurn>)>;
-    /// How many conversations the scope's user and the scope's tenant have.
-    async fn count_conversations(&self, scope: &TenantScope) -> StoreResult<(i64, i64)>;
+    /// How many conversations the scope's user and the scope's tenant have, each counted
+    /// only up to the limit given (the check before a new conversation's agent call; the
+    /// write checks again, atomically).
+    async fn count_conversations(
+        &self,
+        scope: &TenantScope,
+        max_per_user: i64,
+        max_per_tenant: i64,
+    ) -> StoreResult<(i64, i64)>;
     /// Stores a turn and updates its conversation (`last_activity`, `message_count`,
     /// `primary_intent`, `last_agent_id`) in one transaction; a new conversation is
     /// created in the same transaction if the limits allow.

@@ -152,24 +152,33 @@ mod tests {
     fn the_new_conversation_function_runs_exactly_the_store_statements() {
         use crate::statements as st;
         let sql = POSTGRES[3].sql;
-        for (name, statement, end) in [
+        for (name, statement, start, end) in [
             (
                 "COUNT_FOR_LIMITS",
                 st::COUNT_FOR_LIMITS,
-                " INTO per_user, per_tenant;\n",
+                "    RETURN QUERY ",
+                ";\n",
             ),
-            ("INSERT_CONVERSATION", st::INSERT_CONVERSATION, ";\n"),
-            ("WRITE_TURN", st::WRITE_TURN, ";\nEND"),
+            (
+                "INSERT_CONVERSATION",
+                st::INSERT_CONVERSATION,
+                "    ",
+                ";\n",
+            ),
+            ("WRITE_TURN", st::WRITE_TURN, "    RETURN QUERY ", ";\nEND"),
         ] {
             let block = sql
-                .split(&format!("    -- {name}\n    "))
+                .split(&format!("-- {name}\n"))
                 .nth(1)
-                .unwrap_or_else(|| panic!("no {name} in the function"));
-            let body = block.strip_prefix("RETURN QUERY ").unwrap_or(block);
-            let body = body.split(end).next().unwrap();
+                .unwrap_or_else(|| panic!("no {name} in the migration"));
+            let body = block
+                .split_once(start)
+                .map(|(_, rest)| rest)
+                .unwrap_or_else(|| panic!("no statement after {name}"));
+            let body = body.split(end).next().unwrap_or_default();
             assert_eq!(
                 body, statement,
-                "the function no longer runs the store's {name}: add a migration that replaces it"
+                "the migration no longer runs the store's {name}: add a migration that replaces it"
             );
         }
         assert!(st::WRITE_NEW_TURN.contains("switchyard_write_new_turn("));

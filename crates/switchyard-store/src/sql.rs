@@ -164,12 +164,13 @@ pub mod statements {
     );
 
     /// A new conversation's limits, each side counted only up to its limit: `$1` tenant,
-    /// `$3` user, `$17` the per-user and `$18` the per-tenant limit (the numbering of
-    /// [`WRITE_NEW_TURN`]'s function). A limit check so costs at most the limit's index
-    /// entries, however many conversations a tenant with a raised limit has.
+    /// `$2` user, `$3` the per-user and `$4` the per-tenant limit. A limit check so costs at
+    /// most the limit's index entries, however many conversations a tenant with a raised
+    /// limit has. On PostgreSQL it is the body of `switchyard_count_for_limits` (migration
+    /// 4), which [`WRITE_NEW_TURN`]'s function calls under the tenant's lock.
     pub const COUNT_FOR_LIMITS: &str = "SELECT \
-         (SELECT count(*) FROM (SELECT 1 FROM conversations WHERE tenant_id = $1 AND user_id = $3 LIMIT $17) u), \
-         (SELECT count(*) FROM (SELECT 1 FROM conversations WHERE tenant_id = $1 LIMIT $18) t)";
+         (SELECT count(*) FROM (SELECT 1 FROM conversations WHERE tenant_id = $1 AND user_id = $2 LIMIT $3) u), \
+         (SELECT count(*) FROM (SELECT 1 FROM conversations WHERE tenant_id = $1 LIMIT $4) t)";
 
     /// A new conversation's row: `$1` tenant, `$2` id, `$3` user, `$4` its time (that of its
     /// first turn), `$16` its title.
@@ -311,7 +312,7 @@ pub(crate) fn clamp_title(title: Option<String>) -> Option<String> {
 /// methods: `read(tenant)` and `write(tenant)` (a scoped transaction), `global_read()` and
 /// `global_write()` (a transaction outside any tenant), `enter_tenant(&mut tx, tenant)`
 /// (switch a global transaction into a tenant), `write_existing_turn` and `write_new_turn`
-/// (a chat turn's write), `ping_impl()` and `BACKEND`; and, in its module,
+/// (a chat turn's write), `count_for_limits`, `ping_impl()`, `TENANT_SETTINGS_FOR_UPDATE` and `BACKEND`; and, in its module,
 /// `fn map_err(sqlx::Error) -> StoreError`.
 macro_rules! impl_store {
     ($store:ty) => {
@@ -401,6 +402,20 @@ macro_rules! impl_store {
 
             async fn update_tenant(&self, id: TenantId, patch: TenantPatch) -> StoreResult<Tenant> {
                 let mut tx = self.global_write().await?;
+                let settings = match &patch.settings {
+                    None => None,
+                    Some(changes) => {
+                        // Merged under the row's lock, so that a concurrent patch's keys
+                        // are not lost.
+                        let (current,): (Json<TenantSettings>,) =
+                            sqlx::query_as(Self::TENANT_SETTINGS_FOR_UPDATE)
+                                .bind(id.as_uuid())
+                                .fetch_one(&mut *tx)
+                                .await
+                                .map_err(map_err)?;
+                        Some(current.0.merged(changes).map_err(|e| StoreError::Invalid(e.to_string()))?)
+                    }
+                };
                 let row = sqlx::query_as::<_, TenantRow>(concat!(
                     "UPDATE tenants SET name = COALESCE($2, name), status = COALESCE($3, status), \
                      settings = COALESCE($4, settings) WHERE id = $1 RETURNING ",
@@ -409,7 +424,7 @@ macro_rules! impl_store {
                 .bind(id.as_uuid())
                 .bind(patch.name.as_deref())
                 .bind(patch.status.map(|s| s.as_str()))
-                .bind(patch.settings.as_ref().map(Json))
+                .bind(settings.as_ref().map(Json))
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(map_err)?;
@@ -846,11 +861,13 @@ macro_rules! impl_store {
                 ConversationHistoryRow::collect(rows)
             }
 
-            async fn count_conversations(&self, scope: &TenantScope) -> StoreResult<(i64, i64)> {
-                let mut tx = self.read(scope.tenant_id()).await?;
-                let counts = count_conversations(&mut tx, scope).await?;
-                tx.commit().await.map_err(map_err)?;
-                Ok(counts)
+            async fn count_conversations(
+                &self,
+                scope: &TenantScope,
+                max_per_user: i64,
+                max_per_tenant: i64,
+            ) -> StoreResult<(i64, i64)> {
+                self.count_for_limits(scope, max_per_user.max(0), max_per_tenant.max(0)).await
             }
 
             async fn append_turn(&self, scope: &TenantScope, turn: NewTurn) -> StoreResult<(Conversation, Turn)> {
@@ -1250,18 +1267,6 @@ macro_rules! impl_store {
             .into())
         }
 
-        async fn count_conversations(tx: &mut Tx, scope: &TenantScope) -> StoreResult<(i64, i64)> {
-            sqlx::query_as(
-                "SELECT (SELECT count(*) FROM conversations WHERE tenant_id = $1 AND user_id = $2), \
-                 (SELECT count(*) FROM conversations WHERE tenant_id = $1)",
-            )
-            .bind(scope.tenant_id().as_uuid())
-            .bind(scope.user_id().as_uuid())
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(map_err)
-        }
-
         #[derive(sqlx::FromRow)]
         struct ApiKeyAuthRow {
             #[sqlx(flatten)]
@@ -1285,6 +1290,7 @@ macro_rules! store_prelude {
             RoutingAnalytics, Tenant, TenantPatch, Turn, TurnTarget, User, UserPatch,
         };
         use switchyard_core::page::{Cursor, Page, PageRequest};
+        use switchyard_core::settings::TenantSettings;
         use switchyard_core::{AgentId, ApiKeyId, ConversationId, TenantId, TenantScope, UserId};
 
         use $crate::rows::{

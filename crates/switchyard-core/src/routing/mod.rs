@@ -9,7 +9,9 @@
 //!    [`Decision`] that serialises to the `routing` object of DESIGN §6.
 //!
 //! Other analyzers (embedding, LLM) produce the same [`Analysis`] and go through the same
-//! [`decide`].
+//! [`decide`]. A server composes the stages as a pipeline of traits: its intent analyzers
+//! produce an [`Analysis`], an [`AgentMatcher`] (by default [`PolicyMatcher`]) turns it into
+//! a [`Decision`], and an agent invoker calls the agent.
 //!
 //! # The lexical analyzer
 //!
@@ -61,6 +63,37 @@ pub use decision::{
 };
 pub use lexical::{LexicalConfig, LexicalIndex};
 pub use profile::{AgentProfile, AgentSet};
+
+/// The matching stage of the routing pipeline: from an analysis of the message (by any
+/// analyzer) to the agent that answers, under the tenant's policy and the request's facts.
+/// Pure and synchronous: everything it needs is in its arguments.
+pub trait AgentMatcher: Send + Sync + std::fmt::Debug {
+    /// Decides which of `agents` answers.
+    fn decide(
+        &self,
+        agents: &AgentSet,
+        analysis: &Analysis,
+        policy: &RoutingPolicy,
+        input: &RouteInput<'_>,
+    ) -> Result<Decision, RouteError>;
+}
+
+/// The matcher of DESIGN §6, [`decide`]: pinned, then sticky with hysteresis, then the best
+/// candidate, or the fallback agent when nothing is confident or clear enough.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PolicyMatcher;
+
+impl AgentMatcher for PolicyMatcher {
+    fn decide(
+        &self,
+        agents: &AgentSet,
+        analysis: &Analysis,
+        policy: &RoutingPolicy,
+        input: &RouteInput<'_>,
+    ) -> Result<Decision, RouteError> {
+        decide(agents, analysis, policy, input)
+    }
+}
 
 impl LexicalIndex {
     /// Decides over this index's agents: [`decide`] with [`LexicalIndex::agent_set`].

@@ -30,8 +30,9 @@ fn check_list(field: &str, items: &[String], max_items: usize, max_chars: usize)
     Ok(())
 }
 
-/// Checks an agent's fields as a whole, the config against its kind.
-fn check_fields(fields: &AgentFields) -> ApiResult<()> {
+/// Checks an agent's fields as a whole, the config against its kind and the API key
+/// variables the operator granted the tenant.
+fn check_fields(state: &AppState, admin: &Principal, fields: &AgentFields) -> ApiResult<()> {
     if let Some(problem) = name_problem("name", &fields.name, 64) {
         return Err(ApiError::unprocessable(problem));
     }
@@ -53,7 +54,17 @@ fn check_fields(fields: &AgentFields) -> ApiResult<()> {
             "`priority` must be between -1000 and 1000",
         ));
     }
-    AgentConfig::parse(fields.kind, &fields.config).map_err(ApiError::unprocessable)?;
+    let config =
+        AgentConfig::parse(fields.kind, &fields.config).map_err(ApiError::unprocessable)?;
+    if let AgentConfig::Openai(c) = &config
+        && let Some(var) = &c.api_key_env
+        && !state.key_envs_for(&admin.tenant).contains(&var.as_str())
+    {
+        return Err(ApiError::unprocessable(format!(
+            "`api_key_env`: {var} is not granted to this tenant; the operator grants \
+             variables with the tenant setting `agent_key_envs` or SWITCHYARD_AGENT_KEY_ENVS"
+        )));
+    }
     Ok(())
 }
 
@@ -88,7 +99,7 @@ pub async fn create_agent(
         priority: body.priority,
         is_fallback: body.is_fallback,
     };
-    check_fields(&fields)?;
+    check_fields(&state, &admin, &fields)?;
     let agent = state.store.create_agent(&admin.scope, fields).await?;
     Ok((StatusCode::CREATED, Json(agent.into())))
 }
@@ -182,7 +193,7 @@ pub async fn update_agent(
         priority: body.priority.unwrap_or(current.priority),
         is_fallback: body.is_fallback.unwrap_or(current.is_fallback),
     };
-    check_fields(&fields)?;
+    check_fields(&state, &admin, &fields)?;
     let agent = state.store.update_agent(&admin.scope, id, fields).await?;
     Ok(Json(agent.into()))
 }
@@ -261,7 +272,7 @@ pub async fn import_agent(
         priority: body.priority,
         is_fallback: body.is_fallback,
     };
-    check_fields(&fields)?;
+    check_fields(&state, &admin, &fields)?;
     let agent = state.store.create_agent(&admin.scope, fields).await?;
     Ok((StatusCode::CREATED, Json(agent.into())))
 }

@@ -12,7 +12,6 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use switchyard_core::model::IdempotencyStart;
 use switchyard_core::{AgentId, ConversationId};
-use tokio::sync::{mpsc, oneshot};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -20,7 +19,9 @@ use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiJsonWithBytes};
-use crate::orchestrator::{self, ChatAnswer, ChatEvent, ChatInput, RouteAnswer};
+use crate::orchestrator::{
+    self, ChatAnswer, ChatEvent, ChatInput, EventSink, RouteAnswer, TurnItem,
+};
 
 /// A chat message.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -80,7 +81,7 @@ async fn run(
     principal: Principal,
     input: ChatInput,
     key: Option<String>,
-    events: Option<mpsc::Sender<ChatEvent>>,
+    events: Option<EventSink>,
 ) -> ApiResult<serde_json::Value> {
     let result = orchestrator::chat(&state, &principal, input, events).await;
     let result = result.and_then(|answer| {
@@ -115,54 +116,41 @@ fn sse_event(name: &str, data: &impl serde::Serialize) -> Event {
         .unwrap_or_else(|_| Event::default().event(name))
 }
 
-/// A stream of `routing`, `delta`… and `done` (or `error`) events.
-fn stream(
+/// The `routing` event of a stored answer (`{agent, intent, routing}`), for a replay.
+fn routing_of(answer: &serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "agent": answer.get("agent"),
+        "intent": answer.get("intent"),
+        "routing": answer.get("routing"),
+    })
+}
+
+/// A stream of `routing`, `delta`… and `done` (or `error`) events. The turn runs in its own
+/// task; what fails before its routing decision is out fails here, as a plain problem.
+async fn stream(
     state: AppState,
     principal: Principal,
     input: ChatInput,
     key: Option<String>,
-) -> Response {
-    let (events_tx, events_rx) = mpsc::channel::<ChatEvent>(64);
-    let (done_tx, done_rx) = oneshot::channel::<ApiResult<serde_json::Value>>();
-    // The turn runs to its end even if the client goes away: the agent's answer is then
-    // stored, as it would be for a client that waited.
-    tokio::spawn(async move {
-        let result = run(state, principal, input, key, Some(events_tx)).await;
-        let _ = done_tx.send(result);
-    });
-    // First every event of the turn, then its outcome, then the end.
-    let events = futures_util::stream::unfold(
-        (Some(events_rx), Some(done_rx)),
-        |(events_rx, done_rx)| async move {
-            if let Some(mut rx) = events_rx {
-                match rx.recv().await {
-                    Some(ChatEvent::Routing(routing)) => {
-                        return Some((
-                            Ok::<_, Infallible>(sse_event("routing", &routing)),
-                            (Some(rx), done_rx),
-                        ));
-                    }
-                    Some(ChatEvent::Delta(text)) => {
-                        let event = sse_event("delta", &serde_json::json!({ "text": text }));
-                        return Some((Ok(event), (Some(rx), done_rx)));
-                    }
-                    None => {}
-                }
+) -> ApiResult<Response> {
+    let turn = orchestrator::start_streamed(&state.clone(), move |events| {
+        run(state, principal, input, key, Some(events))
+    })
+    .await?;
+    let events = futures_util::stream::unfold(turn, |mut turn| async move {
+        let event = match turn.next().await? {
+            TurnItem::Event(ChatEvent::Routing(routing)) => sse_event("routing", &routing),
+            TurnItem::Event(ChatEvent::Delta(text)) => {
+                sse_event("delta", &serde_json::json!({ "text": text }))
             }
-            let event = match done_rx?.await {
-                Ok(Ok(answer)) => sse_event("done", &answer),
-                Ok(Err(error)) => sse_event("error", &error.problem()),
-                Err(_) => sse_event(
-                    "error",
-                    &ApiError::internal("the turn ended unexpectedly").problem(),
-                ),
-            };
-            Some((Ok(event), (None, None)))
-        },
-    );
-    Sse::new(events)
+            TurnItem::Done(Ok(answer)) => sse_event("done", &answer),
+            TurnItem::Done(Err(error)) => sse_event("error", &error.problem()),
+        };
+        Some((Ok::<_, Infallible>(event), turn))
+    });
+    Ok(Sse::new(events)
         .keep_alive(KeepAlive::default())
-        .into_response()
+        .into_response())
 }
 
 /// One orchestrated turn: analyse the message, route it to the best of the tenant's agents,
@@ -216,10 +204,18 @@ pub async fn create_chat(
         {
             IdempotencyStart::Started => {}
             IdempotencyStart::Completed(answer) if streamed => {
-                let once = futures_util::stream::once(async move {
-                    Ok::<_, Infallible>(sse_event("done", &answer))
-                });
-                return Ok(Sse::new(once).into_response());
+                // The first answer again, shaped as its stream was: routing, the answer
+                // whole as one piece, done.
+                let replay = [
+                    sse_event("routing", &routing_of(&answer)),
+                    sse_event(
+                        "delta",
+                        &serde_json::json!({ "text": answer.get("response") }),
+                    ),
+                    sse_event("done", &answer),
+                ];
+                let events = futures_util::stream::iter(replay.map(Ok::<_, Infallible>));
+                return Ok(Sse::new(events).into_response());
             }
             IdempotencyStart::Completed(answer) => return Ok(Json(answer).into_response()),
             IdempotencyStart::InFlight => {
@@ -235,9 +231,10 @@ pub async fn create_chat(
         }
     }
     if streamed {
-        return Ok(stream(state, principal, input, key));
+        return stream(state, principal, input, key).await;
     }
-    let answer = run(state, principal, input, key, None).await?;
+    let done = orchestrator::spawn_turn(&state.clone(), run(state, principal, input, key, None));
+    let answer = orchestrator::finished(done).await?;
     Ok(Json(answer).into_response())
 }
 

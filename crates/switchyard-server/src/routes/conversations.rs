@@ -50,6 +50,13 @@ pub async fn list_conversations(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<ListConversationsParams>,
 ) -> ApiResult<Json<List<ConversationOut>>> {
+    // A member may not ask about others' conversations at all, whatever the value (DESIGN
+    // §3): checked before the values are read, so a malformed one is a 403 too.
+    if (params.all.is_some() || params.user_id.is_some()) && !principal.scope.is_admin() {
+        return Err(ApiError::forbidden(
+            "only admins may list other users' conversations",
+        ));
+    }
     let page = page_request(params.limit.as_deref(), params.cursor.as_deref())?;
     let all = match params.all.as_deref() {
         None | Some("false") => false,
@@ -68,11 +75,6 @@ pub async fn list_conversations(
             })?))
         }
     };
-    if (all || user.is_some()) && !principal.scope.is_admin() {
-        return Err(ApiError::forbidden(
-            "only admins may list other users' conversations",
-        ));
-    }
     let filter = match (all, user) {
         (true, Some(_)) => return Err(ApiError::bad_request("give `all` or `user_id`, not both")),
         (true, None) => ConversationFilter::All,

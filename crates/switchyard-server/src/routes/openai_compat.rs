@@ -23,16 +23,16 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use switchyard_core::ConversationId;
-use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::orchestrator::{self, ChatEvent, ChatInput};
+use crate::orchestrator::{self, ChatEvent, ChatInput, StreamedTurn, TurnItem};
 
 /// The header that names (and returns) the conversation.
 pub static CONVERSATION_HEADER: HeaderName =
@@ -277,7 +277,10 @@ pub async fn create_chat_completion(
     let header = HeaderValue::from_str(&header_id.to_string())
         .map_err(|e| ApiError::internal(e.to_string()))?;
     if !request.stream {
-        let answer = orchestrator::chat(&state, &principal, input, None).await?;
+        let done = orchestrator::spawn_turn(&state.clone(), async move {
+            orchestrator::chat(&state, &principal, input, None).await
+        });
+        let answer = orchestrator::finished(done).await?;
         let body = json!({
             "id": format!("chatcmpl-{}", answer.message_id.simple()),
             "object": "chat.completion",
@@ -292,15 +295,13 @@ pub async fn create_chat_completion(
         return Ok(response);
     }
     // Streamed: the turn runs in its own task and reaches its end (and is stored) even if
-    // the client goes away.
-    let (events_tx, events_rx) = mpsc::channel::<ChatEvent>(64);
-    let (done_tx, done_rx) = oneshot::channel();
-    tokio::spawn(async move {
-        let result = orchestrator::chat(&state, &principal, input, Some(events_tx)).await;
-        let _ = done_tx.send(result);
-    });
+    // the client goes away; what fails before its routing decision is a plain error.
+    let turn = orchestrator::start_streamed(&state.clone(), move |events| async move {
+        orchestrator::chat(&state, &principal, input, Some(events)).await
+    })
+    .await?;
     let id = format!("chatcmpl-{}", Uuid::now_v7().simple());
-    let stream = completion_stream(id, created, model, events_rx, done_rx);
+    let stream = completion_stream(id, created, model, turn);
     let mut response = Sse::new(stream).into_response();
     response
         .headers_mut()
@@ -314,60 +315,42 @@ fn completion_stream(
     id: String,
     created: i64,
     model: String,
-    events: mpsc::Receiver<ChatEvent>,
-    done: oneshot::Receiver<Result<orchestrator::ChatAnswer, ApiError>>,
+    turn: StreamedTurn<orchestrator::ChatAnswer>,
 ) -> impl futures_util::Stream<Item = Result<Event, Infallible>> {
-    /// Where the stream is.
-    enum Stage {
-        Start(
-            mpsc::Receiver<ChatEvent>,
-            oneshot::Receiver<Result<orchestrator::ChatAnswer, ApiError>>,
-        ),
-        Pieces(
-            mpsc::Receiver<ChatEvent>,
-            oneshot::Receiver<Result<orchestrator::ChatAnswer, ApiError>>,
-        ),
-        Done,
-        Finished,
-    }
-    futures_util::stream::unfold(Stage::Start(events, done), move |stage| {
+    let role = chunk(
+        &id,
+        created,
+        &model,
+        json!({"role": "assistant", "content": ""}),
+        None,
+    );
+    let pieces = futures_util::stream::unfold(Some(turn), move |turn| {
         let (id, model) = (id.clone(), model.clone());
         async move {
-            match stage {
-                Stage::Start(events, done) => {
-                    let first = chunk(
-                        &id,
-                        created,
-                        &model,
-                        json!({"role": "assistant", "content": ""}),
-                        None,
-                    );
-                    Some((Ok(first), Stage::Pieces(events, done)))
-                }
-                Stage::Pieces(mut events, done) => {
-                    while let Some(event) = events.recv().await {
-                        // The routing decision has no place in this dialect; only the pieces.
-                        if let ChatEvent::Delta(text) = event {
-                            let piece = chunk(&id, created, &model, json!({"content": text}), None);
-                            return Some((Ok(piece), Stage::Pieces(events, done)));
-                        }
+            let mut turn = turn?;
+            loop {
+                match turn.next().await? {
+                    // The routing decision has no place in this dialect; only the pieces.
+                    TurnItem::Event(ChatEvent::Routing(_)) => {}
+                    TurnItem::Event(ChatEvent::Delta(text)) => {
+                        let piece = chunk(&id, created, &model, json!({"content": text}), None);
+                        return Some((Ok(piece), Some(turn)));
                     }
-                    let last = match done.await {
-                        Ok(Ok(_)) => chunk(&id, created, &model, json!({}), Some("stop")),
-                        Ok(Err(error)) => {
-                            Event::default().data(OpenAiError(error).body().to_string())
-                        }
-                        Err(_) => Event::default().data(
-                            OpenAiError(ApiError::internal("the turn ended unexpectedly"))
-                                .body()
-                                .to_string(),
-                        ),
-                    };
-                    Some((Ok(last), Stage::Done))
+                    TurnItem::Done(Ok(_)) => {
+                        let last = chunk(&id, created, &model, json!({}), Some("stop"));
+                        return Some((Ok(last), None));
+                    }
+                    TurnItem::Done(Err(error)) => {
+                        let last = Event::default().data(OpenAiError(error).body().to_string());
+                        return Some((Ok(last), None));
+                    }
                 }
-                Stage::Done => Some((Ok(Event::default().data("[DONE]")), Stage::Finished)),
-                Stage::Finished => None,
             }
         }
-    })
+    });
+    futures_util::stream::once(async move { Ok(role) })
+        .chain(pieces)
+        .chain(futures_util::stream::once(async {
+            Ok(Event::default().data("[DONE]"))
+        }))
 }

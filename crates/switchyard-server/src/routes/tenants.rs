@@ -183,18 +183,6 @@ pub async fn update_tenant(
                 .ok_or_else(|| ApiError::unprocessable("`status` must be active or suspended"))?,
         ),
     };
-    let settings = match &body.settings {
-        None => None,
-        Some(changes) => {
-            let current = state.store.get_tenant(id).await?;
-            Some(
-                current
-                    .settings
-                    .merged(changes)
-                    .map_err(|e| ApiError::unprocessable(e.to_string()))?,
-            )
-        }
-    };
     let tenant = state
         .store
         .update_tenant(
@@ -202,10 +190,13 @@ pub async fn update_tenant(
             TenantPatch {
                 name: body.name.map(|n| n.trim().to_string()),
                 status,
-                settings,
+                settings: body.settings,
             },
         )
         .await?;
+    // This replica's limits follow the new settings at once (others on the tenant's next
+    // request that reaches the database).
+    state.limits.refresh(&state.config, &tenant);
     Ok(Json(tenant.into()))
 }
 

@@ -839,18 +839,29 @@ async fn the_stream_adds_up_to_the_stored_answer() {
         done["message_id"]
     );
 
-    // A failure streams as an error event with a problem.
+    // What fails before the routing decision is out is a plain problem with its own
+    // status, not a stream that says 200: no agent (503), another tenant's conversation
+    // (404, as a missing one).
     let none = app.tenant().await;
-    let request = Request::post("/v1/chat")
-        .header("authorization", format!("Bearer {}", none.member_token))
-        .header("content-type", "application/json")
-        .header("accept", "text/event-stream")
-        .body(Body::from(json!({"message": "hello"}).to_string()))
-        .unwrap();
-    let events = sse_events(&app.send(request).await.raw);
-    assert_eq!(events.len(), 1);
-    assert_eq!(events[0].0, "error");
-    assert_eq!(events[0].1["status"], 503);
+    let streamed = |token: &str, body: Value| {
+        Request::post("/v1/chat")
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .header("accept", "text/event-stream")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let refused = app
+        .send(streamed(&none.member_token, json!({"message": "hello"})))
+        .await;
+    assert_problem(&refused, 503);
+    let foreign = app
+        .send(streamed(
+            &none.member_token,
+            json!({"message": "hello", "conversation_id": done["conversation_id"]}),
+        ))
+        .await;
+    assert_problem(&foreign, 404);
 }
 
 #[tokio::test]
@@ -953,16 +964,44 @@ async fn openai_agents_answer_whole_and_streamed() {
     let model = agent_server::start_openai().await;
     // The key is named by the agent and read from the environment, never stored.
     // SAFETY of the test: a variable no other test reads.
-    unsafe_env_set("SWITCHYARD_TEST_OPENAI_KEY", "sk-test-123");
+    unsafe_env_set("SY_TEST_OPENAI_KEY", "sk-test-123");
     let app = TestApp::sqlite().await;
     let t = app.tenant().await;
-    let created = app
-        .post(
-            "/v1/agents",
-            &t.admin_token,
-            json!({"name": "assistant", "kind": "openai", "is_fallback": true,
-                   "config": {"base_url": model.url("/v1"), "model": "tiny", "system_prompt": "Be brief.", "api_key_env": "SWITCHYARD_TEST_OPENAI_KEY"}}),
+    let agent = |var: &str| {
+        json!({"name": "assistant", "kind": "openai", "is_fallback": true,
+               "config": {"base_url": model.url("/v1"), "model": "tiny", "system_prompt": "Be brief.", "api_key_env": var}})
+    };
+    // A tenant admin may name only a variable the operator granted the tenant: never the
+    // server's own secrets, nor anything not granted.
+    for var in [
+        "SWITCHYARD_JWT_SECRET",
+        "SWITCHYARD_ADMIN_TOKEN",
+        "SY_TEST_OPENAI_KEY",
+    ] {
+        assert_problem(
+            &app.post("/v1/agents", &t.admin_token, agent(var)).await,
+            422,
+        );
+    }
+    let granted = app
+        .patch(
+            &format!("/v1/tenants/{}", t.tenant),
+            OPERATOR,
+            json!({"settings": {"agent_key_envs": ["SY_TEST_OPENAI_KEY"]}}),
         )
+        .await;
+    assert_eq!(granted.status, 200, "{:?}", granted.body);
+    assert_problem(
+        &app.patch(
+            &format!("/v1/tenants/{}", t.tenant),
+            OPERATOR,
+            json!({"settings": {"agent_key_envs": ["SWITCHYARD_JWT_SECRET"]}}),
+        )
+        .await,
+        422,
+    );
+    let created = app
+        .post("/v1/agents", &t.admin_token, agent("SY_TEST_OPENAI_KEY"))
         .await;
     assert_eq!(created.status, 201, "{:?}", created.body);
     let whole = chat(&app, &t.member_token, json!({"message": "hello there"})).await;
@@ -1032,6 +1071,33 @@ async fn openai_agents_answer_whole_and_streamed() {
         )
         .await;
     assert_eq!(detail.body["message_count"], 2);
+
+    // A grant taken back holds at once for agents made under it: the key is not read.
+    let calls = model.received("/v1/chat/completions").len();
+    let revoked = app
+        .patch(
+            &format!("/v1/tenants/{}", t.tenant),
+            OPERATOR,
+            json!({"settings": {"agent_key_envs": null}}),
+        )
+        .await;
+    assert_eq!(revoked.status, 200, "{:?}", revoked.body);
+    let refused = chat(
+        &app,
+        &t.member_token,
+        json!({"message": "hello again", "agent_id": created.body["id"]}),
+    )
+    .await;
+    assert_problem(&refused, 502);
+    assert!(
+        refused.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not granted"),
+        "{:?}",
+        refused.body
+    );
+    assert_eq!(model.received("/v1/chat/completions").len(), calls);
 }
 
 fn unsafe_env_set(key: &str, value: &str) {

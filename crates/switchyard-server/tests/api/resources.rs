@@ -513,6 +513,15 @@ async fn conversations_with_their_turns() {
         .await,
         403,
     );
+    // Any `all` or `user_id` from a member is refused, whatever its value: even `false`,
+    // even their own id, even a malformed one.
+    for query in ["all=false", "all=maybe", "user_id=not-a-uuid"] {
+        assert_problem(
+            &app.get(&format!("/v1/conversations?{query}"), &t.member_token)
+                .await,
+            403,
+        );
+    }
     assert_problem(
         &app.get("/v1/conversations?all=maybe", &t.admin_token).await,
         400,

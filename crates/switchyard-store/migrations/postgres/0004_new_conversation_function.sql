@@ -3,13 +3,25 @@
 -- was held across five round trips, which serialised a tenant's new conversations behind the
 -- network and the scheduler. Here it is held only while this function runs and commits.
 --
--- As in migration 3, the function sets the transaction-local app.tenant_id first and runs as
--- its caller, so row-level security applies as always; its statements are, word for word, the
--- store's COUNT_FOR_LIMITS, INSERT_CONVERSATION and WRITE_TURN (a test checks it).
+-- As in migration 3, the functions set the transaction-local app.tenant_id first and run as
+-- their caller, so row-level security applies as always; their statements are, word for
+-- word, the store's COUNT_FOR_LIMITS, INSERT_CONVERSATION and WRITE_TURN (a test checks it).
+
+-- COUNT_FOR_LIMITS
+-- The user's and the tenant's conversations, each counted only up to its limit ($3 per
+-- user, $4 per tenant): the check before a new conversation's agent call.
+CREATE FUNCTION switchyard_count_for_limits(uuid, uuid, bigint, bigint)
+RETURNS TABLE (per_user bigint, per_tenant bigint)
+LANGUAGE plpgsql VOLATILE AS $fn$
+BEGIN
+    PERFORM set_config('app.tenant_id', $1::text, true);
+    RETURN QUERY SELECT (SELECT count(*) FROM (SELECT 1 FROM conversations WHERE tenant_id = $1 AND user_id = $2 LIMIT $3) u), (SELECT count(*) FROM (SELECT 1 FROM conversations WHERE tenant_id = $1 LIMIT $4) t);
+END
+$fn$;
+
 -- At a limit it raises SQLSTATE SYL01 with the message per_user or per_tenant.
 -- $1-$15 as switchyard_write_turn, $16 title, $17 per-user limit, $18 per-tenant limit,
 -- $19 the tenant's advisory lock key.
-
 -- WRITE_NEW_TURN
 CREATE FUNCTION switchyard_write_new_turn(uuid, uuid, uuid, timestamptz, text, uuid, uuid, text, text, double precision, jsonb, double precision, text, double precision, boolean, text, bigint, bigint, bigint)
 RETURNS TABLE (tenant_id uuid, id uuid, user_id uuid, title text, primary_intent text, last_agent_id uuid, message_count bigint, created_at timestamptz, last_activity timestamptz, t_id uuid)
@@ -21,8 +33,7 @@ DECLARE
 BEGIN
     PERFORM set_config('app.tenant_id', $1::text, true);
     PERFORM pg_advisory_xact_lock($19);
-    -- COUNT_FOR_LIMITS
-    SELECT (SELECT count(*) FROM (SELECT 1 FROM conversations WHERE tenant_id = $1 AND user_id = $3 LIMIT $17) u), (SELECT count(*) FROM (SELECT 1 FROM conversations WHERE tenant_id = $1 LIMIT $18) t) INTO per_user, per_tenant;
+    SELECT l.per_user, l.per_tenant INTO per_user, per_tenant FROM switchyard_count_for_limits($1, $3, $17, $18) l;
     IF per_user >= $17 THEN
         RAISE EXCEPTION 'per_user' USING ERRCODE = 'SYL01';
     END IF;

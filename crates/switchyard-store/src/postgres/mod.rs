@@ -63,6 +63,9 @@ fn connect_options(url: &str) -> StoreResult<PgConnectOptions> {
 
 impl PgStore {
     const BACKEND: Backend = Backend::Postgres;
+    /// A tenant's settings, its row locked until the transaction ends.
+    const TENANT_SETTINGS_FOR_UPDATE: &str =
+        "SELECT settings FROM tenants WHERE id = $1 FOR UPDATE";
 
     /// Connects (migrating first when configured) and checks that pooled connections run
     /// as the application role, without any way around row-level security.
@@ -262,6 +265,24 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(map_err)
+    }
+
+    /// The user's and the tenant's conversations, each counted up to its limit, in one
+    /// round trip.
+    async fn count_for_limits(
+        &self,
+        scope: &TenantScope,
+        max_per_user: i64,
+        max_per_tenant: i64,
+    ) -> StoreResult<(i64, i64)> {
+        sqlx::query_as("SELECT * FROM switchyard_count_for_limits($1, $2, $3, $4)")
+            .bind(scope.tenant_id().as_uuid())
+            .bind(scope.user_id().as_uuid())
+            .bind(max_per_user)
+            .bind(max_per_tenant)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)
     }
 
     /// A new conversation with its first turn, in one round trip: the function checks the

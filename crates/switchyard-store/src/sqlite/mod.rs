@@ -64,6 +64,8 @@ fn is_memory(url: &str) -> bool {
 
 impl SqliteStore {
     const BACKEND: Backend = Backend::Sqlite;
+    /// A tenant's settings (`BEGIN IMMEDIATE` already serialises writers: no row lock).
+    const TENANT_SETTINGS_FOR_UPDATE: &str = "SELECT settings FROM tenants WHERE id = $1";
 
     /// Opens (creating if missing) and migrates the database.
     pub async fn connect(config: &StoreConfig) -> StoreResult<Self> {
@@ -296,6 +298,36 @@ impl SqliteStore {
         Ok(rows)
     }
 
+    /// The user's and the tenant's conversations, each counted up to its limit.
+    async fn counts_for_limits(
+        tx: &mut Tx,
+        scope: &TenantScope,
+        max_per_user: i64,
+        max_per_tenant: i64,
+    ) -> StoreResult<(i64, i64)> {
+        sqlx::query_as(statements::COUNT_FOR_LIMITS)
+            .bind(scope.tenant_id().as_uuid())
+            .bind(scope.user_id().as_uuid())
+            .bind(max_per_user.max(0))
+            .bind(max_per_tenant.max(0))
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(map_err)
+    }
+
+    /// [`Self::counts_for_limits`] in a read transaction of its own.
+    async fn count_for_limits(
+        &self,
+        scope: &TenantScope,
+        max_per_user: i64,
+        max_per_tenant: i64,
+    ) -> StoreResult<(i64, i64)> {
+        let mut tx = self.read(scope.tenant_id()).await?;
+        let counts = Self::counts_for_limits(&mut tx, scope, max_per_user, max_per_tenant).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(counts)
+    }
+
     /// A new conversation with its first turn. The limits are counted in the write
     /// transaction (`BEGIN IMMEDIATE` serialises every writer, so nothing can race past
     /// them), each side only up to its limit.
@@ -316,17 +348,8 @@ impl SqliteStore {
             ));
         };
         let mut tx = self.write(scope.tenant_id()).await?;
-        let (per_user, per_tenant): (i64, i64) = sqlx::query_as(
-            "SELECT (SELECT count(*) FROM (SELECT 1 FROM conversations WHERE tenant_id = $1 AND user_id = $2 LIMIT $3) u), \
-             (SELECT count(*) FROM (SELECT 1 FROM conversations WHERE tenant_id = $1 LIMIT $4) t)",
-        )
-        .bind(scope.tenant_id().as_uuid())
-        .bind(scope.user_id().as_uuid())
-        .bind((*max_per_user).max(0))
-        .bind((*max_per_tenant).max(0))
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(map_err)?;
+        let (per_user, per_tenant) =
+            Self::counts_for_limits(&mut tx, scope, *max_per_user, *max_per_tenant).await?;
         if per_user >= *max_per_user {
             return Err(StoreError::LimitReached {
                 which: "per_user",

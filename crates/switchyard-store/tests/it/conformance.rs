@@ -56,7 +56,12 @@ async fn tenants(store: Arc<dyn Store>) {
             TenantPatch {
                 name: Some("Renamed".into()),
                 status: Some(TenantStatus::Suspended),
-                settings: Some(settings.clone()),
+                settings: Some(
+                    serde_json::json!({"min_confidence": 0.5, "unknown": null})
+                        .as_object()
+                        .cloned()
+                        .unwrap(),
+                ),
             },
         )
         .await
@@ -65,6 +70,75 @@ async fn tenants(store: Arc<dyn Store>) {
         (updated.name.as_str(), updated.status),
         ("Renamed", TenantStatus::Suspended)
     );
+    assert_eq!(updated.settings, settings);
+    // Settings merge key by key in the store (`null` removes a key); a bad value is refused
+    // and changes nothing.
+    let patch = |v: serde_json::Value| TenantPatch {
+        settings: v.as_object().cloned(),
+        ..TenantPatch::default()
+    };
+    let merged = store
+        .update_tenant(a.tenant.id, patch(serde_json::json!({"min_margin": 0.2})))
+        .await
+        .unwrap();
+    assert_eq!(
+        (merged.settings.min_confidence, merged.settings.min_margin),
+        (Some(0.5), Some(0.2))
+    );
+    assert!(matches!(
+        store
+            .update_tenant(a.tenant.id, patch(serde_json::json!({"min_margin": 7})))
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+    let updated = store
+        .update_tenant(a.tenant.id, patch(serde_json::json!({"min_margin": null})))
+        .await
+        .unwrap();
+    assert_eq!(updated.settings, settings);
+    // Concurrent patches of different keys all land.
+    let keys = [
+        ("min_margin", serde_json::json!(0.25)),
+        ("switch_margin", serde_json::json!(0.35)),
+        ("retention_days", serde_json::json!(30)),
+        ("max_conversations_per_user", serde_json::json!(9)),
+        ("rate_limit_per_second", serde_json::json!(7)),
+        ("rate_limit_burst", serde_json::json!(11)),
+    ];
+    let mut tasks = Vec::new();
+    for (key, value) in keys.clone() {
+        let store = store.clone();
+        let id = a.tenant.id;
+        tasks.push(tokio::spawn(async move {
+            store
+                .update_tenant(id, patch(serde_json::json!({ key: value })))
+                .await
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let all = serde_json::to_value(&store.get_tenant(a.tenant.id).await.unwrap().settings).unwrap();
+    for (key, value) in keys {
+        assert_eq!(all[key], value, "{key} was lost: {all}");
+    }
+    let keys_only: serde_json::Map<String, serde_json::Value> = all
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| k.as_str() != "min_confidence")
+        .map(|k| (k.clone(), serde_json::Value::Null))
+        .collect();
+    let updated = store
+        .update_tenant(
+            a.tenant.id,
+            TenantPatch {
+                settings: Some(keys_only),
+                ..TenantPatch::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(updated.settings, settings);
     // An empty patch changes nothing.
     let same = store
@@ -429,7 +503,13 @@ async fn turns_update_their_conversation(store: Arc<dyn Store>) {
         .append_turn(&a.member, follow_up_turn(ConversationId::new(), "x"))
         .await;
     assert!(matches!(missing, Err(StoreError::NotFound)));
-    assert_eq!(store.count_conversations(&a.member).await.unwrap(), (1, 1));
+    assert_eq!(
+        store
+            .count_conversations(&a.member, i64::MAX, i64::MAX)
+            .await
+            .unwrap(),
+        (1, 1)
+    );
 
     // History is the last N turns, oldest first.
     let (_, history) = store
@@ -495,7 +575,13 @@ async fn conversation_limits_write_nothing(store: Arc<dyn Store>) {
         ),
         "{over_tenant:?}"
     );
-    assert_eq!(store.count_conversations(&a.member).await.unwrap(), (2, 2));
+    assert_eq!(
+        store
+            .count_conversations(&a.member, i64::MAX, i64::MAX)
+            .await
+            .unwrap(),
+        (2, 2)
+    );
     // Follow-ups are not new conversations: they pass at the limit.
     let own = store
         .list_conversations(&a.member, ConversationFilter::Own, PageRequest::first(10))
@@ -530,7 +616,23 @@ async fn concurrent_new_conversations_respect_the_limit(store: Arc<dyn Store>) {
         }
     }
     assert_eq!(ok, 5);
-    assert_eq!(store.count_conversations(&a.member).await.unwrap().0, 5);
+    assert_eq!(
+        store
+            .count_conversations(&a.member, i64::MAX, i64::MAX)
+            .await
+            .unwrap()
+            .0,
+        5
+    );
+    // Each side is counted only up to the limit asked about.
+    assert_eq!(
+        store.count_conversations(&a.member, 3, 4).await.unwrap(),
+        (3, 4)
+    );
+    assert_eq!(
+        store.count_conversations(&a.member, 0, 0).await.unwrap(),
+        (0, 0)
+    );
 }
 
 async fn concurrent_turns_count_exactly(store: Arc<dyn Store>) {

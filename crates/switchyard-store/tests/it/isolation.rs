@@ -55,7 +55,13 @@ async fn conversation_isolation(store: Arc<dyn Store>) {
     // A's conversation is untouched.
     let still = store.get_conversation(&a.member, a_conv).await.unwrap();
     assert_eq!(still.message_count, 1);
-    assert_eq!(store.count_conversations(&b.member).await.unwrap(), (1, 1));
+    assert_eq!(
+        store
+            .count_conversations(&b.member, i64::MAX, i64::MAX)
+            .await
+            .unwrap(),
+        (1, 1)
+    );
 }
 
 /// Tenant B cannot read A's turns, load them as history, or append to A's conversation.
@@ -349,7 +355,13 @@ async fn cross_tenant_prevention(store: Arc<dyn Store>) {
 
     // Counts are per tenant.
     start_conversation(&store, &a.member, "one").await;
-    assert_eq!(store.count_conversations(&b.member).await.unwrap(), (0, 0));
+    assert_eq!(
+        store
+            .count_conversations(&b.member, i64::MAX, i64::MAX)
+            .await
+            .unwrap(),
+        (0, 0)
+    );
 
     // A made-up scope naming a tenant that does not exist sees nothing.
     let ghost =

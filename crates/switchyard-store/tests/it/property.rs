@@ -145,7 +145,10 @@ async fn check(store: &Arc<dyn Store>, ops: Vec<Op>) {
             expected_agents,
             "tenant {t} agents"
         );
-        let (per_user, per_tenant) = store.count_conversations(&a.member).await.unwrap();
+        let (per_user, per_tenant) = store
+            .count_conversations(&a.member, i64::MAX, i64::MAX)
+            .await
+            .unwrap();
         assert_eq!(per_user, expected.len() as i64);
         assert_eq!(per_tenant, expected.len() as i64);
     }
