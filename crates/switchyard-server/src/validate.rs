@@ -94,7 +94,11 @@ mod tests {
     #[test]
     fn passwords() {
         assert!(password_problem("short").is_some());
+        assert!(password_problem("eleven char").is_some(), "11 is one short");
         assert!(password_problem("twelve chars").is_none());
+        // Characters, not bytes: twelve accented letters pass, eleven do not.
+        assert!(password_problem(&"é".repeat(12)).is_none());
+        assert!(password_problem(&"é".repeat(11)).is_some());
         assert!(password_problem(&"x".repeat(2000)).is_some());
     }
 }

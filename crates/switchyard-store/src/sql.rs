@@ -188,6 +188,33 @@ pub mod statements {
     pub const WRITE_NEW_TURN: &str = "SELECT * FROM switchyard_write_new_turn(\
          $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)";
 
+    /// Analytics (`$1` tenant, `$2`..`$3` the period): turns, conversations, mean routing
+    /// confidence and fallback rate.
+    pub const ANALYTICS_TOTALS: &str = "SELECT count(*), count(DISTINCT conversation_id), avg(routing_confidence), \
+         avg(CAST(CASE WHEN fallback_used THEN 1 WHEN fallback_used IS NULL THEN NULL ELSE 0 END AS DOUBLE PRECISION)) \
+         FROM conversation_messages WHERE tenant_id = $1 AND created_at >= $2 AND created_at < $3";
+
+    /// Analytics: turns by intent.
+    pub const ANALYTICS_BY_INTENT: &str = "SELECT intent_category, count(*) AS n FROM conversation_messages \
+         WHERE tenant_id = $1 AND created_at >= $2 AND created_at < $3 \
+         GROUP BY intent_category ORDER BY n DESC, intent_category";
+
+    /// Analytics: turns by the agent that answered, with its name.
+    pub const ANALYTICS_BY_AGENT: &str = "SELECT m.selected_agent_id, max(a.name), count(*) FROM conversation_messages m \
+         LEFT JOIN agents a ON a.tenant_id = m.tenant_id AND a.id = m.selected_agent_id \
+         WHERE m.tenant_id = $1 AND m.created_at >= $2 AND m.created_at < $3 \
+         AND m.selected_agent_id IS NOT NULL GROUP BY m.selected_agent_id";
+
+    /// Analytics: failed agent calls by agent.
+    pub const ANALYTICS_FAILED_CALLS: &str = "SELECT agent_id, max(agent_name), count(*) FROM agent_call_errors \
+         WHERE tenant_id = $1 AND created_at >= $2 AND created_at < $3 GROUP BY agent_id";
+
+    /// Retention: deletes up to `$3` of the tenant's turns older than `$2`, oldest first,
+    /// answering their conversations.
+    pub const RETENTION_DELETE_TURNS: &str = "DELETE FROM conversation_messages WHERE tenant_id = $1 AND id IN \
+         (SELECT id FROM conversation_messages WHERE tenant_id = $1 AND created_at < $2 \
+          ORDER BY created_at LIMIT $3) RETURNING conversation_id";
+
     /// The turn insert: the columns in order.
     pub const INSERT_TURN: &str = concat!(
         "INSERT INTO conversation_messages (tenant_id, id, conversation_id, user_message, agent_response, \
@@ -907,44 +934,28 @@ macro_rules! impl_store {
                 let tenant = scope.tenant_id().as_uuid();
                 let mut tx = self.read(scope.tenant_id()).await?;
                 let (turns, conversations, mean_confidence, fallback_rate): (i64, i64, Option<f64>, Option<f64>) =
-                    sqlx::query_as(
-                        "SELECT count(*), count(DISTINCT conversation_id), avg(routing_confidence), \
-                         avg(CAST(CASE WHEN fallback_used THEN 1 WHEN fallback_used IS NULL THEN NULL ELSE 0 END AS DOUBLE PRECISION)) \
-                         FROM conversation_messages WHERE tenant_id = $1 AND created_at >= $2 AND created_at < $3",
-                    )
+                    sqlx::query_as($crate::statements::ANALYTICS_TOTALS)
                     .bind(tenant)
                     .bind(Ts(from))
                     .bind(Ts(to))
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(map_err)?;
-                let by_intent: Vec<(Option<String>, i64)> = sqlx::query_as(
-                    "SELECT intent_category, count(*) AS n FROM conversation_messages \
-                     WHERE tenant_id = $1 AND created_at >= $2 AND created_at < $3 \
-                     GROUP BY intent_category ORDER BY n DESC, intent_category",
-                )
+                let by_intent: Vec<(Option<String>, i64)> = sqlx::query_as($crate::statements::ANALYTICS_BY_INTENT)
                 .bind(tenant)
                 .bind(Ts(from))
                 .bind(Ts(to))
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(map_err)?;
-                let answered: Vec<(uuid::Uuid, Option<String>, i64)> = sqlx::query_as(
-                    "SELECT m.selected_agent_id, max(a.name), count(*) FROM conversation_messages m \
-                     LEFT JOIN agents a ON a.tenant_id = m.tenant_id AND a.id = m.selected_agent_id \
-                     WHERE m.tenant_id = $1 AND m.created_at >= $2 AND m.created_at < $3 \
-                     AND m.selected_agent_id IS NOT NULL GROUP BY m.selected_agent_id",
-                )
+                let answered: Vec<(uuid::Uuid, Option<String>, i64)> = sqlx::query_as($crate::statements::ANALYTICS_BY_AGENT)
                 .bind(tenant)
                 .bind(Ts(from))
                 .bind(Ts(to))
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(map_err)?;
-                let failed: Vec<(uuid::Uuid, String, i64)> = sqlx::query_as(
-                    "SELECT agent_id, max(agent_name), count(*) FROM agent_call_errors \
-                     WHERE tenant_id = $1 AND created_at >= $2 AND created_at < $3 GROUP BY agent_id",
-                )
+                let failed: Vec<(uuid::Uuid, String, i64)> = sqlx::query_as($crate::statements::ANALYTICS_FAILED_CALLS)
                 .bind(tenant)
                 .bind(Ts(from))
                 .bind(Ts(to))
@@ -965,11 +976,7 @@ macro_rules! impl_store {
                 require_admin(scope)?;
                 let tenant = scope.tenant_id().as_uuid();
                 let mut tx = self.write(scope.tenant_id()).await?;
-                let emptied: Vec<(uuid::Uuid,)> = sqlx::query_as(
-                    "DELETE FROM conversation_messages WHERE tenant_id = $1 AND id IN \
-                     (SELECT id FROM conversation_messages WHERE tenant_id = $1 AND created_at < $2 \
-                      ORDER BY created_at LIMIT $3) RETURNING conversation_id",
-                )
+                let emptied: Vec<(uuid::Uuid,)> = sqlx::query_as($crate::statements::RETENTION_DELETE_TURNS)
                 .bind(tenant)
                 .bind(Ts(cutoff))
                 .bind(i64::from(batch))
@@ -1121,6 +1128,19 @@ macro_rules! impl_store {
                     .bind(method)
                     .bind(confidence)
                     .bind(fallback)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                }
+                // The counts are derived: they follow the turns actually imported, whatever
+                // the file said.
+                if !data.conversations.is_empty() {
+                    sqlx::query(
+                        "UPDATE conversations SET message_count = (SELECT count(*) FROM conversation_messages m \
+                         WHERE m.tenant_id = conversations.tenant_id AND m.conversation_id = conversations.id) \
+                         WHERE tenant_id = $1",
+                    )
+                    .bind(tenant)
                     .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;

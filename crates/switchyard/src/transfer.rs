@@ -370,10 +370,10 @@ pub async fn import(
         }
     }
     let (name, settings) = header.ok_or("the file is empty")?;
-    let tenant = match store.find_tenant_by_slug(slug).await {
-        Ok(t) => t,
+    let (tenant, created) = match store.find_tenant_by_slug(slug).await {
+        Ok(t) => (t, false),
         Err(StoreError::NotFound) => {
-            store
+            let (t, _) = store
                 .create_tenant(
                     NewTenant {
                         slug: slug.into(),
@@ -383,20 +383,29 @@ pub async fn import(
                     None,
                 )
                 .await
-                .map_err(|e| e.to_string())?
-                .0
+                .map_err(|e| e.to_string())?;
+            (t, true)
         }
         Err(e) => return Err(e.to_string()),
     };
     let scope =
         TenantScope::trusted_for_cli_or_tests(tenant.id, UserId::from(Uuid::nil()), Role::Admin);
-    store.import_tenant_data(&scope, &data).await.map_err(|e| match e {
-        StoreError::Conflict { constraint } => format!(
-            "nothing was imported: the file clashes with what tenant {slug:?} already has ({constraint}); import into a new tenant"
-        ),
-        StoreError::NotFound => "nothing was imported: a record refers to a user or conversation the file does not have".into(),
-        other => format!("nothing was imported: {other}"),
-    })?;
+    if let Err(e) = store.import_tenant_data(&scope, &data).await {
+        // The import is one transaction, so nothing of it is left; nor is the tenant made
+        // for it.
+        if created && let Err(cleanup) = store.delete_tenant(tenant.id).await {
+            return Err(format!(
+                "nothing was imported ({e}), but the tenant {slug:?} made for it could not be removed: {cleanup}"
+            ));
+        }
+        return Err(match e {
+            StoreError::Conflict { constraint } => format!(
+                "nothing was imported: the file clashes with what tenant {slug:?} already has ({constraint}); import into a new tenant"
+            ),
+            StoreError::NotFound => "nothing was imported: a record refers to a user or conversation the file does not have".into(),
+            other => format!("nothing was imported: {other}"),
+        });
+    }
     Ok(Counts {
         users: data.users.len(),
         agents: data.agents.len(),

@@ -261,3 +261,189 @@ fn http_client() -> reqwest::ClientBuilder {
     switchyard_agents::install_tls_provider();
     reqwest::Client::builder()
 }
+
+/// A new empty directory for a command to run in.
+fn empty_dir() -> std::path::PathBuf {
+    let db = switchyard_store::testing::sqlite_path();
+    let dir = db.with_extension("dir");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn migrate_on_a_fresh_machine_needs_no_settings_at_all() {
+    let dir = empty_dir();
+    let out = Command::new(BIN)
+        .arg("migrate")
+        .env_clear()
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "switchyard migrate with no settings: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        dir.join("switchyard.db").exists(),
+        "the embedded default database is made in the working directory"
+    );
+    let again = Command::new(BIN)
+        .arg("migrate")
+        .env_clear()
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stdout).contains("up to date"));
+}
+
+/// Reads from `stream` until the server closes it or `within` passes; whether it closed.
+fn closed_within(stream: &mut std::net::TcpStream, within: Duration) -> bool {
+    use std::io::Read;
+    let deadline = Instant::now() + within;
+    let mut buf = [0u8; 1024];
+    while Instant::now() < deadline {
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
+#[tokio::test]
+async fn slow_and_oversized_requests_through_a_real_socket() {
+    let server = Server::start(
+        &sqlite_url(),
+        &[("SWITCHYARD_HEADER_READ_TIMEOUT_MS", "300")],
+    );
+    let addr = server.url.strip_prefix("http://").unwrap().to_string();
+    // A client that starts a request and never finishes its headers is cut off.
+    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    assert!(
+        closed_within(&mut slow, Duration::from_secs(20)),
+        "a client that never finishes its headers is disconnected"
+    );
+    // Meanwhile the server answers others, with problem documents for what it refuses.
+    let client = http_client().build().unwrap();
+    let big = client
+        .post(format!("{}/v1/auth/login", server.url))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 2 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status(), 413);
+    assert_eq!(
+        big.headers()["content-type"].to_str().unwrap(),
+        "application/problem+json"
+    );
+    let unknown = client
+        .get(format!("{}/v1/nowhere", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    let problem: serde_json::Value = unknown.json().await.unwrap();
+    assert_eq!(problem["status"], 404);
+    assert_eq!(
+        client
+            .get(format!("{}/healthz", server.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert!(server.stop().success());
+}
+
+#[tokio::test]
+async fn the_demo_starts_with_two_tenants_and_its_curl_lines_work() {
+    let dir = empty_dir();
+    let mut child = Command::new(BIN)
+        .arg("demo")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("SWITCHYARD_BIND", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .current_dir(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let base = first
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_string();
+    let mut tokens = std::collections::HashMap::new();
+    let mut curl_lines = 0;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("export ") {
+            let (name, value) = rest.split_once('=').unwrap();
+            tokens.insert(name.to_string(), value.to_string());
+        }
+        if line.starts_with("curl ") {
+            curl_lines += 1;
+            assert!(line.contains(&base), "{line}");
+        }
+        if line.contains("/v1/route") {
+            break;
+        }
+    }
+    assert!(curl_lines >= 4, "the demo prints curl lines to paste");
+    let client = http_client().build().unwrap();
+    let chat = |token: String| {
+        let client = client.clone();
+        let base = base.clone();
+        async move {
+            let resp = client
+                .post(format!("{base}/v1/chat"))
+                .bearer_auth(token)
+                .json(&serde_json::json!({"message": "I was charged twice on my card"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+            resp.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    // As the printed lines say: acme's billing agent answers, globex (no billing agent)
+    // falls back; debug timings are on in the demo.
+    let acme = chat(tokens["TOKEN_ACME_MEMBER"].clone()).await;
+    assert_eq!(acme["agent"]["name"], "billing", "{acme}");
+    assert!(acme["debug"]["timings_ms"].is_object(), "{acme}");
+    let globex = chat(tokens["TOKEN_GLOBEX_MEMBER"].clone()).await;
+    assert_ne!(globex["agent"]["name"], "billing", "{globex}");
+    assert_eq!(globex["routing"]["fallback_used"], true, "{globex}");
+    // Each sees only their own conversation.
+    let list = client
+        .get(format!("{base}/v1/conversations"))
+        .bearer_auth(&tokens["TOKEN_GLOBEX_MEMBER"])
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    assert_eq!(list["items"][0]["id"], globex["conversation_id"]);
+    assert!(dir.join("switchyard-demo.db").exists());
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "the demo stops cleanly on SIGTERM");
+}

@@ -170,14 +170,12 @@ fn browser_available() -> bool {
         "{} not installed (apt-get install chromium chromium-driver): the console's browser tests cannot run",
         missing.join(" and ")
     );
-    if std::env::var("SWITCHYARD_REQUIRE_BROWSER").is_ok_and(|v| v == "1") {
+    if std::env::var("SWITCHYARD_REQUIRE_BROWSER").is_ok_and(|v| v == "1" || v == "true") {
         panic!("{message}, and SWITCHYARD_REQUIRE_BROWSER=1");
     }
-    eprintln!(
-        "\n{}\n!!! SKIPPED: {message}\n{}\n",
-        "!".repeat(78),
-        "!".repeat(78)
-    );
+    // Straight to the process's standard error, past the test harness's capture, so that a
+    // skip is seen in a passing run too.
+    switchyard_store::testing::loud_skip(&format!("SKIPPED: {message}"));
     false
 }
 

@@ -298,5 +298,38 @@ async fn export_from_sqlite_import_into_postgres_shows_the_same_conversations() 
         .await
         .unwrap();
     assert_eq!(list["items"].as_array().unwrap().len(), 3);
+
+    // A file that does not hold together (turns whose conversations are missing), imported
+    // into a new tenant: refused, and not even the tenant is left behind.
+    let broken = std::env::temp_dir().join(format!("{slug}-broken.jsonl"));
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.contains("\"record\":\"conversation\""))
+        .collect();
+    assert!(kept.len() < text.lines().count());
+    std::fs::write(&broken, kept.join("\n")).unwrap();
+    let other = format!("{slug}-b");
+    let refused = run(
+        &pg,
+        &[
+            "import",
+            "--tenant",
+            &other,
+            "--input",
+            broken.to_str().unwrap(),
+        ],
+    );
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("nothing was imported"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let tenants = run(&pg, &["tenant", "list"]);
+    assert!(
+        !String::from_utf8_lossy(&tenants.stdout).contains(&other),
+        "the refused import's tenant is gone"
+    );
+    let _ = std::fs::remove_file(broken);
     let _ = std::fs::remove_file(file);
 }

@@ -357,3 +357,219 @@ pub async fn start_a2a() -> AgentServer {
     });
     AgentServer { addr, recorder }
 }
+
+/// Waits until `condition` holds, checking it every few milliseconds; fails the test,
+/// naming `what`, if it does not hold within ten seconds.
+pub async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gave up waiting: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits until `server` has received `n` requests at `path`.
+pub async fn wait_for_requests(server: &AgentServer, path: &str, n: usize) {
+    eventually(&format!("{n} requests at {path}"), || async {
+        server.received(path).len() >= n
+    })
+    .await;
+}
+
+/// An agent service at `/gated` that records each request and answers only once its gate
+/// is opened, so a test can keep agent calls in flight as long as it needs without timing.
+pub struct GatedAgent {
+    pub server: AgentServer,
+    gate: tokio::sync::watch::Sender<bool>,
+}
+
+impl GatedAgent {
+    /// Lets every waiting and later request answer.
+    pub fn open(&self) {
+        self.gate.send_replace(true);
+    }
+}
+
+pub async fn start_gated() -> GatedAgent {
+    let recorder = Arc::new(Recorder::default());
+    let (gate, opened) = tokio::sync::watch::channel(false);
+    let app = Router::new()
+        .route(
+            "/gated",
+            post(
+                |State((s, opened)): State<(Arc<Recorder>, tokio::sync::watch::Receiver<bool>)>,
+                 h: HeaderMap,
+                 b: Bytes| async move {
+                    record(&s, "/gated", h, b);
+                    let _ = opened.clone().wait_for(|open| *open).await;
+                    axum::Json(json!({"response": "released"}))
+                },
+            ),
+        )
+        .with_state((recorder.clone(), opened));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    GatedAgent {
+        server: AgentServer { addr, recorder },
+        gate,
+    }
+}
+
+/// A fake model service for the analyzers that never gives a usable answer, its behaviour
+/// chosen by the first path segment: `/not-json/…` answers an HTML page, `/truncated/…`
+/// JSON cut off in the middle, `/status-500/…` HTTP 500, and `/hang/…` nothing for 30 s.
+/// Both `/{mode}/v1/chat/completions` and `/{mode}/v1/embeddings`; requests are recorded as
+/// `/{mode}/chat` and `/{mode}/embeddings`.
+pub async fn start_broken_models() -> AgentServer {
+    use axum::extract::Path;
+    let recorder = Arc::new(Recorder::default());
+    async fn answer(mode: &str, truncated: &'static str) -> axum::response::Response {
+        let json = [("content-type", "application/json")];
+        match mode {
+            "not-json" => (
+                StatusCode::OK,
+                json,
+                "<html><body>502 Bad Gateway</body></html>",
+            )
+                .into_response(),
+            "truncated" => (StatusCode::OK, json, truncated).into_response(),
+            "status-500" => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json,
+                r#"{"error": {"message": "the model is overloaded", "type": "server_error"}}"#,
+            )
+                .into_response(),
+            "hang" => {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                (StatusCode::OK, json, "{}").into_response()
+            }
+            _ => StatusCode::NOT_FOUND.into_response(),
+        }
+    }
+    let app = Router::new()
+        .route(
+            "/{mode}/v1/chat/completions",
+            post(
+                |State(s): State<Arc<Recorder>>,
+                 Path(mode): Path<String>,
+                 h: HeaderMap,
+                 b: Bytes| async move {
+                    record(&s, &format!("/{mode}/chat"), h, b);
+                    answer(
+                        &mode,
+                        r#"{"choices": [{"index": 0, "message": {"role": "assistant", "content": "{\"agent_id\": "#,
+                    )
+                    .await
+                },
+            ),
+        )
+        .route(
+            "/{mode}/v1/embeddings",
+            post(
+                |State(s): State<Arc<Recorder>>,
+                 Path(mode): Path<String>,
+                 h: HeaderMap,
+                 b: Bytes| async move {
+                    record(&s, &format!("/{mode}/embeddings"), h, b);
+                    answer(
+                        &mode,
+                        r#"{"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2,"#,
+                    )
+                    .await
+                },
+            ),
+        )
+        .with_state(recorder.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    AgentServer { addr, recorder }
+}
+
+/// A fake agent service whose streams break: it sends a few pieces and then drops the
+/// connection without the stream's end — `/a2a…` as A2A `message/stream` events with no
+/// final status, `…/chat/completions` as OpenAI chunks with no `[DONE]`. Written over a raw
+/// socket so that the pieces surely leave before the connection goes, and the chunked body
+/// is left unterminated as a crashed server would leave it. Requests are recorded by path.
+pub async fn start_cut_streams() -> AgentServer {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let recorder = Arc::new(Recorder::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let state = recorder.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let state = state.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let head_end = loop {
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                    match socket.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                let length = head
+                    .lines()
+                    .filter_map(|l| l.split_once(':'))
+                    .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+                    .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                while buf.len() < head_end + length {
+                    match socket.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+                let body = Bytes::copy_from_slice(&buf[head_end..head_end + length]);
+                let req = record(&state, &path, HeaderMap::new(), body);
+                let pieces = ["half ", "an ", "answer"];
+                let events: Vec<Value> = if path.starts_with("/a2a") {
+                    let context = req.pointer("/params/message/contextId").cloned();
+                    let update = |result: Value| json!({"jsonrpc": "2.0", "id": req["id"], "result": result});
+                    let working = json!({"kind": "status-update", "taskId": "t1", "contextId": context,
+                                         "status": {"state": "working"}, "final": false});
+                    std::iter::once(update(working))
+                        .chain(pieces.iter().map(|p| {
+                            update(json!({"kind": "artifact-update", "taskId": "t1", "contextId": context, "append": true,
+                                          "artifact": {"artifactId": "a1", "parts": [{"kind": "text", "text": p}]}}))
+                        }))
+                        .collect()
+                } else {
+                    pieces
+                        .iter()
+                        .map(|p| json!({"choices": [{"index": 0, "delta": {"content": p}}]}))
+                        .collect()
+                };
+                let mut out = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\
+                                transfer-encoding: chunked\r\n\r\n"
+                    .to_vec();
+                for event in events {
+                    let data = format!("data: {event}\n\n");
+                    out.extend_from_slice(format!("{:x}\r\n{data}\r\n", data.len()).as_bytes());
+                }
+                // No terminating chunk: the connection simply goes.
+                let _ = socket.write_all(&out).await;
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    AgentServer { addr, recorder }
+}

@@ -273,11 +273,18 @@ async fn thresholds_margins_and_no_fallback(app: TestApp) {
 async fn another_tenants_agent_is_never_chosen(app: TestApp) {
     let a = app.tenant().await;
     let b = app.tenant().await;
-    // A has only a generic fallback; B has the perfect agent for the message.
+    // A has a generic fallback and an agent for something else; B has the perfect agent
+    // for the message.
     app.post(
         "/v1/agents",
         &a.admin_token,
         json!({"name": "general", "kind": "echo", "is_fallback": true}),
+    )
+    .await;
+    app.post(
+        "/v1/agents",
+        &a.admin_token,
+        json!({"name": "shipping", "kind": "echo", "keywords": ["parcel", "delivery"], "examples": ["where is my parcel"]}),
     )
     .await;
     let b_billing = app
@@ -301,6 +308,21 @@ async fn another_tenants_agent_is_never_chosen(app: TestApp) {
             !resp.raw.windows(b_id.len()).any(|w| w == b_id.as_bytes()),
             "B's agent appears nowhere in A's answer"
         );
+        let alternatives = resp.body["routing"]["alternatives"].as_array().unwrap();
+        assert!(
+            alternatives.iter().all(|a| a["name"] != "billing"),
+            "{alternatives:?}"
+        );
+        // The dry run agrees.
+        let route = app
+            .post(
+                "/v1/route",
+                &a.member_token,
+                json!({"message": "refund my invoice, I was charged twice"}),
+            )
+            .await;
+        assert_eq!(route.body["agent"]["name"], "general");
+        assert!(!route.raw.windows(b_id.len()).any(|w| w == b_id.as_bytes()));
     }
     // Pinning B's agent from A is not found, as a random id is.
     let pinned = chat(
@@ -349,7 +371,8 @@ async fn another_tenants_agent_is_never_chosen(app: TestApp) {
 on_both_backends!(
     routing_behaviour,
     thresholds_margins_and_no_fallback,
-    another_tenants_agent_is_never_chosen
+    another_tenants_agent_is_never_chosen,
+    fifty_concurrent_chats_on_one_conversation_count_exactly
 );
 
 async fn http_agent(app: &TestApp, t: &Actors, name: &str, url: String, extra: Value) -> String {
@@ -530,15 +553,30 @@ async fn failover_errors_and_the_circuit_breaker() {
     .await;
     assert_problem(&open, 503);
     assert_eq!(message_count(&app, &t).await, before);
-    // After the open period, one trial call is made.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Once the open period is over, one trial call is made (and, failing, reopens it).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while agents.received("/fail").len() == calls {
+        assert!(std::time::Instant::now() < deadline, "no trial call came");
+        let resp = chat(
+            &app,
+            &t.member_token,
+            json!({"message": "refund my invoice"}),
+        )
+        .await;
+        assert_eq!(resp.status, 200, "the fallback answers meanwhile");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     chat(
         &app,
         &t.member_token,
         json!({"message": "refund my invoice"}),
     )
     .await;
-    assert_eq!(agents.received("/fail").len(), calls + 1);
+    assert_eq!(
+        agents.received("/fail").len(),
+        calls + 1,
+        "exactly one trial, and its failure reopened the circuit"
+    );
 }
 
 #[tokio::test]
@@ -716,7 +754,7 @@ async fn idempotent_retries_store_one_turn() {
     let slow = http_agent(&app, &t, "slow", agents.url("/slow"), json!({})).await;
     let slow_body = json!({"message": "slowly", "agent_id": slow});
     let running = tokio::spawn(send("key-3", slow_body.clone()));
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    agent_server::wait_for_requests(&agents, "/slow", 1).await;
     assert_problem(&send("key-3", slow_body.clone()).await, 409);
     assert_eq!(running.await.unwrap().status, 200);
     // Keys are per user: another user's same key is independent.
@@ -731,9 +769,7 @@ async fn idempotent_retries_store_one_turn() {
     assert_eq!(other.status, 200);
 }
 
-#[tokio::test]
-async fn fifty_concurrent_chats_on_one_conversation_count_exactly() {
-    let app = TestApp::sqlite().await;
+async fn fifty_concurrent_chats_on_one_conversation_count_exactly(app: TestApp) {
     let t = app.tenant().await;
     app.post(
         "/v1/agents",
@@ -918,9 +954,27 @@ async fn limits_and_message_sizes() {
     );
     // The tenant-wide limit.
     app.patch(&format!("/v1/tenants/{}", t.tenant), OPERATOR, json!({"settings": {"max_conversations_per_user": null, "max_conversations_per_tenant": 3}})).await;
-    assert_problem(
-        &chat(&app, &t.admin_token, json!({"message": "fourth"})).await,
-        409,
+    let turns_before = message_count(&app, &t).await;
+    let over_tenant = chat(&app, &t.admin_token, json!({"message": "fourth"})).await;
+    assert_problem(&over_tenant, 409);
+    assert!(
+        over_tenant.body["detail"].as_str().unwrap().contains('3'),
+        "{:?}",
+        over_tenant.body
+    );
+    assert_eq!(
+        message_count(&app, &t).await,
+        turns_before,
+        "nothing written"
+    );
+    assert_eq!(
+        app.get("/v1/conversations?all=true", &t.admin_token)
+            .await
+            .body["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
     );
 
     assert_problem(
@@ -1109,11 +1163,18 @@ fn unsafe_env_set(key: &str, value: &str) {
     }
 }
 
-#[tokio::test]
-async fn replicas_sharing_a_database_see_agent_changes_at_once() {
-    let store = switchyard_store::testing::sqlite_store().await;
-    let one = TestApp::new(store.clone()).await;
-    let two = TestApp::new(store.clone()).await;
+/// Two servers (each with its own pool and caches) on one database.
+async fn replicas_sharing_a_database_see_agent_changes_at_once(url: String) {
+    let open = || async {
+        TestApp::new(
+            switchyard_store::connect(&switchyard_store::StoreConfig::new(url.clone()))
+                .await
+                .unwrap(),
+        )
+        .await
+    };
+    let one = open().await;
+    let two = open().await;
     let t = one.tenant().await;
     one.post(
         "/v1/agents",
@@ -1156,4 +1217,238 @@ async fn replicas_sharing_a_database_see_agent_changes_at_once() {
     )
     .await;
     assert_eq!(disabled.body["agent"]["name"], "general");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_on_sqlite_see_agent_changes_at_once() {
+    let url = format!(
+        "sqlite://{}",
+        switchyard_store::testing::sqlite_path().display()
+    );
+    replicas_sharing_a_database_see_agent_changes_at_once(url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_on_postgres_see_agent_changes_at_once() {
+    if let Some(url) = switchyard_store::testing::postgres_database_url().await {
+        replicas_sharing_a_database_see_agent_changes_at_once(url).await;
+    }
+}
+
+#[tokio::test]
+async fn an_agent_gets_only_the_last_turns_of_its_conversation() {
+    let agents = agent_server::start().await;
+    let mut config = crate::common::test_config();
+    config.history_turns = 2;
+    let app = TestApp::with_config(switchyard_store::testing::sqlite_store().await, config).await;
+    let t = app.tenant().await;
+    http_agent(&app, &t, "billing", agents.url("/ok"), json!({})).await;
+    let first = chat(&app, &t.member_token, json!({"message": "refund one"})).await;
+    let conversation = first.body["conversation_id"].clone();
+    for message in ["refund two", "refund three", "refund four"] {
+        let resp = chat(
+            &app,
+            &t.member_token,
+            json!({"message": message, "conversation_id": conversation}),
+        )
+        .await;
+        assert_eq!(resp.status, 200, "{:?}", resp.body);
+    }
+    let received = agents.received("/ok");
+    assert_eq!(received.len(), 4);
+    // The fourth call carries the two turns before it, oldest first, and nothing older.
+    assert_eq!(
+        received[3].json()["history"],
+        json!([
+            {"role": "user", "content": "refund two"},
+            {"role": "assistant", "content": "ok: refund two"},
+            {"role": "user", "content": "refund three"},
+            {"role": "assistant", "content": "ok: refund three"},
+        ])
+    );
+    assert_eq!(received[0].json()["history"], json!([]));
+}
+
+/// A tenant with two billing agents, the primary the better match, whose thresholds let any
+/// candidate take over (`min_confidence` 0, no margin needed), and optionally a fallback.
+async fn two_billing_agents(
+    app: &TestApp,
+    primary: String,
+    primary_extra: Value,
+    backup: String,
+    backup_extra: Value,
+    with_fallback: bool,
+) -> (Actors, String, String) {
+    let t = app.tenant().await;
+    let patched = app
+        .patch(
+            &format!("/v1/tenants/{}", t.tenant),
+            OPERATOR,
+            json!({"settings": {"min_confidence": 0.0, "min_margin": 0.0}}),
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{:?}", patched.body);
+    // The primary fits the message best; the backup fits it too, less well.
+    let agent = |name: &str, url: String, extra: Value, keywords: Value, examples: Value| {
+        let mut config = json!({"url": url});
+        config
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().cloned().unwrap_or_default());
+        json!({"name": name, "kind": "http", "config": config, "keywords": keywords, "examples": examples})
+    };
+    let first = app
+        .post(
+            "/v1/agents",
+            &t.admin_token,
+            agent(
+                "primary",
+                primary,
+                primary_extra,
+                json!(["refund", "invoice"]),
+                json!(["refund my invoice", "an invoice refund"]),
+            ),
+        )
+        .await;
+    assert_eq!(first.status, 201, "{:?}", first.body);
+    let second = app
+        .post(
+            "/v1/agents",
+            &t.admin_token,
+            agent(
+                "backup",
+                backup,
+                backup_extra,
+                json!(["refund"]),
+                json!(["a refund please"]),
+            ),
+        )
+        .await;
+    assert_eq!(second.status, 201, "{:?}", second.body);
+    if with_fallback {
+        app.post(
+            "/v1/agents",
+            &t.admin_token,
+            json!({"name": "general", "kind": "echo", "is_fallback": true}),
+        )
+        .await;
+    }
+    (
+        t,
+        first.body["id"].as_str().unwrap().to_string(),
+        second.body["id"].as_str().unwrap().to_string(),
+    )
+}
+
+#[tokio::test]
+async fn an_unpinned_turn_fails_over_through_its_candidates() {
+    let agents = agent_server::start().await;
+    let app = TestApp::sqlite().await;
+
+    // The chosen agent fails; the next confident candidate answers in the same turn.
+    let (t, primary, _) = two_billing_agents(
+        &app,
+        agents.url("/fail"),
+        json!({}),
+        agents.url("/ok"),
+        json!({}),
+        true,
+    )
+    .await;
+    let resp = chat(
+        &app,
+        &t.member_token,
+        json!({"message": "refund my invoice"}),
+    )
+    .await;
+    assert_eq!(resp.status, 200, "{:?}", resp.body);
+    assert_eq!(resp.body["agent"]["name"], "backup", "{:#}", resp.body);
+    assert_eq!(
+        resp.body["routing"]["failover_from"]["agent_id"],
+        primary.as_str()
+    );
+    assert_eq!(resp.body["response"], "ok: refund my invoice");
+
+    // Both candidates fail, the fallback answers.
+    let (t, _, _) = two_billing_agents(
+        &app,
+        agents.url("/fail"),
+        json!({}),
+        agents.url("/garbage"),
+        json!({}),
+        true,
+    )
+    .await;
+    let resp = chat(
+        &app,
+        &t.member_token,
+        json!({"message": "refund my invoice"}),
+    )
+    .await;
+    assert_eq!(resp.status, 200, "{:?}", resp.body);
+    assert_eq!(resp.body["agent"]["name"], "general");
+    assert_eq!(resp.body["routing"]["failover_from"]["name"], "primary");
+
+    // Everyone fails and no one is left: the first failure's problem, nothing stored.
+    for (primary, primary_extra, status) in [
+        ("/fail", json!({}), 502),
+        ("/hang", json!({"timeout_ms": 300}), 504),
+    ] {
+        let (t, _, _) = two_billing_agents(
+            &app,
+            agents.url(primary),
+            primary_extra,
+            agents.url("/garbage"),
+            json!({}),
+            false,
+        )
+        .await;
+        let resp = chat(
+            &app,
+            &t.member_token,
+            json!({"message": "refund my invoice"}),
+        )
+        .await;
+        assert_problem(&resp, status);
+        assert_eq!(
+            message_count(&app, &t).await,
+            0,
+            "{primary}: nothing stored"
+        );
+        assert_eq!(
+            app.get("/v1/conversations", &t.member_token).await.body["items"],
+            json!([]),
+            "{primary}: no conversation either"
+        );
+    }
+}
+
+#[tokio::test]
+async fn timeouts_and_garbage_open_the_circuit_too() {
+    let agents = agent_server::start().await;
+    let mut config = crate::common::test_config();
+    config.circuit_failure_threshold = 2;
+    config.circuit_open_seconds = 60;
+    let app = TestApp::with_config(switchyard_store::testing::sqlite_store().await, config).await;
+    let t = app.tenant().await;
+    for (name, path, extra, status) in [
+        ("slowpoke", "/hang", json!({"timeout_ms": 200}), 504),
+        ("babbler", "/garbage", json!({}), 502),
+    ] {
+        let id = http_agent(&app, &t, name, agents.url(path), extra).await;
+        let pinned = json!({"message": "refund", "agent_id": id});
+        for _ in 0..2 {
+            assert_problem(&chat(&app, &t.member_token, pinned.clone()).await, status);
+        }
+        let calls = agents.received(path).len();
+        assert_eq!(calls, 2, "{name}");
+        // Open now: refused at once, without a call.
+        let open = chat(&app, &t.member_token, pinned.clone()).await;
+        assert_problem(&open, 503);
+        assert_eq!(
+            open.body["type"],
+            "https://switchyard.dev/problems/circuit-open"
+        );
+        assert_eq!(agents.received(path).len(), calls, "{name}: not called");
+    }
 }

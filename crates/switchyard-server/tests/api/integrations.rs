@@ -500,3 +500,354 @@ async fn the_openai_dialect_lists_models_completes_and_streams() {
     assert_eq!(foreign.status, 404);
     assert_eq!(foreign.body["error"]["code"], "not-found");
 }
+
+/// What the lexical analyzer alone decides for `message`: `(agent id, method)`.
+async fn lexical_decision(app: &TestApp, t: &Actors, message: &str) -> (Value, Value) {
+    let lexical = app
+        .patch(
+            &format!("/v1/tenants/{}", t.tenant),
+            OPERATOR,
+            json!({"settings": {"analyzer": "lexical"}}),
+        )
+        .await;
+    assert_eq!(lexical.status, 200, "{:?}", lexical.body);
+    let route = app
+        .post("/v1/route", &t.member_token, json!({"message": message}))
+        .await;
+    assert_eq!(route.status, 200, "{:?}", route.body);
+    (
+        route.body["agent"]["id"].clone(),
+        route.body["routing"]["method"].clone(),
+    )
+}
+
+/// The turn of `resp` was stored: its conversation holds one message, the answer given.
+async fn stored_alone(app: &TestApp, t: &Actors, resp: &crate::common::Resp) {
+    let stored = app
+        .get(
+            &format!(
+                "/v1/conversations/{}",
+                resp.body["conversation_id"].as_str().unwrap()
+            ),
+            &t.member_token,
+        )
+        .await;
+    assert_eq!(stored.body["message_count"], 1, "{:?}", stored.body);
+    assert_eq!(
+        stored.body["messages"]["items"][0]["agent_response"],
+        resp.body["response"]
+    );
+}
+
+#[tokio::test]
+async fn an_llm_answering_malformed_json_or_http_500_leaves_the_lexical_decision() {
+    let models = agent_server::start_broken_models().await;
+    let app = TestApp::sqlite().await;
+    let (t, _, _) = cascade_tenant(&app).await;
+    for (mode, why) in [
+        ("not-json", "not JSON"),
+        ("truncated", "not JSON"),
+        ("status-500", "HTTP 500"),
+    ] {
+        let message = format!("can you help me with something about {mode}?");
+        let (agent, method) = lexical_decision(&app, &t, &message).await;
+        let llm = app
+            .patch(
+                &format!("/v1/tenants/{}", t.tenant),
+                OPERATOR,
+                json!({"settings": {"analyzer": "llm", "llm": {"base_url": models.url(&format!("/{mode}/v1")), "model": "router", "timeout_ms": 2000}}}),
+            )
+            .await;
+        assert_eq!(llm.status, 200, "{:?}", llm.body);
+        let resp = chat(&app, &t.member_token, json!({"message": message})).await;
+        assert_eq!(resp.status, 200, "{mode}: {:?}", resp.body);
+        assert_eq!(
+            count(&models, &format!("/{mode}/chat")),
+            1,
+            "{mode}: the model was asked"
+        );
+        assert_eq!(resp.body["agent"]["id"], agent, "{mode}: {:?}", resp.body);
+        assert_eq!(resp.body["routing"]["method"], method, "{mode}");
+        assert_eq!(
+            resp.body["response"],
+            format!(
+                "{}: {message}",
+                resp.body["agent"]["name"].as_str().unwrap()
+            )
+        );
+        let reason = resp.body["routing"]["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("the llm analyzer gave no verdict") && reason.contains(why),
+            "{mode}: {reason}"
+        );
+        stored_alone(&app, &t, &resp).await;
+    }
+}
+
+#[tokio::test]
+async fn an_embeddings_model_that_hangs_or_answers_malformed_json_leaves_the_lexical_decision() {
+    let models = agent_server::start_broken_models().await;
+    let app = TestApp::sqlite().await;
+    let (t, _, travel) = cascade_tenant(&app).await;
+    let message = "find me a hotel for the trip";
+    let (agent, method) = lexical_decision(&app, &t, message).await;
+    assert_eq!(agent, travel.as_str());
+    for (mode, why) in [
+        ("hang", "timed out after 200 ms"),
+        ("truncated", "not JSON"),
+    ] {
+        let embedding = app
+            .patch(
+                &format!("/v1/tenants/{}", t.tenant),
+                OPERATOR,
+                json!({"settings": {"analyzer": "embedding", "cascade_band": [0.0, 1.0],
+                                    "embedding": {"base_url": models.url(&format!("/{mode}/v1")), "model": "embed", "timeout_ms": 200}}}),
+            )
+            .await;
+        assert_eq!(embedding.status, 200, "{:?}", embedding.body);
+        let resp = chat(&app, &t.member_token, json!({"message": message})).await;
+        assert_eq!(resp.status, 200, "{mode}: {:?}", resp.body);
+        assert_eq!(
+            count(&models, &format!("/{mode}/embeddings")),
+            1,
+            "{mode}: the model was asked"
+        );
+        assert_eq!(resp.body["agent"]["id"], agent, "{mode}");
+        assert_eq!(resp.body["routing"]["method"], method, "{mode}");
+        let reason = resp.body["routing"]["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("the embedding analyzer gave no verdict") && reason.contains(why),
+            "{mode}: {reason}"
+        );
+        stored_alone(&app, &t, &resp).await;
+    }
+}
+
+async fn conversations(app: &TestApp, token: &str) -> Vec<Value> {
+    let list = app.get("/v1/conversations", token).await;
+    assert_eq!(list.status, 200, "{:?}", list.body);
+    list.body["items"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn an_a2a_stream_cut_off_half_way_or_an_a2a_agent_that_hangs_stores_nothing() {
+    let cut = agent_server::start_cut_streams().await;
+    let agents = agent_server::start().await;
+    let app = TestApp::sqlite().await;
+    let t = app.tenant().await;
+    let mut ids = Vec::new();
+    for agent in [
+        json!({"name": "cut-a2a", "kind": "a2a", "config": {"url": cut.url("/a2a"), "streaming": true}}),
+        json!({"name": "hung-a2a", "kind": "a2a", "config": {"url": agents.url("/hang"), "streaming": true, "timeout_ms": 200}}),
+        json!({"name": "general", "kind": "echo", "is_fallback": true}),
+    ] {
+        let created = app.post("/v1/agents", &t.admin_token, agent).await;
+        assert_eq!(created.status, 201, "{:?}", created.body);
+        ids.push(created.body["id"].clone());
+    }
+    let (cut_id, hung_id) = (ids[0].clone(), ids[1].clone());
+    let first = chat(&app, &t.member_token, json!({"message": "hello"})).await;
+    assert_eq!(first.status, 200, "{:?}", first.body);
+    let conversation = first.body["conversation_id"].clone();
+    let message_count = || async {
+        app.get(
+            &format!("/v1/conversations/{}", conversation.as_str().unwrap()),
+            &t.member_token,
+        )
+        .await
+        .body["message_count"]
+            .clone()
+    };
+
+    // Cut off half-way, in a conversation and in a new one: the pieces, then an error.
+    for body in [
+        json!({"message": "tell me more", "agent_id": cut_id, "conversation_id": conversation}),
+        json!({"message": "tell me more", "agent_id": cut_id}),
+    ] {
+        let events = streamed(&app, &t.member_token, body).await;
+        let names: Vec<&str> = events.iter().map(|(e, _)| e.as_str()).collect();
+        assert_eq!(names.first(), Some(&"routing"), "{names:?}");
+        let pieces: String = events
+            .iter()
+            .filter(|(e, _)| e == "delta")
+            .map(|(_, d)| d["text"].as_str().unwrap())
+            .collect();
+        assert_eq!(pieces, "half an answer", "the pieces before the cut");
+        let (last, problem) = events.last().unwrap();
+        assert_eq!(last, "error", "{names:?}");
+        assert_eq!(problem["status"], 502, "{problem:?}");
+        assert!(!names.contains(&"done"));
+    }
+    assert!(
+        cut.received("/a2a")
+            .iter()
+            .all(|r| r.json()["method"] == "message/stream")
+    );
+    assert_eq!(cut.received("/a2a").len(), 2);
+    assert_eq!(message_count().await, 1);
+    assert_eq!(conversations(&app, &t.member_token).await.len(), 1);
+
+    // Hanging past its timeout: whole, a 504 problem; streamed, an error event.
+    let hung = chat(
+        &app,
+        &t.member_token,
+        json!({"message": "are you there?", "agent_id": hung_id, "conversation_id": conversation}),
+    )
+    .await;
+    assert_problem(&hung, 504);
+    let events = streamed(
+        &app,
+        &t.member_token,
+        json!({"message": "are you there?", "agent_id": hung_id}),
+    )
+    .await;
+    let (last, problem) = events.last().unwrap();
+    assert_eq!(last, "error", "{events:?}");
+    assert_eq!(problem["status"], 504, "{problem:?}");
+    assert_eq!(agents.received("/hang").len(), 2, "the agent was called");
+    assert_eq!(message_count().await, 1);
+    assert_eq!(conversations(&app, &t.member_token).await.len(), 1);
+}
+
+fn completion_request(token: &str, conversation: Option<&str>, body: Value) -> Request<Body> {
+    let mut request = Request::post("/v1/chat/completions")
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json");
+    if let Some(id) = conversation {
+        request = request.header("x-switchyard-conversation-id", id);
+    }
+    request.body(Body::from(body.to_string())).unwrap()
+}
+
+#[tokio::test]
+async fn streamed_completions_refuse_unknown_conversations_plainly_and_end_a_broken_answer_with_an_error()
+ {
+    let cut = agent_server::start_cut_streams().await;
+    let app = TestApp::sqlite().await;
+    let (t, _, _) = cascade_tenant(&app).await;
+    let created = app
+        .post(
+            "/v1/agents",
+            &t.admin_token,
+            json!({"name": "cut", "kind": "openai", "config": {"base_url": cut.url("/v1"), "model": "tiny"}}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let first = app
+        .post(
+            "/v1/chat/completions",
+            &t.member_token,
+            json!({"model": "switchyard", "messages": [{"role": "user", "content": "I was charged twice on my invoice"}]}),
+        )
+        .await;
+    assert_eq!(first.status, 200, "{:?}", first.body);
+    let mine = first.headers["x-switchyard-conversation-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let other = app.tenant().await;
+    app.post(
+        "/v1/agents",
+        &other.admin_token,
+        json!({"name": "general", "kind": "echo", "is_fallback": true}),
+    )
+    .await;
+    let theirs = app
+        .post(
+            "/v1/chat/completions",
+            &other.member_token,
+            json!({"model": "switchyard", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+    let theirs = theirs.headers["x-switchyard-conversation-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+
+    // Another tenant's, an unknown, or an unreadable conversation: a plain 404 in OpenAI's
+    // shape, not a stream.
+    let unknown = switchyard_core::ConversationId::new().to_string();
+    for (what, id) in [
+        ("foreign", theirs.as_str()),
+        ("unknown", unknown.as_str()),
+        ("not an id", "not-a-conversation"),
+    ] {
+        let resp = app
+            .send(completion_request(
+                &t.member_token,
+                Some(id),
+                json!({"model": "switchyard", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+            ))
+            .await;
+        assert_eq!(resp.status, 404, "{what}: {:?}", resp.raw);
+        assert_eq!(
+            resp.headers["content-type"], "application/json",
+            "{what}: not a stream"
+        );
+        let error = &resp.body["error"];
+        assert!(error["message"].is_string(), "{what}: {:?}", resp.body);
+        assert_eq!(error["type"], "invalid_request_error", "{what}");
+        assert_eq!(error["code"], "not-found", "{what}");
+    }
+    assert_eq!(conversations(&app, &t.member_token).await.len(), 1);
+    let stored = app
+        .get(&format!("/v1/conversations/{theirs}"), &other.member_token)
+        .await;
+    assert_eq!(stored.body["message_count"], 1, "theirs untouched");
+
+    // An agent failing mid-answer: the pieces, an error chunk, then [DONE]; nothing stored,
+    // in a continued conversation or a new one.
+    for conversation in [Some(mine.as_str()), None] {
+        let resp = app
+            .send(completion_request(
+                &t.member_token,
+                conversation,
+                json!({"model": "cut", "stream": true, "messages": [{"role": "user", "content": "tell me everything"}]}),
+            ))
+            .await;
+        assert_eq!(resp.status, 200);
+        let header = resp.headers["x-switchyard-conversation-id"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let text = String::from_utf8(resp.raw).unwrap();
+        let data: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .collect();
+        assert_eq!(data.last(), Some(&"[DONE]"), "{text}");
+        let chunks: Vec<Value> = data[..data.len() - 1]
+            .iter()
+            .map(|d| serde_json::from_str(d).unwrap())
+            .collect();
+        let content: String = chunks
+            .iter()
+            .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+            .collect();
+        assert_eq!(content, "half an answer", "the pieces before the cut");
+        let error = &chunks.last().unwrap()["error"];
+        assert_eq!(error["type"], "server_error", "{text}");
+        assert_eq!(error["code"], "agent-failed", "{text}");
+        assert!(error["message"].is_string());
+        assert!(
+            chunks
+                .iter()
+                .all(|c| c["choices"][0]["finish_reason"] != "stop"),
+            "a broken answer does not say it stopped"
+        );
+        match conversation {
+            Some(id) => assert_eq!(header, id),
+            None => assert_problem(
+                &app.get(&format!("/v1/conversations/{header}"), &t.member_token)
+                    .await,
+                404,
+            ),
+        }
+    }
+    assert_eq!(cut.received("/v1/chat/completions").len(), 2);
+    let stored = app
+        .get(&format!("/v1/conversations/{mine}"), &t.member_token)
+        .await;
+    assert_eq!(stored.body["message_count"], 1);
+    assert_eq!(conversations(&app, &t.member_token).await.len(), 1);
+}

@@ -44,10 +44,46 @@ struct Slot {
     method: Method,
     path: &'static str,
     body: Option<Value>,
+    /// A header that carries the id.
+    header: Option<&'static str>,
 }
 
 fn slot(method: Method, path: &'static str, body: Option<Value>) -> Slot {
-    Slot { method, path, body }
+    Slot {
+        method,
+        path,
+        body,
+        header: None,
+    }
+}
+
+/// A slot whose id travels in a header.
+fn header_slot(method: Method, path: &'static str, body: Value, header: &'static str) -> Slot {
+    Slot {
+        method,
+        path,
+        body: Some(body),
+        header: Some(header),
+    }
+}
+
+/// Sends `slot` with `id` in its place.
+async fn send(app: &TestApp, slot: &Slot, token: &str, id: &str) -> crate::common::Resp {
+    let mut request = axum::http::Request::builder()
+        .method(slot.method.clone())
+        .uri(fill(slot.path, id))
+        .header("authorization", format!("Bearer {token}"));
+    if let Some(header) = slot.header {
+        request = request.header(header, id);
+    }
+    let request = match fill_body(&slot.body, id) {
+        Some(body) => request
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body.to_string())),
+        None => request.body(axum::body::Body::empty()),
+    }
+    .unwrap();
+    app.send(request).await
 }
 
 fn fill(template: &str, id: &str) -> String {
@@ -93,6 +129,7 @@ async fn another_tenants_ids_are_never_reachable(app: TestApp) {
     let user = b.member.to_string();
     let admin = b.admin.to_string();
     let conversation = conversation.id.to_string();
+    let tenant_b = b.tenant.to_string();
 
     let table: Vec<(Slot, String)> = vec![
         (slot(Method::GET, "/v1/users/{id}", None), user.clone()),
@@ -153,7 +190,87 @@ async fn another_tenants_ids_are_never_reachable(app: TestApp) {
             slot(Method::GET, "/v1/conversations?user_id={id}&limit=5", None),
             admin.clone(),
         ),
+        (
+            slot(
+                Method::POST,
+                "/v1/chat",
+                Some(json!({"message": "where is my invoice?", "conversation_id": "{id}"})),
+            ),
+            conversation.clone(),
+        ),
+        (
+            slot(
+                Method::POST,
+                "/v1/chat",
+                Some(json!({"message": "where is my invoice?", "agent_id": "{id}"})),
+            ),
+            agent.clone(),
+        ),
+        (
+            slot(
+                Method::POST,
+                "/v1/route",
+                Some(json!({"message": "where is my invoice?", "conversation_id": "{id}"})),
+            ),
+            conversation.clone(),
+        ),
+        (
+            header_slot(
+                Method::POST,
+                "/v1/chat/completions",
+                json!({"model": "switchyard", "messages": [{"role": "user", "content": "where is my invoice?"}]}),
+                "x-switchyard-conversation-id",
+            ),
+            conversation.clone(),
+        ),
+        (
+            header_slot(
+                Method::POST,
+                "/v1/chat/completions",
+                json!({"model": "switchyard", "stream": true, "messages": [{"role": "user", "content": "where is my invoice?"}]}),
+                "x-switchyard-conversation-id",
+            ),
+            conversation.clone(),
+        ),
+        // Tenant management is the operator's: a tenant's token gets the same refusal for
+        // its own tenant's neighbour as for a random id.
+        (
+            slot(Method::GET, "/v1/tenants/{id}", None),
+            tenant_b.clone(),
+        ),
+        (
+            slot(
+                Method::PATCH,
+                "/v1/tenants/{id}",
+                Some(json!({"status": "suspended"})),
+            ),
+            tenant_b.clone(),
+        ),
+        (
+            slot(Method::DELETE, "/v1/tenants/{id}", None),
+            tenant_b.clone(),
+        ),
     ];
+
+    // Every route of the API that takes an id is in the table.
+    let doc = app
+        .call(Method::GET, "/openapi.json", None, None)
+        .await
+        .body;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        if !path.contains("{id}") {
+            continue;
+        }
+        for method in item.as_object().unwrap().keys() {
+            assert!(
+                table
+                    .iter()
+                    .any(|(s, _)| s.path.split('?').next() == Some(path.as_str())
+                        && s.method.as_str().eq_ignore_ascii_case(method)),
+                "{method} {path} takes an id but is not in the isolation table"
+            );
+        }
+    }
 
     // Tenant A can chat (so a refusal below is about the id, nothing else).
     let a_agent = app
@@ -168,22 +285,8 @@ async fn another_tenants_ids_are_never_reachable(app: TestApp) {
     for (slot, foreign_id) in &table {
         for token in [&a.admin_token, &a.member_token] {
             let random_id = Uuid::now_v7().to_string();
-            let foreign = app
-                .call(
-                    slot.method.clone(),
-                    &fill(slot.path, foreign_id),
-                    Some(token),
-                    fill_body(&slot.body, foreign_id),
-                )
-                .await;
-            let random = app
-                .call(
-                    slot.method.clone(),
-                    &fill(slot.path, &random_id),
-                    Some(token),
-                    fill_body(&slot.body, &random_id),
-                )
-                .await;
+            let foreign = send(&app, slot, token, foreign_id).await;
+            let random = send(&app, slot, token, &random_id).await;
             let what = format!(
                 "{} {} as {}",
                 slot.method,
@@ -195,13 +298,31 @@ async fn another_tenants_ids_are_never_reachable(app: TestApp) {
                 }
             );
             assert!(!foreign.status.is_success(), "{what}: {:?}", foreign.body);
-            assert_problem(&foreign, foreign.status.as_u16());
+            if slot.path.starts_with("/v1/chat/completions") {
+                // The OpenAI dialect's error shape.
+                assert!(foreign.body["error"]["message"].is_string(), "{what}");
+            } else {
+                assert_problem(&foreign, foreign.status.as_u16());
+            }
             assert_eq!(foreign.status, random.status, "{what}");
             assert_eq!(
                 foreign.raw, random.raw,
                 "{what}: a foreign id must answer as a random one"
             );
         }
+    }
+    // Another tenant's agent named as a model (the OpenAI dialect pins by name) is an
+    // unknown model, as a made-up name is.
+    for model in ["billing", "no-such-agent"] {
+        let resp = app
+            .post(
+                "/v1/chat/completions",
+                &a.member_token,
+                json!({"model": model, "messages": [{"role": "user", "content": "invoice"}]}),
+            )
+            .await;
+        assert_eq!(resp.status, 404, "{model}: {:?}", resp.body);
+        assert_eq!(resp.body["error"]["code"], "model_not_found");
     }
     assert_eq!(
         snapshot(&app, &[&a, &b]).await,
@@ -220,7 +341,6 @@ async fn another_tenants_ids_are_never_reachable(app: TestApp) {
     assert_eq!(own_agent.status, 201);
     let own_agent = own_agent.body["id"].as_str().unwrap().to_string();
     let before = snapshot(&app, &[&a, &b]).await;
-    let tenant_b = b.tenant.to_string();
     for (method, path, body) in [
         (
             Method::POST,
@@ -278,6 +398,7 @@ async fn another_tenants_ids_are_never_reachable(app: TestApp) {
         ("/v1/users", &a.admin_token),
         ("/v1/api-keys", &a.admin_token),
         ("/v1/conversations?all=true", &a.admin_token),
+        ("/v1/models", &a.member_token),
     ] {
         let list = app.get(path, token).await;
         assert_eq!(list.status, 200, "{path}");
@@ -285,6 +406,7 @@ async fn another_tenants_ids_are_never_reachable(app: TestApp) {
         for id in [&agent, &key, &conversation, &user, &admin] {
             assert!(!text.contains(id.as_str()), "{path} shows tenant B's {id}");
         }
+        assert!(!text.contains("billing"), "{path} shows tenant B's agent");
     }
 }
 

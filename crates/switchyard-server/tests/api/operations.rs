@@ -1,12 +1,16 @@
 //! Operations: per-tenant rate limits and in-flight caps (one noisy tenant does not slow
-//! the others), metrics and analytics that match the traffic actually made.
+//! the others), metrics and analytics that match the traffic actually made, retention, and
+//! streams that nobody reads.
 
 use std::time::Duration;
 
+use chrono::{TimeDelta, Utc};
 use serde_json::{Value, json};
+use switchyard_core::model::{NewTurn, TurnTarget};
+use switchyard_core::{ConversationId, MessageId, Role, TenantScope};
 
-use crate::agent_server;
-use crate::common::{Actors, OPERATOR, TestApp, assert_problem};
+use crate::agent_server::{self, sse_events};
+use crate::common::{Actors, OPERATOR, TestApp, assert_problem, on_both_backends};
 
 async fn chat(app: &TestApp, token: &str, body: Value) -> crate::common::Resp {
     app.post("/v1/chat", token, body).await
@@ -89,7 +93,9 @@ async fn a_noisy_tenant_is_limited_and_its_neighbour_is_not() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_flight_agent_calls_are_capped_per_tenant() {
-    let agents = agent_server::start().await;
+    // An agent that answers only when the test says so: calls stay in flight exactly as
+    // long as the test needs, with no timing involved.
+    let gated = agent_server::start_gated().await;
     let app = TestApp::sqlite().await;
     let t = app.tenant().await;
     let other = app.tenant().await;
@@ -97,7 +103,7 @@ async fn in_flight_agent_calls_are_capped_per_tenant() {
         app.post(
             "/v1/agents",
             &a.admin_token,
-            json!({"name": "slow", "kind": "http", "is_fallback": true, "config": {"url": agents.url("/slow")}}),
+            json!({"name": "gated", "kind": "http", "is_fallback": true, "config": {"url": gated.server.url("/gated")}}),
         )
         .await;
     }
@@ -107,21 +113,25 @@ async fn in_flight_agent_calls_are_capped_per_tenant() {
         json!({"settings": {"max_inflight_agent_calls": 1}}),
     )
     .await;
-    let first = {
-        let app = app.clone();
-        let token = t.member_token.clone();
-        tokio::spawn(async move { chat(&app, &token, json!({"message": "first"})).await })
+    let spawn_chat = |token: &str, message: &str| {
+        let (app, token, message) = (app.clone(), token.to_string(), message.to_string());
+        tokio::spawn(async move { chat(&app, &token, json!({"message": message})).await })
     };
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    let first = spawn_chat(&t.member_token, "first");
+    // The first call has reached the agent: it holds the tenant's only slot.
+    agent_server::wait_for_requests(&gated.server, "/gated", 1).await;
     let second = chat(&app, &t.member_token, json!({"message": "second"})).await;
     assert_problem(&second, 429);
-    // Another tenant's calls are not affected.
     assert_eq!(
-        chat(&app, &other.member_token, json!({"message": "mine"}))
-            .await
-            .status,
-        200
+        gated.server.received("/gated").len(),
+        1,
+        "the refused turn never called its agent"
     );
+    // Another tenant's call is not affected: it reaches the agent too.
+    let mine = spawn_chat(&other.member_token, "mine");
+    agent_server::wait_for_requests(&gated.server, "/gated", 2).await;
+    gated.open();
+    assert_eq!(mine.await.unwrap().status, 200);
     assert_eq!(first.await.unwrap().status, 200);
     // Once the first is done, the slot is free again.
     assert_eq!(
@@ -384,5 +394,244 @@ async fn metrics_and_analytics_match_the_traffic() {
     assert_problem(
         &app.get("/v1/analytics/routing", &a.member_token).await,
         403,
+    );
+}
+
+/// A turn written `days_ago` days ago, straight into the store (the API only writes turns
+/// now); `to` is the conversation to continue, or `None` for a new one.
+async fn old_turn(
+    app: &TestApp,
+    t: &Actors,
+    to: Option<ConversationId>,
+    days_ago: i64,
+) -> ConversationId {
+    let scope = TenantScope::trusted_for_cli_or_tests(t.tenant, t.member, Role::Member);
+    let message = format!("{days_ago} days ago");
+    let target = match to {
+        Some(id) => TurnTarget::Existing(id),
+        None => TurnTarget::New {
+            id: ConversationId::new(),
+            title: Some(message.clone()),
+            max_per_user: 1000,
+            max_per_tenant: 100_000,
+        },
+    };
+    let (conversation, _) = app
+        .store
+        .append_turn(
+            &scope,
+            NewTurn {
+                id: MessageId::new(),
+                target,
+                agent_response: format!("echo: {message}"),
+                user_message: message,
+                intent_category: None,
+                intent_confidence: None,
+                selected_agent_id: None,
+                routing: json!({"method": "fallback"}),
+                routing_method: Some("fallback".into()),
+                routing_confidence: Some(0.0),
+                fallback_used: Some(true),
+                latency_ms: Some(1.0),
+                created_at: Utc::now() - TimeDelta::days(days_ago),
+            },
+        )
+        .await
+        .unwrap();
+    conversation.id
+}
+
+/// What the tenant's user sees: each conversation's messages, by age in days.
+async fn what_is_left(app: &TestApp, t: &Actors) -> Vec<Vec<String>> {
+    let list = app.get("/v1/conversations", &t.member_token).await;
+    assert_eq!(list.status, 200, "{:?}", list.body);
+    let mut left = Vec::new();
+    for c in list.body["items"].as_array().unwrap() {
+        let detail = app
+            .get(
+                &format!("/v1/conversations/{}", c["id"].as_str().unwrap()),
+                &t.member_token,
+            )
+            .await;
+        let messages: Vec<String> = detail.body["messages"]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["user_message"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(c["message_count"], messages.len(), "{c:?}");
+        left.push(messages);
+    }
+    left.sort();
+    left
+}
+
+/// Retention keeps each tenant's turns for its own `retention_days`, or, when it has none,
+/// for the server's `message_retention_days` (`ORCHESTRATOR_MESSAGE_RETENTION_DAYS`), as the
+/// background task and `switchyard retention run` do; running it again removes nothing.
+async fn retention_uses_the_tenants_days_or_the_servers_default(app: TestApp) {
+    let config = switchyard_server::Config {
+        message_retention_days: 10,
+        ..crate::common::test_config()
+    };
+    let default = app.tenant().await;
+    let longer = app.tenant().await;
+    let shorter = app.tenant().await;
+    for (t, days) in [(&longer, 30), (&shorter, 5)] {
+        let patched = app
+            .patch(
+                &format!("/v1/tenants/{}", t.tenant),
+                OPERATOR,
+                json!({"settings": {"retention_days": days}}),
+            )
+            .await;
+        assert_eq!(patched.status, 200, "{:?}", patched.body);
+    }
+    // Each tenant: a conversation half expired, and one entirely expired (by its own days).
+    for (t, ages, gone) in [
+        (&default, [20, 7], 15),
+        (&longer, [40, 20], 35),
+        (&shorter, [7, 1], 6),
+    ] {
+        let c = old_turn(&app, t, None, ages[0]).await;
+        old_turn(&app, t, Some(c), ages[1]).await;
+        old_turn(&app, t, None, gone).await;
+    }
+    let run = |t: &Actors| {
+        let (store, config, slug) = (app.store.clone(), config.clone(), t.slug.clone());
+        async move {
+            switchyard_server::retention::run_once(&store, &config, Some(&slug))
+                .await
+                .unwrap()
+        }
+    };
+    for t in [&default, &longer, &shorter] {
+        let report = run(t).await;
+        assert_eq!(
+            (report.tenants, report.turns, report.conversations),
+            (1, 2, 1),
+            "{}",
+            t.slug
+        );
+    }
+    // The default tenant keeps 10 days; the longer one keeps its 20-day-old turn (which the
+    // default would delete); the shorter one loses its 7-day-old turn (which it would keep).
+    assert_eq!(what_is_left(&app, &default).await, [["7 days ago"]]);
+    assert_eq!(what_is_left(&app, &longer).await, [["20 days ago"]]);
+    assert_eq!(what_is_left(&app, &shorter).await, [["1 days ago"]]);
+    for t in [&default, &longer, &shorter] {
+        let again = run(t).await;
+        assert_eq!(
+            (again.turns, again.conversations, again.records),
+            (0, 0, 0),
+            "re-running is a no-op"
+        );
+    }
+    assert_eq!(what_is_left(&app, &default).await, [["7 days ago"]]);
+}
+
+on_both_backends!(retention_uses_the_tenants_days_or_the_servers_default);
+
+/// Undoes HTTP/1.1 chunked transfer coding.
+fn dechunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = body.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size = usize::from_str_radix(
+            std::str::from_utf8(&body[..line_end])
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .trim(),
+            16,
+        )
+        .unwrap();
+        body = &body[line_end + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&body[..size]);
+        body = &body[size + 2..];
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_nobody_reads_holds_nothing_up_and_its_turn_is_stored() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::sqlite().await;
+    let t = app.tenant().await;
+    app.post(
+        "/v1/agents",
+        &t.admin_token,
+        json!({"name": "echo", "kind": "echo", "is_fallback": true}),
+    )
+    .await;
+    // The service on a real socket, with the listener `switchyard serve` uses.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(switchyard_server::serve::serve(
+        listener,
+        app.router.clone(),
+        Duration::from_secs(10),
+        std::future::pending(),
+        Duration::from_secs(1),
+        std::future::ready(()),
+    ));
+    // A long answer, echoed word by word: its stream is far more than the socket buffers
+    // hold while nobody reads it.
+    let message = "a ".repeat(16_000);
+    let body = json!({ "message": message }).to_string();
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    socket
+        .write_all(
+            format!(
+                "POST /v1/chat HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {}\r\n\
+                 content-type: application/json\r\naccept: text/event-stream\r\n\
+                 connection: close\r\ncontent-length: {}\r\n\r\n{body}",
+                t.member_token,
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    // Not a byte read, and the turn is stored all the same.
+    agent_server::eventually("the unread stream's turn is stored", || async {
+        let list = app.get("/v1/conversations", &t.member_token).await;
+        list.body["items"]
+            .as_array()
+            .is_some_and(|items| items.len() == 1 && items[0]["message_count"] == 1)
+    })
+    .await;
+    // Read at last, the stream is whole: every piece, then done.
+    let mut raw = Vec::new();
+    socket.read_to_end(&mut raw).await.unwrap();
+    let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let head = String::from_utf8_lossy(&raw[..head_end]).to_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("transfer-encoding: chunked"), "{head}");
+    let events = sse_events(&dechunk(&raw[head_end..]));
+    let (last, done) = events.last().unwrap();
+    assert_eq!(last, "done");
+    let pieces: String = events
+        .iter()
+        .filter(|(e, _)| e == "delta")
+        .map(|(_, d)| d["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(pieces, done["response"].as_str().unwrap());
+    assert!(pieces.len() > 32_000, "{}", pieces.len());
+    let stored = app
+        .get(
+            &format!(
+                "/v1/conversations/{}",
+                done["conversation_id"].as_str().unwrap()
+            ),
+            &t.member_token,
+        )
+        .await;
+    assert_eq!(
+        stored.body["messages"]["items"][0]["agent_response"],
+        done["response"]
     );
 }

@@ -551,6 +551,71 @@ async fn conversations_with_their_turns() {
 }
 
 #[tokio::test]
+async fn a_member_sees_only_their_own_conversations() {
+    let app = TestApp::sqlite().await;
+    let t = app.tenant().await;
+    let other = app
+        .post(
+            "/v1/users",
+            &t.admin_token,
+            json!({"email": "other@member.test", "role": "member"}),
+        )
+        .await;
+    assert_eq!(other.status, 201, "{:?}", other.body);
+    let other: switchyard_core::UserId = other.body["id"].as_str().unwrap().parse().unwrap();
+    let other_token = app.token(t.tenant, other);
+    let scope = TenantScope::trusted_for_cli_or_tests(t.tenant, t.member, Role::Member);
+    let (mine, _) = app
+        .store
+        .append_turn(&scope, new_turn("my own question"))
+        .await
+        .unwrap();
+    let path = format!("/v1/conversations/{}", mine.id);
+    let random = format!("/v1/conversations/{}", ConversationId::new());
+    // The neighbour in the same tenant: the conversation is not there for them, exactly as
+    // a random id is not, and deleting it does nothing.
+    for (method, suffix) in [
+        (axum::http::Method::GET, ""),
+        (axum::http::Method::GET, "/messages"),
+        (axum::http::Method::DELETE, ""),
+    ] {
+        let theirs = app
+            .call(
+                method.clone(),
+                &format!("{path}{suffix}"),
+                Some(&other_token),
+                None,
+            )
+            .await;
+        let missing = app
+            .call(
+                method.clone(),
+                &format!("{random}{suffix}"),
+                Some(&other_token),
+                None,
+            )
+            .await;
+        assert_problem(&theirs, 404);
+        assert_eq!(theirs.raw, missing.raw, "{method} {suffix}");
+    }
+    let chat = app
+        .post(
+            "/v1/chat",
+            &other_token,
+            json!({"message": "let me in", "conversation_id": mine.id}),
+        )
+        .await;
+    assert_problem(&chat, 404);
+    let list = app.get("/v1/conversations", &other_token).await;
+    assert_eq!(list.body["items"], json!([]));
+    // The owner still has it, untouched; the admin sees it too.
+    let owned = app.get(&path, &t.member_token).await;
+    assert_eq!(owned.status, 200);
+    assert_eq!(owned.body["message_count"], 1);
+    assert_eq!(app.get(&path, &t.admin_token).await.status, 200);
+}
+
+#[tokio::test]
 async fn bodies_that_cannot_be_read() {
     let app = TestApp::sqlite().await;
     let t = app.tenant().await;

@@ -48,6 +48,12 @@ async fn each_role_stays_in_its_lane() {
             format!("/v1/conversations?user_id={}", t.admin),
             None,
         ),
+        (
+            Method::POST,
+            "/v1/agents/import".to_string(),
+            Some(json!({"card_url": "http://127.0.0.1:9/.well-known/agent-card.json"})),
+        ),
+        (Method::GET, "/v1/analytics/routing".to_string(), None),
     ];
     for (method, path, body) in &admin_routes {
         let resp = app
@@ -72,6 +78,7 @@ async fn each_role_stays_in_its_lane() {
             Some(json!({"status": "suspended"})),
         ),
         (Method::DELETE, format!("/v1/tenants/{}", t.tenant), None),
+        (Method::GET, "/metrics".to_string(), None),
     ];
     for (method, path, body) in &operator_routes {
         for token in [&t.admin_token, &t.member_token] {

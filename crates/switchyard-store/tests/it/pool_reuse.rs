@@ -22,7 +22,14 @@ struct Ledger {
     maybe: HashSet<ConversationId>,
 }
 
-async fn run(store: Arc<dyn Store>) {
+/// What each tenant should see at the end: its id and its ledger.
+type Expected = Vec<(
+    switchyard_core::TenantId,
+    HashMap<ConversationId, i64>,
+    HashSet<ConversationId>,
+)>;
+
+async fn run(store: Arc<dyn Store>) -> Expected {
     let tenants = [tenant(&store).await, tenant(&store).await];
     for t in &tenants {
         store
@@ -201,6 +208,14 @@ async fn run(store: Arc<dyn Store>) {
         let (_, agents) = store.routable_agents(&t.member).await.unwrap();
         assert_eq!(agents.len(), 1);
     }
+    tenants
+        .iter()
+        .enumerate()
+        .map(|(me, t)| {
+            let l = ledgers[me].lock().unwrap();
+            (t.admin.tenant_id(), l.confirmed.clone(), l.maybe.clone())
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -221,7 +236,58 @@ async fn postgres_pool_of_two() {
         .await
         .unwrap();
     let pool = store.pool().clone();
-    run(Arc::new(store)).await;
+    let expected = run(Arc::new(store)).await;
+    // Row security alone — statements that name no tenant — shows each tenant exactly its
+    // own conversations and turns, on the same two connections.
+    for (tenant, confirmed, maybe) in &expected {
+        let mut tx = pool.begin().await.unwrap();
+        sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
+            .bind(tenant.to_string())
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let conversations: Vec<(uuid::Uuid, uuid::Uuid, i64)> =
+            sqlx::query_as("SELECT tenant_id, id, message_count FROM conversations")
+                .fetch_all(&mut *tx)
+                .await
+                .unwrap();
+        let turns: Vec<(uuid::Uuid, uuid::Uuid, i64)> = sqlx::query_as(
+            "SELECT tenant_id, conversation_id, count(*) FROM conversation_messages GROUP BY tenant_id, conversation_id",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        let by_row: HashMap<ConversationId, i64> = conversations
+            .iter()
+            .map(|(t, id, n)| {
+                assert_eq!(*t, tenant.as_uuid(), "a row of another tenant");
+                (ConversationId::from(*id), *n)
+            })
+            .collect();
+        for (id, count) in confirmed {
+            assert_eq!(by_row.get(id), Some(count), "conversation {id}");
+        }
+        for id in by_row.keys() {
+            assert!(
+                confirmed.contains_key(id) || maybe.contains(id),
+                "foreign {id}"
+            );
+        }
+        for (t, conversation, n) in &turns {
+            assert_eq!(*t, tenant.as_uuid(), "a turn of another tenant");
+            assert_eq!(
+                by_row.get(&ConversationId::from(*conversation)),
+                Some(n),
+                "turns of {conversation}"
+            );
+        }
+        assert_eq!(
+            turns.len(),
+            by_row.len(),
+            "every conversation has its turns"
+        );
+    }
     // And both connections, used by both tenants and by failed and cancelled
     // transactions, carry no tenant now.
     let mut conns = vec![pool.acquire().await.unwrap(), pool.acquire().await.unwrap()];
