@@ -41,6 +41,13 @@ pub fn spawn_upkeep(period: Duration) -> tokio::task::JoinHandle<()> {
     })
 }
 
+/// How many tenants' routing indexes are cached, and the memory they take (as they count
+/// it), after each change to the cache.
+pub fn routing_cache(tenants: usize, bytes: usize) {
+    metrics::gauge!("switchyard_routing_cache_tenants").set(tenants as f64);
+    metrics::gauge!("switchyard_routing_cache_bytes").set(bytes as f64);
+}
+
 /// Counts one request that finished with `status` on `route`, and its duration.
 pub fn http_request(method: &str, route: &str, status: u16, elapsed: Duration) {
     let labels = [

@@ -565,14 +565,18 @@ pub async fn chat(
     // The turn's agent calls, failovers included, end within the request's time limit, so
     // that a turn running on after its client went away is bounded too, well inside the
     // time after which its idempotency claim could be taken over.
-    let deadline = tokio::time::Instant::from_std(started)
-        + std::time::Duration::from_millis(state.config.request_timeout_ms);
+    // A little before the request's own limit, which counts from a little earlier (the
+    // authentication), so that the turn's 504 is what the client gets.
+    let limit = std::time::Duration::from_millis(state.config.request_timeout_ms);
+    let deadline = tokio::time::Instant::from_std(started) + limit
+        - (limit / 10).min(std::time::Duration::from_secs(2));
     let mut candidates = vec![switchyard_core::routing::AgentRef {
         agent_id: plan.decision.agent_id,
         name: plan.decision.agent_name.clone(),
     }];
     candidates.extend(plan.decision.failover.iter().cloned());
     let mut first_failure: Option<(String, AgentError)> = None;
+    let mut called_before = false;
     let mut answered: Option<(AgentId, String, String)> = None;
     for candidate in &candidates {
         let Some(agent) = plan.routing.agents.get(&candidate.agent_id) else {
@@ -582,6 +586,8 @@ pub async fn chat(
         let outcome = match state.breakers.permit(scope.tenant_id(), agent.id) {
             None => (Err(AgentError::CircuitOpen), false),
             Some(permit) => {
+                let had_the_whole_turn = !called_before;
+                called_before = true;
                 let call = call(state, agent, &request, events.as_ref());
                 match tokio::time::timeout_at(deadline, call).await {
                     Ok(outcome) => {
@@ -589,9 +595,13 @@ pub async fn chat(
                         outcome
                     }
                     // The turn's time is up: this agent timed out, and no one else may
-                    // start (so the turn counts as begun).
+                    // start (so the turn counts as begun). It counts against the agent's
+                    // circuit only if it had the turn's whole time; an agent that was
+                    // left only what others did not use is not to blame.
                     Err(_) => {
-                        permit.record(false);
+                        if had_the_whole_turn {
+                            permit.record(false);
+                        }
                         let spent =
                             u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                         (Err(AgentError::Timeout(spent)), true)

@@ -89,6 +89,7 @@ impl Entries {
                 self.bytes -= gone.bytes;
             }
         }
+        crate::metrics::routing_cache(self.map.len(), self.bytes);
     }
 }
 

@@ -101,8 +101,11 @@ pub async fn serve(
         grace_seconds = grace.as_secs(),
         "stopping: no new connections; finishing open requests"
     );
+    // First the connections, then the work they left running: a request still open may
+    // yet start such work, so `drain` only begins once every connection is done.
     let finished = async {
-        tokio::join!(graceful.shutdown(), drain);
+        graceful.shutdown().await;
+        drain.await;
     };
     tokio::select! {
         () = finished => tracing::info!("all requests finished"),

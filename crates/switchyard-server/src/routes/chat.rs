@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use futures_util::FutureExt as _;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use switchyard_core::model::IdempotencyStart;
@@ -83,7 +84,13 @@ async fn run(
     key: Option<String>,
     events: Option<EventSink>,
 ) -> ApiResult<serde_json::Value> {
-    let result = orchestrator::chat(&state, &principal, input, events).await;
+    // A panic inside the turn (a bug) must still settle the idempotency key below: the turn
+    // runs in its own task, out of reach of the server's panic guard.
+    let result =
+        std::panic::AssertUnwindSafe(orchestrator::chat(&state, &principal, input, events))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| Err(ApiError::internal("the turn failed unexpectedly")));
     let result = result.and_then(|answer| {
         serde_json::to_value(answer).map_err(|e| ApiError::internal(e.to_string()))
     });

@@ -21,7 +21,7 @@ use axum::Json;
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
-use axum::response::sse::{Event, Sse};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt as _;
 use serde::Deserialize;
@@ -302,7 +302,11 @@ pub async fn create_chat_completion(
     .await?;
     let id = format!("chatcmpl-{}", Uuid::now_v7().simple());
     let stream = completion_stream(id, created, model, turn);
-    let mut response = Sse::new(stream).into_response();
+    // Comment lines while an agent thinks, so idle proxies keep the stream open (clients
+    // skip them, as the SSE format says).
+    let mut response = Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response();
     response
         .headers_mut()
         .insert(CONVERSATION_HEADER.clone(), header);
