@@ -87,7 +87,7 @@ echo "# PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on port $P
 
 export SWITCHYARD_DATABASE_URL=$DB_URL
 export SWITCHYARD_JWT_SECRET; SWITCHYARD_JWT_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
-export SWITCHYARD_ADMIN_TOKEN; SWITCHYARD_ADMIN_TOKEN=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+export SWITCHYARD_ADMIN_TOKEN; SWITCHYARD_ADMIN_TOKEN=${SWITCHYARD_ADMIN_TOKEN:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}
 export SWITCHYARD_DATABASE_MAX_CONNECTIONS=$DATABASE_MAX_CONNECTIONS
 export RUST_LOG=${RUST_LOG:-warn}
 "$SY" migrate >"$OUT/migrate.log" 2>&1 || { cat "$OUT/migrate.log" >&2; die "migrate failed"; }
@@ -132,7 +132,7 @@ else
     --agents "$AGENTS" --agent-url "$AGENT_URL/agent" --out "$TOKENS"
 fi
 
-[ -s "$TOKENS" ] || die "no users to drive the load (generated tenants need FILL_USERS >= 2: the first user of each is its admin, and enough turns for every member to have a conversation)"
+[ -s "$TOKENS" ] || die "no users to drive the load (generated tenants need FILL_USERS >= 2: the first user of each is its admin, the others own the conversations)"
 
 # --- list pages: page 1 and page PAGES of the biggest tenant's `?all=true` list ---
 if [ "$PAGES" -gt 0 ]; then
@@ -171,6 +171,9 @@ for ((round = 1; round <= ROUNDS; round++)); do
   done
 done
 read -r LOADED_RSS PEAK_RSS < <("$BENCH" memory "$SERVER_PID" | awk '{print $2, $4}')
+read -r CACHED_TENANTS CACHED_MIB < <(curl -sf -H "Authorization: Bearer $SWITCHYARD_ADMIN_TOKEN" "$SERVER/metrics" \
+  | awk '$1 == "switchyard_routing_cache_tenants" {t = $2} $1 == "switchyard_routing_cache_bytes" {b = $2}
+         END {printf "%d %.1f\n", t, b / 1048576}')
 
 if [ "$FLOOR" = 1 ]; then
   PG_PORT=$PG_PORT CONNECTIONS=$CONNECTIONS POOL=$DATABASE_MAX_CONNECTIONS DURATION=$DURATION \
@@ -187,7 +190,7 @@ for run in "${RUNS[@]}"; do
     "$(awk '{print $5}' <<<"$rows" | median)" "$(awk '{s += $6} END {print s}' <<<"$rows")"
 done
 echo "# medians of $ROUNDS rounds of ${DURATION}s, $CONNECTIONS connections; errors summed"
-echo "# memory (RSS, MiB): idle $IDLE_RSS, after the load $LOADED_RSS, peak $PEAK_RSS"
+echo "# memory (RSS, MiB): idle $IDLE_RSS, after the load $LOADED_RSS, peak $PEAK_RSS; routing indexes cached: $CACHED_TENANTS tenants, $CACHED_MIB MiB"
 if [ "$FLOOR" = 1 ]; then
   chat=$(awk '$1 == "chat" {print $3}' "$OUT/results.txt" | median)
   floor=$(awk '/^floor/ {print $2}' "$OUT/floor.txt")

@@ -134,7 +134,13 @@ pub async fn fill(
             if written >= turns {
                 break 'outer;
             }
-            let user = id(2, t * 1000 + c % users.max(1) as u64);
+            // The members' conversations (user 0 is the admin, who pages the whole list).
+            let owner = if users > 1 {
+                1 + c % (users as u64 - 1)
+            } else {
+                0
+            };
+            let user = id(2, t * 1000 + owner);
             let conversation = id(4, n_conversation);
             n_conversation += 1;
             let start = now - ((n_conversation * 7919) % 90) as i64 * day;

@@ -309,12 +309,17 @@ async fn tokens(
         .connect()
         .await
         .map_err(|e| e.to_string())?;
-    let rows: Vec<(uuid::Uuid, uuid::Uuid, uuid::Uuid)> = sqlx::query_as(
+    // Members with their oldest conversation; admins (who own none: they page the tenant's
+    // `?all=true` list) with none.
+    let rows: Vec<(uuid::Uuid, uuid::Uuid, Option<uuid::Uuid>)> = sqlx::query_as(if admins {
+        "SELECT u.tenant_id, u.id, NULL::uuid FROM users u JOIN tenants t ON t.id = u.tenant_id \
+         WHERE starts_with(t.slug, $1) AND (u.role = 'admin') = $2 ORDER BY u.tenant_id, u.id LIMIT $3"
+    } else {
         "SELECT DISTINCT ON (c.tenant_id, c.user_id) c.tenant_id, c.user_id, c.id \
          FROM conversations c JOIN tenants t ON t.id = c.tenant_id JOIN users u ON u.tenant_id = c.tenant_id AND u.id = c.user_id \
          WHERE starts_with(t.slug, $1) AND (u.role = 'admin') = $2 \
-         ORDER BY c.tenant_id, c.user_id, c.created_at, c.id LIMIT $3",
-    )
+         ORDER BY c.tenant_id, c.user_id, c.created_at, c.id LIMIT $3"
+    })
     .bind(slug_prefix)
     .bind(admins)
     .bind(limit)
@@ -331,7 +336,14 @@ async fn tokens(
                 Some(7 * 86_400),
             )
             .map_err(|e| e.detail)?;
-        let _ = writeln!(lines, "{token}\t{conversation}");
+        match conversation {
+            Some(conversation) => {
+                let _ = writeln!(lines, "{token}\t{conversation}");
+            }
+            None => {
+                let _ = writeln!(lines, "{token}");
+            }
+        }
     }
     std::fs::write(out, lines).map_err(|e| format!("{out}: {e}"))?;
     eprintln!("{} tokens -> {out}", rows.len());

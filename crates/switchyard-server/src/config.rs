@@ -203,7 +203,7 @@ impl Default for Config {
             circuit_failure_threshold: 5,
             circuit_open_seconds: 30,
             routing_cache_tenants: 10_000,
-            routing_cache_mib: 128,
+            routing_cache_mib: 64,
             retention_interval_seconds: 3600,
             llm_base_url: None,
             llm_model: None,
@@ -444,6 +444,11 @@ mod tests {
         assert_eq!(c.token_ttl_seconds, 3600);
         assert_eq!(c.database_max_connections, 16);
         assert_eq!(c.shutdown_grace_seconds, 25);
+        // Fail fast when the database is gone: a few seconds to get a connection, not 30.
+        assert_eq!(c.database_acquire_timeout_ms, 3000);
+        assert_eq!(c.header_read_timeout_ms, 10_000);
+        assert_eq!(c.max_body_bytes, 1024 * 1024);
+        assert_eq!(c.routing_cache_mib, 64);
     }
 
     #[test]

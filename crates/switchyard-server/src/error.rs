@@ -246,6 +246,11 @@ impl IntoResponse for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The rest of the body is not read, so the connection cannot carry another
+            // request: say so, and the client will not send its next one on it.
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if self.internal.is_some() || self.status.is_server_error() {
             response.extensions_mut().insert(ErrorLog(self.to_string()));
         }

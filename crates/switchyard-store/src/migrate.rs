@@ -53,6 +53,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "new_conversation_function",
         sql: include_str!("../migrations/postgres/0004_new_conversation_function.sql"),
     },
+    Migration {
+        version: 5,
+        name: "routable_agents_function",
+        sql: include_str!("../migrations/postgres/0005_routable_agents_function.sql"),
+    },
 ];
 
 /// PostgreSQL: turns the earlier single-tenant layout's tables into the first part of
@@ -146,6 +151,18 @@ mod tests {
                 "the function for {name} no longer runs the store's statement: add a migration that replaces it"
             );
         }
+    }
+
+    #[test]
+    fn the_routable_agents_function_runs_exactly_the_store_statement() {
+        let body = POSTGRES[4]
+            .sql
+            .split("-- ROUTABLE_AGENTS\n")
+            .nth(1)
+            .and_then(|b| b.split("RETURN QUERY ").nth(1))
+            .and_then(|b| b.split(";\nEND").next())
+            .unwrap_or_default();
+        assert_eq!(body, crate::statements::ROUTABLE_AGENTS);
     }
 
     #[test]

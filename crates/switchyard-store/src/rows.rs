@@ -208,6 +208,30 @@ pub(crate) struct AgentRow {
     pub updated_at: Ts,
 }
 
+/// A tenant's agents-version beside one of its enabled agents (none: a tenant without one).
+pub(crate) struct RoutableAgentRow {
+    pub version: i64,
+    pub agent: Option<AgentRow>,
+}
+
+impl<'r, R: sqlx::Row> sqlx::FromRow<'r, R> for RoutableAgentRow
+where
+    AgentRow: sqlx::FromRow<'r, R>,
+    &'r str: sqlx::ColumnIndex<R>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<Uuid>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
+        let version = row.try_get("t_agents_version")?;
+        let id: Option<Uuid> = row.try_get("id")?;
+        let agent = match id {
+            Some(_) => Some(AgentRow::from_row(row)?),
+            None => None,
+        };
+        Ok(Self { version, agent })
+    }
+}
+
 impl TryFrom<AgentRow> for Agent {
     type Error = StoreError;
 

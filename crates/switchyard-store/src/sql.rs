@@ -129,6 +129,14 @@ pub mod statements {
          WHERE c.tenant_id = $1 AND c.id = $2 AND ($3 OR c.user_id = $4) ORDER BY t.created_at, t.id"
     );
 
+    /// The tenant's agents-version and its enabled agents, in one statement: `$1` tenant.
+    /// One row per agent, by id (one row with null agent columns when there is none): what a
+    /// routing index is built from, on every miss of the index cache.
+    pub const ROUTABLE_AGENTS: &str = "SELECT t.agents_version AS t_agents_version, a.tenant_id, a.id, \
+         a.name, a.description, a.kind, a.config, a.intents, a.keywords, a.examples, a.enabled, a.priority, \
+         a.is_fallback, a.created_at, a.updated_at FROM tenants t LEFT JOIN agents a \
+         ON a.tenant_id = $1 AND a.tenant_id = t.id AND a.enabled WHERE t.id = $1 ORDER BY a.id";
+
     /// The conversation update of a turn write: `$1` tenant, `$2` conversation, `$3` user,
     /// `$4` the turn's time, `$5` its intent, `$6` its agent.
     pub const UPDATE_CONVERSATION_FOR_TURN: &str = concat!(
@@ -339,7 +347,8 @@ pub(crate) fn clamp_title(title: Option<String>) -> Option<String> {
 /// methods: `read(tenant)` and `write(tenant)` (a scoped transaction), `global_read()` and
 /// `global_write()` (a transaction outside any tenant), `enter_tenant(&mut tx, tenant)`
 /// (switch a global transaction into a tenant), `write_existing_turn` and `write_new_turn`
-/// (a chat turn's write), `count_for_limits`, `ping_impl()`, `TENANT_SETTINGS_FOR_UPDATE` and `BACKEND`; and, in its module,
+/// (a chat turn's write), `count_for_limits`, `fetch_routable_agents`, `ping_impl()`,
+/// `TENANT_SETTINGS_FOR_UPDATE` and `BACKEND`; and, in its module,
 /// `fn map_err(sqlx::Error) -> StoreError`.
 macro_rules! impl_store {
     ($store:ty) => {
@@ -799,23 +808,9 @@ macro_rules! impl_store {
             }
 
             async fn routable_agents(&self, scope: &TenantScope) -> StoreResult<(i64, Vec<Agent>)> {
-                let mut tx = self.read(scope.tenant_id()).await?;
-                let (version,): (i64,) = sqlx::query_as("SELECT agents_version FROM tenants WHERE id = $1")
-                    .bind(scope.tenant_id().as_uuid())
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                let rows = sqlx::query_as::<_, AgentRow>(concat!(
-                    "SELECT ",
-                    agent_cols!(),
-                    " FROM agents WHERE tenant_id = $1 AND enabled ORDER BY id"
-                ))
-                .bind(scope.tenant_id().as_uuid())
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(map_err)?;
-                tx.commit().await.map_err(map_err)?;
-                Ok((version, convert_all(rows)?))
+                let rows = self.fetch_routable_agents(scope).await?;
+                let version = rows.first().map(|r| r.version).ok_or(StoreError::NotFound)?;
+                Ok((version, convert_all(rows.into_iter().filter_map(|r| r.agent).collect())?))
             }
 
             // ----- conversations and turns -----

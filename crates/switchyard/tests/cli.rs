@@ -348,6 +348,9 @@ async fn slow_and_oversized_requests_through_a_real_socket() {
         big.headers()["content-type"].to_str().unwrap(),
         "application/problem+json"
     );
+    // The unread rest of the body spoils the connection; the answer says it closes it, so
+    // the client's next request (below) goes on a new one.
+    assert_eq!(big.headers()["connection"].to_str().unwrap(), "close");
     let unknown = client
         .get(format!("{}/v1/nowhere", server.url))
         .send()

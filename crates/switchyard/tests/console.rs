@@ -430,6 +430,31 @@ impl Page {
         value.as_str().unwrap_or_default().to_string()
     }
 
+    /// Presses a key where the focus is.
+    async fn press(&self, key: Key) {
+        self.client
+            .active_element()
+            .await
+            .unwrap()
+            .send_keys(&String::from(char::from(key)))
+            .await
+            .unwrap();
+    }
+
+    /// Puts the focus on the page's first focusable element, where a keyboard user's first
+    /// Tab lands (the browser remembers where the focus was, so a test cannot just blur).
+    async fn focus_first(&self) -> String {
+        let id = self
+            .js(
+                "const all = document.querySelectorAll('a[href], button, input, select, textarea, [tabindex]:not([tabindex=\"-1\"])'); \
+                 const first = Array.from(all).find(e => !e.disabled && e.getClientRects().length > 0); \
+                 first.focus(); return first.id;",
+                vec![],
+            )
+            .await;
+        id.as_str().unwrap_or_default().to_string()
+    }
+
     /// Signs in with the keyboard only: types in each field and presses Enter.
     async fn sign_in(&mut self, tenant: &str, email: &str) {
         self.visible("#login-form").await;
@@ -647,8 +672,22 @@ async fn console_story_sign_in_chat_history_errors_admin_and_isolation() {
     );
     page.shot("agent-failed").await;
 
+    // By keyboard alone: the skip link is the page's first focusable element and takes the
+    // focus into the content; the navigation follows it in Tab order, and Enter on it opens
+    // the history.
+    assert_eq!(page.focus_first().await, "skip-link");
+    page.press(Key::Enter).await;
+    let in_main = page
+        .js("return !!document.activeElement.closest('main')", vec![])
+        .await;
+    assert_eq!(in_main, json!(true), "the skip link leads into the content");
+    page.focus_first().await;
+    for expected in ["nav-chat", "nav-history"] {
+        page.press(Key::Tab).await;
+        assert_eq!(page.focused().await, expected, "the Tab order");
+    }
     // The history: one conversation (the failed turn stored nothing); it opens with its turns.
-    page.click("#nav-history").await;
+    page.press(Key::Enter).await;
     page.wait_text("#conversations", "I need a refund for my last invoice")
         .await;
     let listed = page

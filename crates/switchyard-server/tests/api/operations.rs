@@ -232,8 +232,14 @@ async fn metrics_and_analytics_match_the_traffic() {
     let slug = a.slug.as_str();
     // The routing index cache reports its size (a process-wide gauge, which other tests'
     // servers in this process set too: here only its presence is certain).
-    assert!(metric(&text, "switchyard_routing_cache_tenants", &[]) >= 1.0, "{text}");
-    assert!(metric(&text, "switchyard_routing_cache_bytes", &[]) > 0.0, "{text}");
+    assert!(
+        metric(&text, "switchyard_routing_cache_tenants", &[]) >= 1.0,
+        "{text}"
+    );
+    assert!(
+        metric(&text, "switchyard_routing_cache_bytes", &[]) > 0.0,
+        "{text}"
+    );
     assert_eq!(
         metric(
             &text,

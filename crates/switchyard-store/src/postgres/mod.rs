@@ -267,6 +267,18 @@ impl PgStore {
         .map_err(map_err)
     }
 
+    /// The tenant's agents-version and enabled agents, in one round trip.
+    async fn fetch_routable_agents(
+        &self,
+        scope: &TenantScope,
+    ) -> StoreResult<Vec<crate::rows::RoutableAgentRow>> {
+        sqlx::query_as("SELECT * FROM switchyard_routable_agents($1)")
+            .bind(scope.tenant_id().as_uuid())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)
+    }
+
     /// The user's and the tenant's conversations, each counted up to its limit, in one
     /// round trip.
     async fn count_for_limits(

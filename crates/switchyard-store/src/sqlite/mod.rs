@@ -298,6 +298,18 @@ impl SqliteStore {
         Ok(rows)
     }
 
+    /// The tenant's agents-version and enabled agents, in one statement.
+    async fn fetch_routable_agents(
+        &self,
+        scope: &TenantScope,
+    ) -> StoreResult<Vec<crate::rows::RoutableAgentRow>> {
+        sqlx::query_as(statements::ROUTABLE_AGENTS)
+            .bind(scope.tenant_id().as_uuid())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)
+    }
+
     /// The user's and the tenant's conversations, each counted up to its limit.
     async fn counts_for_limits(
         tx: &mut Tx,
