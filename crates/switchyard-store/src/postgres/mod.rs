@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use futures_util::FutureExt as _;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{AssertSqlSafe, ConnectOptions, Connection, PgConnection, PgPool, Postgres};
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool, Postgres};
 use switchyard_core::{TenantId, TenantScope, UserId};
 
 use crate::migrate::{self, POSTGRES};
@@ -27,6 +27,9 @@ use switchyard_core::ConversationId;
 use switchyard_core::model::{Conversation, NewTurn, Turn, TurnTarget};
 
 mod roles;
+mod warm;
+
+use warm::Conns;
 
 pub use roles::APP_ROLE;
 
@@ -35,7 +38,7 @@ type Tx = sqlx::Transaction<'static, Postgres>;
 /// The store on PostgreSQL.
 #[derive(Clone, Debug)]
 pub struct PgStore {
-    pool: PgPool,
+    conns: Conns,
 }
 
 pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
@@ -108,19 +111,18 @@ impl PgStore {
                 other => map_err(other),
             })?;
         roles::check_serving_role(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            conns: Conns::new(pool, config.max_connections, config.acquire_timeout),
+        })
     }
 
     /// The pool, for tools and tests that inspect the database as the application role.
     pub fn pool(&self) -> &PgPool {
-        &self.pool
+        self.conns.pool()
     }
 
     async fn begin(&self, statement: String) -> StoreResult<Tx> {
-        self.pool
-            .begin_with(AssertSqlSafe(statement))
-            .await
-            .map_err(map_err)
+        self.conns.begin(statement).await.map_err(map_err)
     }
 
     /// A read-only transaction confined to `tenant`.
@@ -188,12 +190,14 @@ impl PgStore {
 
     /// The tenant and user an authentication names, in one round trip.
     async fn fetch_principal(&self, tenant: TenantId, user: UserId) -> StoreResult<PrincipalRow> {
-        sqlx::query_as::<_, PrincipalRow>("SELECT * FROM switchyard_find_principal($1, $2)")
-            .bind(tenant.as_uuid())
-            .bind(user.as_uuid())
-            .fetch_one(&self.pool)
-            .await
-            .map_err(map_err)
+        let mut lease = self.conns.lease().await.map_err(map_err)?;
+        let result =
+            sqlx::query_as::<_, PrincipalRow>("SELECT * FROM switchyard_find_principal($1, $2)")
+                .bind(tenant.as_uuid())
+                .bind(user.as_uuid())
+                .fetch_one(lease.conn())
+                .await;
+        lease.finish(result).map_err(map_err)
     }
 
     /// A page of one user's (or, with no user, the tenant's) conversations, in one round trip.
@@ -205,7 +209,8 @@ impl PgStore {
         after: uuid::Uuid,
         limit: i64,
     ) -> StoreResult<Vec<ConversationRow>> {
-        match user {
+        let mut lease = self.conns.lease().await.map_err(map_err)?;
+        let result = match user {
             Some(user) => sqlx::query_as::<_, ConversationRow>(
                 "SELECT * FROM switchyard_list_user_conversations($1, $2, $3, $4, $5)",
             )
@@ -219,9 +224,9 @@ impl PgStore {
         .bind(at)
         .bind(after)
         .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)
+        .fetch_all(lease.conn())
+        .await;
+        lease.finish(result).map_err(map_err)
     }
 
     /// A visible conversation with a page of its turns, in one round trip.
@@ -233,7 +238,8 @@ impl PgStore {
         after: uuid::Uuid,
         limit: i64,
     ) -> StoreResult<Vec<ConversationTurnRow>> {
-        sqlx::query_as::<_, ConversationTurnRow>(
+        let mut lease = self.conns.lease().await.map_err(map_err)?;
+        let result = sqlx::query_as::<_, ConversationTurnRow>(
             "SELECT * FROM switchyard_conversation_with_turns($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(scope.tenant_id().as_uuid())
@@ -243,9 +249,9 @@ impl PgStore {
         .bind(at)
         .bind(after)
         .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)
+        .fetch_all(lease.conn())
+        .await;
+        lease.finish(result).map_err(map_err)
     }
 
     /// The user's conversation with its last turns, in one round trip.
@@ -255,16 +261,17 @@ impl PgStore {
         id: ConversationId,
         history: i64,
     ) -> StoreResult<Vec<ConversationHistoryRow>> {
-        sqlx::query_as::<_, ConversationHistoryRow>(
+        let mut lease = self.conns.lease().await.map_err(map_err)?;
+        let result = sqlx::query_as::<_, ConversationHistoryRow>(
             "SELECT * FROM switchyard_chat_context($1, $2, $3, $4)",
         )
         .bind(scope.tenant_id().as_uuid())
         .bind(id.as_uuid())
         .bind(scope.user_id().as_uuid())
         .bind(history)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)
+        .fetch_all(lease.conn())
+        .await;
+        lease.finish(result).map_err(map_err)
     }
 
     /// The tenant's agents-version and enabled agents, in one round trip.
@@ -272,11 +279,12 @@ impl PgStore {
         &self,
         scope: &TenantScope,
     ) -> StoreResult<Vec<crate::rows::RoutableAgentRow>> {
-        sqlx::query_as("SELECT * FROM switchyard_routable_agents($1)")
+        let mut lease = self.conns.lease().await.map_err(map_err)?;
+        let result = sqlx::query_as("SELECT * FROM switchyard_routable_agents($1)")
             .bind(scope.tenant_id().as_uuid())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)
+            .fetch_all(lease.conn())
+            .await;
+        lease.finish(result).map_err(map_err)
     }
 
     /// The user's and the tenant's conversations, each counted up to its limit, in one
@@ -287,14 +295,15 @@ impl PgStore {
         max_per_user: i64,
         max_per_tenant: i64,
     ) -> StoreResult<(i64, i64)> {
-        sqlx::query_as("SELECT * FROM switchyard_count_for_limits($1, $2, $3, $4)")
+        let mut lease = self.conns.lease().await.map_err(map_err)?;
+        let result = sqlx::query_as("SELECT * FROM switchyard_count_for_limits($1, $2, $3, $4)")
             .bind(scope.tenant_id().as_uuid())
             .bind(scope.user_id().as_uuid())
             .bind(max_per_user)
             .bind(max_per_tenant)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(map_err)
+            .fetch_one(lease.conn())
+            .await;
+        lease.finish(result).map_err(map_err)
     }
 
     /// A new conversation with its first turn, in one round trip: the function checks the
@@ -318,7 +327,8 @@ impl PgStore {
             ));
         };
         let (high, low) = scope.tenant_id().as_uuid().as_u64_pair();
-        let row = sqlx::query_as::<_, WrittenTurnRow>(statements::WRITE_NEW_TURN)
+        let mut lease = self.conns.lease().await.map_err(map_err)?;
+        let result = sqlx::query_as::<_, WrittenTurnRow>(statements::WRITE_NEW_TURN)
             .bind(scope.tenant_id().as_uuid())
             .bind(id.as_uuid())
             .bind(scope.user_id().as_uuid())
@@ -338,24 +348,24 @@ impl PgStore {
             .bind((*max_per_user).max(0))
             .bind((*max_per_tenant).max(0))
             .bind((high ^ low) as i64)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| match &e {
-                sqlx::Error::Database(db) if db.code().as_deref() == Some("SYL01") => {
-                    if db.message() == "per_user" {
-                        StoreError::LimitReached {
-                            which: "per_user",
-                            limit: *max_per_user,
-                        }
-                    } else {
-                        StoreError::LimitReached {
-                            which: "per_tenant",
-                            limit: *max_per_tenant,
-                        }
+            .fetch_one(lease.conn())
+            .await;
+        let row = lease.finish(result).map_err(|e| match &e {
+            sqlx::Error::Database(db) if db.code().as_deref() == Some("SYL01") => {
+                if db.message() == "per_user" {
+                    StoreError::LimitReached {
+                        which: "per_user",
+                        limit: *max_per_user,
+                    }
+                } else {
+                    StoreError::LimitReached {
+                        which: "per_tenant",
+                        limit: *max_per_tenant,
                     }
                 }
-                _ => map_err(e),
-            })?;
+            }
+            _ => map_err(e),
+        })?;
         Ok(row.into_written(turn))
     }
 
@@ -367,7 +377,8 @@ impl PgStore {
         conversation: ConversationId,
         turn: &NewTurn,
     ) -> StoreResult<(Conversation, Turn)> {
-        let row = sqlx::query_as::<_, WrittenTurnRow>(
+        let mut lease = self.conns.lease().await.map_err(map_err)?;
+        let result = sqlx::query_as::<_, WrittenTurnRow>(
             "SELECT * FROM switchyard_write_turn($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
         .bind(scope.tenant_id().as_uuid())
@@ -385,17 +396,16 @@ impl PgStore {
         .bind(turn.routing_method.as_deref())
         .bind(turn.routing_confidence)
         .bind(turn.fallback_used)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(map_err)?;
+        .fetch_one(lease.conn())
+        .await;
+        let row = lease.finish(result).map_err(map_err)?;
         Ok(row.into_written(turn))
     }
 
     async fn ping_impl(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
+        let mut lease = self.conns.lease().await.map_err(map_err)?;
+        let result = sqlx::query("SELECT 1").execute(lease.conn()).await;
+        lease.finish(result).map_err(map_err)?;
         Ok(())
     }
 

@@ -11,3 +11,4 @@ mod legacy;
 mod pool_reuse;
 mod postgres_rls;
 mod property;
+mod warm_connections;
