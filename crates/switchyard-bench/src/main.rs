@@ -336,14 +336,10 @@ async fn tokens(
                 Some(7 * 86_400),
             )
             .map_err(|e| e.detail)?;
-        match conversation {
-            Some(conversation) => {
-                let _ = writeln!(lines, "{token}\t{conversation}");
-            }
-            None => {
-                let _ = writeln!(lines, "{token}");
-            }
-        }
+        let _ = match conversation {
+            Some(conversation) => writeln!(lines, "{token}\t{conversation}"),
+            None => writeln!(lines, "{token}"),
+        };
     }
     std::fs::write(out, lines).map_err(|e| format!("{out}: {e}"))?;
     eprintln!("{} tokens -> {out}", rows.len());

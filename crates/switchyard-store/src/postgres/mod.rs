@@ -112,7 +112,7 @@ impl PgStore {
             })?;
         roles::check_serving_role(&pool).await?;
         Ok(Self {
-            conns: Conns::new(pool, config.max_connections, config.acquire_timeout),
+            conns: Conns::new(pool),
         })
     }
 
@@ -190,14 +190,16 @@ impl PgStore {
 
     /// The tenant and user an authentication names, in one round trip.
     async fn fetch_principal(&self, tenant: TenantId, user: UserId) -> StoreResult<PrincipalRow> {
-        let mut lease = self.conns.lease().await.map_err(map_err)?;
-        let result =
-            sqlx::query_as::<_, PrincipalRow>("SELECT * FROM switchyard_find_principal($1, $2)")
+        self.conns
+            .fetch_one(
+                sqlx::query_as::<_, PrincipalRow>(
+                    "SELECT * FROM switchyard_find_principal($1, $2)",
+                )
                 .bind(tenant.as_uuid())
-                .bind(user.as_uuid())
-                .fetch_one(lease.conn())
-                .await;
-        lease.finish(result).map_err(map_err)
+                .bind(user.as_uuid()),
+            )
+            .await
+            .map_err(map_err)
     }
 
     /// A page of one user's (or, with no user, the tenant's) conversations, in one round trip.
@@ -209,8 +211,7 @@ impl PgStore {
         after: uuid::Uuid,
         limit: i64,
     ) -> StoreResult<Vec<ConversationRow>> {
-        let mut lease = self.conns.lease().await.map_err(map_err)?;
-        let result = match user {
+        let query = match user {
             Some(user) => sqlx::query_as::<_, ConversationRow>(
                 "SELECT * FROM switchyard_list_user_conversations($1, $2, $3, $4, $5)",
             )
@@ -223,10 +224,8 @@ impl PgStore {
         }
         .bind(at)
         .bind(after)
-        .bind(limit)
-        .fetch_all(lease.conn())
-        .await;
-        lease.finish(result).map_err(map_err)
+        .bind(limit);
+        self.conns.fetch_all(query).await.map_err(map_err)
     }
 
     /// A visible conversation with a page of its turns, in one round trip.
@@ -238,20 +237,21 @@ impl PgStore {
         after: uuid::Uuid,
         limit: i64,
     ) -> StoreResult<Vec<ConversationTurnRow>> {
-        let mut lease = self.conns.lease().await.map_err(map_err)?;
-        let result = sqlx::query_as::<_, ConversationTurnRow>(
-            "SELECT * FROM switchyard_conversation_with_turns($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(scope.tenant_id().as_uuid())
-        .bind(id.as_uuid())
-        .bind(scope.is_admin())
-        .bind(scope.user_id().as_uuid())
-        .bind(at)
-        .bind(after)
-        .bind(limit)
-        .fetch_all(lease.conn())
-        .await;
-        lease.finish(result).map_err(map_err)
+        self.conns
+            .fetch_all(
+                sqlx::query_as::<_, ConversationTurnRow>(
+                    "SELECT * FROM switchyard_conversation_with_turns($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(scope.tenant_id().as_uuid())
+                .bind(id.as_uuid())
+                .bind(scope.is_admin())
+                .bind(scope.user_id().as_uuid())
+                .bind(at)
+                .bind(after)
+                .bind(limit),
+            )
+            .await
+            .map_err(map_err)
     }
 
     /// The user's conversation with its last turns, in one round trip.
@@ -261,17 +261,18 @@ impl PgStore {
         id: ConversationId,
         history: i64,
     ) -> StoreResult<Vec<ConversationHistoryRow>> {
-        let mut lease = self.conns.lease().await.map_err(map_err)?;
-        let result = sqlx::query_as::<_, ConversationHistoryRow>(
-            "SELECT * FROM switchyard_chat_context($1, $2, $3, $4)",
-        )
-        .bind(scope.tenant_id().as_uuid())
-        .bind(id.as_uuid())
-        .bind(scope.user_id().as_uuid())
-        .bind(history)
-        .fetch_all(lease.conn())
-        .await;
-        lease.finish(result).map_err(map_err)
+        self.conns
+            .fetch_all(
+                sqlx::query_as::<_, ConversationHistoryRow>(
+                    "SELECT * FROM switchyard_chat_context($1, $2, $3, $4)",
+                )
+                .bind(scope.tenant_id().as_uuid())
+                .bind(id.as_uuid())
+                .bind(scope.user_id().as_uuid())
+                .bind(history),
+            )
+            .await
+            .map_err(map_err)
     }
 
     /// The tenant's agents-version and enabled agents, in one round trip.
@@ -279,12 +280,13 @@ impl PgStore {
         &self,
         scope: &TenantScope,
     ) -> StoreResult<Vec<crate::rows::RoutableAgentRow>> {
-        let mut lease = self.conns.lease().await.map_err(map_err)?;
-        let result = sqlx::query_as("SELECT * FROM switchyard_routable_agents($1)")
-            .bind(scope.tenant_id().as_uuid())
-            .fetch_all(lease.conn())
-            .await;
-        lease.finish(result).map_err(map_err)
+        self.conns
+            .fetch_all(
+                sqlx::query_as("SELECT * FROM switchyard_routable_agents($1)")
+                    .bind(scope.tenant_id().as_uuid()),
+            )
+            .await
+            .map_err(map_err)
     }
 
     /// The user's and the tenant's conversations, each counted up to its limit, in one
@@ -295,15 +297,16 @@ impl PgStore {
         max_per_user: i64,
         max_per_tenant: i64,
     ) -> StoreResult<(i64, i64)> {
-        let mut lease = self.conns.lease().await.map_err(map_err)?;
-        let result = sqlx::query_as("SELECT * FROM switchyard_count_for_limits($1, $2, $3, $4)")
-            .bind(scope.tenant_id().as_uuid())
-            .bind(scope.user_id().as_uuid())
-            .bind(max_per_user)
-            .bind(max_per_tenant)
-            .fetch_one(lease.conn())
-            .await;
-        lease.finish(result).map_err(map_err)
+        self.conns
+            .fetch_one(
+                sqlx::query_as("SELECT * FROM switchyard_count_for_limits($1, $2, $3, $4)")
+                    .bind(scope.tenant_id().as_uuid())
+                    .bind(scope.user_id().as_uuid())
+                    .bind(max_per_user)
+                    .bind(max_per_tenant),
+            )
+            .await
+            .map_err(map_err)
     }
 
     /// A new conversation with its first turn, in one round trip: the function checks the
@@ -327,8 +330,7 @@ impl PgStore {
             ));
         };
         let (high, low) = scope.tenant_id().as_uuid().as_u64_pair();
-        let mut lease = self.conns.lease().await.map_err(map_err)?;
-        let result = sqlx::query_as::<_, WrittenTurnRow>(statements::WRITE_NEW_TURN)
+        let query = sqlx::query_as::<_, WrittenTurnRow>(statements::WRITE_NEW_TURN)
             .bind(scope.tenant_id().as_uuid())
             .bind(id.as_uuid())
             .bind(scope.user_id().as_uuid())
@@ -347,10 +349,8 @@ impl PgStore {
             .bind(crate::sql::clamp_title(title.clone()))
             .bind((*max_per_user).max(0))
             .bind((*max_per_tenant).max(0))
-            .bind((high ^ low) as i64)
-            .fetch_one(lease.conn())
-            .await;
-        let row = lease.finish(result).map_err(|e| match &e {
+            .bind((high ^ low) as i64);
+        let row = self.conns.fetch_one(query).await.map_err(|e| match &e {
             sqlx::Error::Database(db) if db.code().as_deref() == Some("SYL01") => {
                 if db.message() == "per_user" {
                     StoreError::LimitReached {
@@ -377,8 +377,7 @@ impl PgStore {
         conversation: ConversationId,
         turn: &NewTurn,
     ) -> StoreResult<(Conversation, Turn)> {
-        let mut lease = self.conns.lease().await.map_err(map_err)?;
-        let result = sqlx::query_as::<_, WrittenTurnRow>(
+        let query = sqlx::query_as::<_, WrittenTurnRow>(
             "SELECT * FROM switchyard_write_turn($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
         .bind(scope.tenant_id().as_uuid())
@@ -395,17 +394,16 @@ impl PgStore {
         .bind(turn.latency_ms)
         .bind(turn.routing_method.as_deref())
         .bind(turn.routing_confidence)
-        .bind(turn.fallback_used)
-        .fetch_one(lease.conn())
-        .await;
-        let row = lease.finish(result).map_err(map_err)?;
+        .bind(turn.fallback_used);
+        let row = self.conns.fetch_one(query).await.map_err(map_err)?;
         Ok(row.into_written(turn))
     }
 
     async fn ping_impl(&self) -> StoreResult<()> {
-        let mut lease = self.conns.lease().await.map_err(map_err)?;
-        let result = sqlx::query("SELECT 1").execute(lease.conn()).await;
-        lease.finish(result).map_err(map_err)?;
+        self.conns
+            .fetch_one(sqlx::query_as::<_, (i32,)>("SELECT 1"))
+            .await
+            .map_err(map_err)?;
         Ok(())
     }
 

@@ -24,8 +24,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use sqlx::pool::PoolConnection;
-use sqlx::{PgConnection, PgPool, Postgres};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::query::QueryAs;
+use sqlx::{FromRow, PgConnection, PgPool, Postgres};
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// How long a connection may be kept out of the sqlx pool before it goes back to it.
 const KEEP_AT_MOST: Duration = Duration::from_secs(30);
@@ -36,10 +38,6 @@ pub(super) struct Conns {
     pool: PgPool,
     /// One permit per connection the pool may open: a lease holds one.
     leases: Arc<Semaphore>,
-    /// The pool's size bound.
-    max_connections: u32,
-    /// How long a caller waits for a lease.
-    acquire_timeout: Duration,
     kept: Arc<Mutex<Kept>>,
 }
 
@@ -54,9 +52,7 @@ struct Kept {
 
 impl Drop for Kept {
     fn drop(&mut self) {
-        for (conn, _) in self.idle.drain(..) {
-            give_back(conn);
-        }
+        self.give_back_all();
     }
 }
 
@@ -72,11 +68,11 @@ fn give_back(conn: PoolConnection<Postgres>) {
 }
 
 /// A connection taken for one statement.
-pub(super) struct Lease {
+struct Lease<'a> {
     conn: Option<(PoolConnection<Postgres>, Instant)>,
-    kept: Arc<Mutex<Kept>>,
+    kept: &'a Mutex<Kept>,
     /// Given back (after the connection is kept or returned) when the lease ends.
-    _permit: OwnedSemaphorePermit,
+    _permit: SemaphorePermit<'a>,
 }
 
 /// Counts a caller as waiting for the sqlx pool until dropped.
@@ -104,15 +100,21 @@ impl Kept {
             .unwrap_or(self.idle.len());
         self.idle.drain(..fresh).map(|(conn, _)| conn).collect()
     }
+
+    /// Hands every kept connection back to sqlx.
+    fn give_back_all(&mut self) {
+        for (conn, _) in self.idle.drain(..) {
+            give_back(conn);
+        }
+    }
 }
 
 impl Conns {
-    pub(super) fn new(pool: PgPool, max_connections: u32, acquire_timeout: Duration) -> Self {
+    /// Keeps connections of `pool`, within its size bound and its acquire timeout.
+    pub(super) fn new(pool: PgPool) -> Self {
         Self {
+            leases: Arc::new(Semaphore::new(pool.options().get_max_connections() as usize)),
             pool,
-            leases: Arc::new(Semaphore::new(max_connections as usize)),
-            max_connections,
-            acquire_timeout,
             kept: Arc::default(),
         }
     }
@@ -121,41 +123,66 @@ impl Conns {
     /// connections from it directly (tools and tests; connections kept after this call are
     /// handed back by the next one).
     pub(super) fn pool(&self) -> &PgPool {
-        let idle = std::mem::take(&mut lock(&self.kept).idle);
-        for (conn, _) in idle {
-            give_back(conn);
-        }
+        lock(&self.kept).give_back_all();
         &self.pool
+    }
+
+    /// Runs one statement that returns one row, on a kept connection if there is one.
+    pub(super) async fn fetch_one<O>(
+        &self,
+        query: QueryAs<'_, Postgres, O, PgArguments>,
+    ) -> Result<O, sqlx::Error>
+    where
+        O: Send + Unpin + for<'r> FromRow<'r, PgRow>,
+    {
+        let mut lease = self.lease().await?;
+        let result = query.fetch_one(lease.conn()).await;
+        lease.finish(result)
+    }
+
+    /// Runs one statement that returns rows, on a kept connection if there is one.
+    pub(super) async fn fetch_all<O>(
+        &self,
+        query: QueryAs<'_, Postgres, O, PgArguments>,
+    ) -> Result<Vec<O>, sqlx::Error>
+    where
+        O: Send + Unpin + for<'r> FromRow<'r, PgRow>,
+    {
+        let mut lease = self.lease().await?;
+        let result = query.fetch_all(lease.conn()).await;
+        lease.finish(result)
     }
 
     /// A connection for one statement: a kept one if there is one, else one from the pool;
     /// waits at most the pool's acquire timeout in all.
-    pub(super) async fn lease(&self) -> Result<Lease, sqlx::Error> {
-        tokio::time::timeout(self.acquire_timeout, self.lease_untimed())
-            .await
-            .map_err(|_| sqlx::Error::PoolTimedOut)?
+    async fn lease(&self) -> Result<Lease<'_>, sqlx::Error> {
+        tokio::time::timeout(
+            self.pool.options().get_acquire_timeout(),
+            self.lease_untimed(),
+        )
+        .await
+        .map_err(|_| sqlx::Error::PoolTimedOut)?
     }
 
-    async fn lease_untimed(&self) -> Result<Lease, sqlx::Error> {
-        let permit = Arc::clone(&self.leases)
-            .acquire_owned()
+    async fn lease_untimed(&self) -> Result<Lease<'_>, sqlx::Error> {
+        let permit = self
+            .leases
+            .acquire()
             .await
             .map_err(|_| sqlx::Error::PoolClosed)?;
-        let (kept_conn, stale, waiting) = {
+        let (stale, taken) = {
             let mut kept = lock(&self.kept);
             let stale = kept.take_stale();
-            match kept.idle.pop() {
-                Some(conn) => (Some(conn), stale, None),
-                None => {
-                    kept.waiting += 1;
-                    (None, stale, Some(Waiting(&self.kept)))
-                }
-            }
+            let taken = kept.idle.pop().ok_or_else(|| {
+                kept.waiting += 1;
+                Waiting(&self.kept)
+            });
+            (stale, taken)
         };
         stale.into_iter().for_each(give_back);
-        let conn = match kept_conn {
-            Some(conn) => conn,
-            None => {
+        let conn = match taken {
+            Ok(conn) => conn,
+            Err(waiting) => {
                 let conn = self.pool.acquire().await?;
                 drop(waiting);
                 (conn, Instant::now())
@@ -163,7 +190,7 @@ impl Conns {
         };
         Ok(Lease {
             conn: Some(conn),
-            kept: Arc::clone(&self.kept),
+            kept: &self.kept,
             _permit: permit,
         })
     }
@@ -178,7 +205,8 @@ impl Conns {
             let mut kept = lock(&self.kept);
             kept.waiting += 1;
             let mut spare = kept.take_stale();
-            let full = self.pool.size() >= self.max_connections && self.pool.num_idle() == 0;
+            let full = self.pool.size() >= self.pool.options().get_max_connections()
+                && self.pool.num_idle() == 0;
             if spare.is_empty()
                 && full
                 && let Some((conn, _)) = kept.idle.pop()
@@ -194,9 +222,9 @@ impl Conns {
     }
 }
 
-impl Lease {
+impl Lease<'_> {
     /// The connection, to run the statement on.
-    pub(super) fn conn(&mut self) -> &mut PgConnection {
+    fn conn(&mut self) -> &mut PgConnection {
         let (conn, _) = self
             .conn
             .as_mut()
@@ -207,11 +235,11 @@ impl Lease {
     /// Ends the lease with the statement's result: a connection whose statement completed
     /// is kept (unless someone waits for the pool, or it has been out of the pool long
     /// enough); after an error it goes back to the pool, which tests it.
-    pub(super) fn finish<T, E>(mut self, result: Result<T, E>) -> Result<T, E> {
+    fn finish<T, E>(mut self, result: Result<T, E>) -> Result<T, E> {
         if result.is_ok()
             && let Some((conn, since)) = self.conn.take()
         {
-            let mut kept = lock(&self.kept);
+            let mut kept = lock(self.kept);
             if kept.waiting == 0 && since.elapsed() < KEEP_AT_MOST {
                 kept.idle.push((conn, since));
             } else {
