@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The database floor of a chat turn (docs/benchmarks.md): pgbench running exactly the three
-# statements Switchyard runs for one turn of an existing conversation, as the application
-# role (row-level security on), with the values of real seeded users:
+# The database floor of a chat turn (docs/benchmarks.md): pgbench running exactly the two
+# statements Switchyard runs for one turn of an existing conversation with a token, as the
+# application role (row-level security on), with the values of real seeded users:
 #
-#   SELECT * FROM switchyard_find_principal(tenant, user)                 -- authentication
-#   SELECT * FROM switchyard_chat_context(tenant, conversation, user, 10) -- the conversation and its history
-#   SELECT * FROM switchyard_write_turn(tenant, conversation, user, ...)  -- the turn and the conversation's update
+#   SELECT * FROM switchyard_authed_chat_context(tenant, conversation, user, 10)
+#                                      -- authentication, the conversation and its history
+#   SELECT * FROM switchyard_write_turn(tenant, conversation, user, ...)
+#                                      -- the turn and the conversation's update
 #
 # One pgbench transaction is one chat turn's database work, each statement in its own implicit
 # transaction as the server runs them. Called by bench/run.sh with FLOOR=1 on its database
@@ -40,11 +41,10 @@ WITH sample AS (
   JOIN users u ON u.tenant_id = c.tenant_id AND u.id = c.user_id AND u.role = 'member'
   LIMIT $USERS
 )
-SELECT format(E'SELECT * FROM switchyard_find_principal(%1\$L::uuid, %2\$L::uuid);\n'
-              'SELECT * FROM switchyard_chat_context(%1\$L::uuid, %3\$L::uuid, %2\$L::uuid, 10);\n'
+SELECT format(E'SELECT * FROM switchyard_authed_chat_context(%1\$L::uuid, %3\$L::uuid, %2\$L::uuid, 10);\n'
               'SELECT * FROM switchyard_write_turn(%1\$L::uuid, %3\$L::uuid, %2\$L::uuid, clock_timestamp(), %5\$L, %4\$L::uuid, '
               '(lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, %14\$L) || %15\$L || substr(md5(random()::text), 1, 19))::uuid, '
-              '%6\$L, %7\$L, %8\$L, %9\$L::jsonb, %10\$L, %11\$L, %12\$L, %13\$L);\n',
+              '%6\$L, %7\$L, %8\$L, %9\$L::json, %10\$L, %11\$L, %12\$L, %13\$L);\n',
               u.tenant_id, u.user_id, u.id, u.agent_id, s.intent_category, s.user_message, s.agent_response,
               s.intent_confidence, s.routing::text, s.latency_ms, s.routing_method, s.routing_confidence,
               s.fallback_used, '0', '7')

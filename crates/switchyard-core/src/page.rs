@@ -52,7 +52,8 @@ impl Cursor {
         URL_SAFE_NO_PAD.encode(text)
     }
 
-    /// Parses a cursor given back by a client.
+    /// Parses a cursor given back by a client: what [`Cursor::encode`] made, with a time
+    /// from year 1 to year 9999.
     pub fn decode(s: &str) -> Result<Self, BadCursor> {
         if s.len() > 128 {
             return Err(BadCursor);
@@ -65,12 +66,21 @@ impl Cursor {
             "-" => None,
             micros => {
                 let micros: i64 = micros.parse().map_err(|_| BadCursor)?;
+                // Only the times a stored row can have: both databases refuse some that
+                // chrono can hold (PostgreSQL's range starts in 4713 BC).
+                if !(MIN_CURSOR_MICROS..=MAX_CURSOR_MICROS).contains(&micros) {
+                    return Err(BadCursor);
+                }
                 Some(DateTime::from_timestamp_micros(micros).ok_or(BadCursor)?)
             }
         };
         Ok(Self { at, id })
     }
 }
+
+/// 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z in microseconds since the epoch.
+const MIN_CURSOR_MICROS: i64 = -62_135_596_800_000_000;
+const MAX_CURSOR_MICROS: i64 = 253_402_300_799_999_999;
 
 /// Which page of a list to read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -167,8 +177,16 @@ mod tests {
             "bm9wZQ",
             &"A".repeat(500),
             &URL_SAFE_NO_PAD.encode("12.notauuid"),
+            // Times no database row can have (PostgreSQL's timestamps start in 4713 BC).
+            &URL_SAFE_NO_PAD.encode(format!("-200000000000000000.{}", Uuid::nil())),
+            &URL_SAFE_NO_PAD.encode(format!("253402300800000000.{}", Uuid::nil())),
         ] {
             assert_eq!(Cursor::decode(bad), Err(BadCursor), "{bad:?}");
+        }
+        for edge in ["0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z"] {
+            let at: DateTime<Utc> = edge.parse().unwrap();
+            let cursor = Cursor::after(at, Uuid::nil());
+            assert_eq!(Cursor::decode(&cursor.encode()), Ok(cursor), "{edge}");
         }
     }
 

@@ -21,7 +21,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use switchyard_core::model::{Tenant, TenantStatus, User, UserStatus};
 use switchyard_core::{Role, TenantId, TenantScope, UserId};
-use switchyard_store::{PrincipalRecord, Store, StoreError};
+use switchyard_store::{
+    FirstRead, FirstReadResult, PrincipalRecord, Store, StoreError, StoreResult,
+};
 
 use crate::app::AppState;
 use crate::config::{Config, ConfigError, JwtAlgorithm};
@@ -379,11 +381,37 @@ fn store_failure(err: StoreError) -> ApiError {
 
 /// Resolves the request's credential to a principal.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+    authenticate_with(state, token, None).await.map(|(p, _)| p)
+}
+
+/// Resolves the request's credential to a principal and reads `read` in its scope: with a
+/// verified token, in the same round trip as the principal where the store can
+/// ([`Store::find_principal_and_read`]). Every check of [`authenticate`] comes first; the
+/// read's own failure (a conversation that is not found, say) is the second value.
+pub async fn authenticate_and_read(
+    state: &AppState,
+    token: &str,
+    read: FirstRead,
+) -> Result<(Principal, StoreResult<FirstReadResult>), ApiError> {
+    let (principal, done) = authenticate_with(state, token, Some(&read)).await?;
+    let result = match done {
+        Some(result) => result,
+        None => read.run(state.store.as_ref(), &principal.scope).await,
+    };
+    Ok((principal, result))
+}
+
+async fn authenticate_with(
+    state: &AppState,
+    token: &str,
+    read: Option<&FirstRead>,
+) -> Result<(Principal, Option<StoreResult<FirstReadResult>>), ApiError> {
     // Whether the request was counted against its tenant's bucket before the database was
     // asked. Only a verified token's tenant is trusted for that: an API key's tenant part
     // is not verified until its hash is found, and counting on it would let anyone drain
     // another tenant's bucket with made-up keys.
     let mut counted = false;
+    let mut done = None;
     let record: PrincipalRecord = if token.starts_with(API_KEY_MARKER) {
         let tenant = api_key_tenant(token).ok_or_else(ApiError::unauthorized)?;
         let found = state
@@ -405,12 +433,25 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Ap
             (None, None) => return Err(ApiError::unauthorized()),
         };
         counted = state.limits.admit_early(tenant)?;
-        state
-            .store
-            .find_principal(tenant, user)
-            .await
-            .map_err(store_failure)?
+        match read {
+            Some(read) => {
+                let (record, result) = state
+                    .store
+                    .find_principal_and_read(tenant, user, read)
+                    .await
+                    .map_err(store_failure)?;
+                done = result;
+                record
+            }
+            None => state
+                .store
+                .find_principal(tenant, user)
+                .await
+                .map_err(store_failure)?,
+        }
     };
+    // The store reads for an active user of an active tenant only; whatever it read, it is
+    // handed on only after every check below.
     if record.tenant.status != TenantStatus::Active {
         return Err(ApiError::forbidden("the tenant is suspended"));
     }
@@ -429,11 +470,52 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Ap
     let span = tracing::Span::current();
     span.record("tenant.id", tracing::field::display(record.tenant.id));
     span.record("user.id", tracing::field::display(record.user.id));
-    Ok(Principal {
+    let principal = Principal {
         scope,
         user: record.user,
         tenant: record.tenant,
-    })
+    };
+    Ok((principal, done))
+}
+
+/// The request's bearer token, not yet checked: for the handlers that authenticate together
+/// with their first read ([`authenticate_and_read`]). Without a token: `401`.
+#[derive(Clone, Debug)]
+pub struct Credential(String);
+
+impl Credential {
+    /// The principal alone (as the [`Principal`] extractor).
+    pub async fn authenticate(&self, state: &AppState) -> Result<Principal, ApiError> {
+        authenticate(state, &self.0).await
+    }
+
+    /// The principal and the request's first read (see [`authenticate_and_read`]).
+    pub async fn authenticate_and_read(
+        &self,
+        state: &AppState,
+        read: FirstRead,
+    ) -> Result<(Principal, StoreResult<FirstReadResult>), ApiError> {
+        authenticate_and_read(state, &self.0, read).await
+    }
+
+    /// Answers a request whose parameters were refused: a credential that fails is
+    /// answered first (`401`/`403`, as for every other endpoint), then the refusal.
+    pub async fn refuse<T>(&self, state: &AppState, refusal: ApiError) -> Result<T, ApiError> {
+        self.authenticate(state).await?;
+        Err(refusal)
+    }
+}
+
+impl FromRequestParts<AppState> for Credential {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts).ok_or_else(ApiError::unauthorized)?;
+        Ok(Self(token.to_string()))
+    }
 }
 
 impl FromRequestParts<AppState> for Principal {

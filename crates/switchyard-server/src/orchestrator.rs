@@ -40,8 +40,11 @@ use crate::routing_cache::TenantRouting;
 /// The longest message, in Unicode scalar values.
 pub const MAX_MESSAGE_CHARS: usize = 32_768;
 
+/// A chat turn's conversation and history, read before the turn (with the authentication).
+pub type ChatContext = switchyard_store::StoreResult<(Conversation, Vec<HistoryTurn>)>;
+
 /// What a chat turn is asked.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct ChatInput {
     /// The user's message.
     pub message: String,
@@ -54,6 +57,9 @@ pub struct ChatInput {
     /// The id a new conversation gets (chosen by the caller, who may need it before the
     /// answer, e.g. for a response header).
     pub new_conversation_id: ConversationId,
+    /// `conversation_id`'s context with `history_turns` turns, when the caller read it
+    /// already; otherwise the turn reads it.
+    pub context: Option<ChatContext>,
 }
 
 /// Where a streamed turn's events go. Unbounded on purpose: the turn must never wait for a
@@ -488,10 +494,15 @@ pub async fn chat(
     let (conversation, turns): (Option<Conversation>, Vec<HistoryTurn>) =
         match input.conversation_id {
             Some(id) => {
-                let (c, t) = state
-                    .store
-                    .chat_context(scope, id, state.config.history_turns)
-                    .await?;
+                let (c, t) = match input.context {
+                    Some(context) => context?,
+                    None => {
+                        state
+                            .store
+                            .chat_context(scope, id, state.config.history_turns)
+                            .await?
+                    }
+                };
                 (Some(c), t)
             }
             None => {

@@ -178,6 +178,60 @@ pub struct LoginRecord {
     pub password_hash: Option<String>,
 }
 
+/// What a request reads right after its authentication. With a verified token, a backend
+/// that can ([`Store::find_principal_and_read`]) reads it in the round trip that looks the
+/// principal up; otherwise [`FirstRead::run`] reads it in the principal's scope.
+#[derive(Clone, Debug)]
+pub enum FirstRead {
+    /// A conversation with a page of its turns ([`Store::list_turns`]).
+    Turns(ConversationId, PageRequest),
+    /// The caller's own conversations ([`Store::list_conversations`] with
+    /// [`ConversationFilter::Own`]).
+    OwnConversations(PageRequest),
+    /// A chat turn's conversation and its last turns ([`Store::chat_context`]).
+    ChatContext(ConversationId, u32),
+}
+
+/// What a [`FirstRead`] read, one variant for each of its own.
+#[derive(Clone, Debug)]
+pub enum FirstReadResult {
+    /// [`FirstRead::Turns`]'s conversation and page of turns.
+    Turns(Conversation, Page<Turn>),
+    /// [`FirstRead::OwnConversations`]'s page.
+    Conversations(Page<Conversation>),
+    /// [`FirstRead::ChatContext`]'s conversation and history.
+    ChatContext(Conversation, Vec<HistoryTurn>),
+}
+
+impl FirstRead {
+    /// Reads it in `scope`, on its own.
+    pub async fn run(
+        &self,
+        store: &dyn Store,
+        scope: &TenantScope,
+    ) -> StoreResult<FirstReadResult> {
+        Ok(match self {
+            Self::Turns(id, page) => {
+                let (conversation, turns) = store.list_turns(scope, *id, *page).await?;
+                FirstReadResult::Turns(conversation, turns)
+            }
+            Self::OwnConversations(page) => FirstReadResult::Conversations(
+                store
+                    .list_conversations(scope, ConversationFilter::Own, *page)
+                    .await?,
+            ),
+            Self::ChatContext(id, history) => {
+                let (conversation, turns) = store.chat_context(scope, *id, *history).await?;
+                FirstReadResult::ChatContext(conversation, turns)
+            }
+        })
+    }
+}
+
+/// What [`Store::find_principal_and_read`] found: the principal and, if the backend read it
+/// in the same round trip, the first read's result.
+pub type PrincipalAndRead = (PrincipalRecord, Option<StoreResult<FirstReadResult>>);
+
 /// The storage of everything Switchyard keeps.
 ///
 /// Methods on tenant-owned data take the [`TenantScope`] first. The few that run before a
@@ -220,6 +274,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// The tenant and user a verified token names.
     async fn find_principal(&self, tenant: TenantId, user: UserId) -> StoreResult<PrincipalRecord>;
+    /// [`Store::find_principal`] and, where the backend can in the same round trip, `read`
+    /// in the principal's scope, with the visibility of the user's role as stored. The read
+    /// runs only for an active user of an active tenant; `None` when it did not run (also
+    /// on a backend that does not combine the two): the caller checks the principal and
+    /// then runs the read with [`FirstRead::run`].
+    async fn find_principal_and_read(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        read: &FirstRead,
+    ) -> StoreResult<PrincipalAndRead>;
     /// The API key with this secret hash in the tenant the key names, with its user;
     /// records its use (at most once a minute).
     async fn find_api_key(&self, tenant: TenantId, secret_hash: &[u8])

@@ -58,6 +58,16 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "routable_agents_function",
         sql: include_str!("../migrations/postgres/0005_routable_agents_function.sql"),
     },
+    Migration {
+        version: 6,
+        name: "routing_as_json",
+        sql: include_str!("../migrations/postgres/0006_routing_as_json.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "authenticated_reads",
+        sql: include_str!("../migrations/postgres/0007_authenticated_reads.sql"),
+    },
 ];
 
 /// PostgreSQL: turns the earlier single-tenant layout's tables into the first part of
@@ -125,10 +135,25 @@ mod tests {
         }
     }
 
+    /// The body of the last definition of the function marked `-- NAME` in the migrations:
+    /// the text between `start` and `end` after the mark.
+    fn last_definition(name: &str, start: &str, end: &str) -> String {
+        let mark = format!("-- {name}\n");
+        let (version, block) = POSTGRES
+            .iter()
+            .rev()
+            .find_map(|m| m.sql.split(&mark).nth(1).map(|block| (m.version, block)))
+            .unwrap_or_else(|| panic!("no function for {name}"));
+        let body = block
+            .split_once(start)
+            .unwrap_or_else(|| panic!("no statement after {name} in migration {version}"))
+            .1;
+        body.split(end).next().unwrap_or_default().to_string()
+    }
+
     #[test]
     fn the_hot_path_functions_run_exactly_the_store_statements() {
         use crate::statements as st;
-        let sql = POSTGRES[2].sql;
         for (name, statement) in [
             ("FIND_PRINCIPAL", st::FIND_PRINCIPAL),
             ("LIST_USER_CONVERSATIONS", st::LIST_USER_CONVERSATIONS),
@@ -137,18 +162,60 @@ mod tests {
             ("CHAT_CONTEXT", st::CHAT_CONTEXT),
             ("WRITE_TURN", st::WRITE_TURN),
         ] {
+            assert_eq!(
+                last_definition(name, "RETURN QUERY ", ";\nEND"),
+                statement,
+                "the function for {name} no longer runs the store's statement: add a migration that replaces it"
+            );
+        }
+    }
+
+    #[test]
+    fn the_routing_record_functions_are_made_again_for_json() {
+        // Migration 6 made the routing column `json`: every function that takes or returns
+        // a record is defined again there (their bodies are checked above).
+        let sql = POSTGRES[5].sql;
+        for name in ["CONVERSATION_WITH_TURNS", "WRITE_TURN", "WRITE_NEW_TURN"] {
             let block = sql
                 .split(&format!("-- {name}\n"))
                 .nth(1)
-                .unwrap_or_else(|| panic!("no function for {name}"));
-            let body = block
-                .split("RETURN QUERY ")
+                .unwrap_or_else(|| panic!("migration 6 does not define {name} again"));
+            let signature = block.split("$fn$").next().unwrap_or_default();
+            assert!(signature.contains(" json"), "{name}: {signature}");
+            assert!(!signature.contains("jsonb"), "{name}: {signature}");
+        }
+    }
+
+    #[test]
+    fn the_authenticated_reads_run_exactly_the_store_statements() {
+        use crate::statements as st;
+        let sql = POSTGRES[6].sql;
+        for (function, name, statement) in [
+            (
+                "AUTHED_CONVERSATION_WITH_TURNS",
+                "CONVERSATION_WITH_TURNS",
+                st::CONVERSATION_WITH_TURNS,
+            ),
+            (
+                "AUTHED_LIST_USER_CONVERSATIONS",
+                "LIST_USER_CONVERSATIONS",
+                st::LIST_USER_CONVERSATIONS,
+            ),
+            ("AUTHED_CHAT_CONTEXT", "CHAT_CONTEXT", st::CHAT_CONTEXT),
+        ] {
+            let block = sql
+                .split(&format!("-- {function}:"))
                 .nth(1)
-                .and_then(|b| b.split(";\nEND").next())
-                .unwrap();
+                .and_then(|b| b.split("$fn$;").next())
+                .unwrap_or_else(|| panic!("no function {function}"));
+            let body = block
+                .split(&format!("-- statement {name}\n"))
+                .nth(1)
+                .and_then(|b| b.split("\n    ) q;\nEND").next())
+                .unwrap_or_else(|| panic!("{function} does not run {name}"));
             assert_eq!(
                 body, statement,
-                "the function for {name} no longer runs the store's statement: add a migration that replaces it"
+                "{function} no longer runs the store's {name}: add a migration that replaces it"
             );
         }
     }
@@ -168,14 +235,14 @@ mod tests {
     #[test]
     fn the_new_conversation_function_runs_exactly_the_store_statements() {
         use crate::statements as st;
-        let sql = POSTGRES[3].sql;
+        assert_eq!(
+            last_definition("COUNT_FOR_LIMITS", "    RETURN QUERY ", ";\n"),
+            st::COUNT_FOR_LIMITS,
+            "the migrations no longer run the store's COUNT_FOR_LIMITS: add a migration that replaces it"
+        );
+        // The statements inside the last definition of switchyard_write_new_turn.
+        let function = last_definition("WRITE_NEW_TURN", "", "\n$fn$;");
         for (name, statement, start, end) in [
-            (
-                "COUNT_FOR_LIMITS",
-                st::COUNT_FOR_LIMITS,
-                "    RETURN QUERY ",
-                ";\n",
-            ),
             (
                 "INSERT_CONVERSATION",
                 st::INSERT_CONVERSATION,
@@ -184,18 +251,15 @@ mod tests {
             ),
             ("WRITE_TURN", st::WRITE_TURN, "    RETURN QUERY ", ";\nEND"),
         ] {
-            let block = sql
+            let body = function
                 .split(&format!("-- {name}\n"))
                 .nth(1)
-                .unwrap_or_else(|| panic!("no {name} in the migration"));
-            let body = block
-                .split_once(start)
-                .map(|(_, rest)| rest)
-                .unwrap_or_else(|| panic!("no statement after {name}"));
-            let body = body.split(end).next().unwrap_or_default();
+                .and_then(|block| block.split_once(start))
+                .map(|(_, rest)| rest.split(end).next().unwrap_or_default())
+                .unwrap_or_else(|| panic!("no {name} in switchyard_write_new_turn"));
             assert_eq!(
                 body, statement,
-                "the migration no longer runs the store's {name}: add a migration that replaces it"
+                "switchyard_write_new_turn no longer runs the store's {name}: add a migration that replaces it"
             );
         }
         assert!(st::WRITE_NEW_TURN.contains("switchyard_write_new_turn("));

@@ -440,3 +440,69 @@ pub(crate) fn null_json() -> Box<serde_json::value::RawValue> {
     serde_json::value::RawValue::from_string("null".into())
         .unwrap_or_else(|_| unreachable!("null is JSON"))
 }
+
+/// A row of an authenticated read (PostgreSQL's `switchyard_authed_…` functions, migration
+/// 7): the principal, in the `p_…` columns, or a row of the read itself.
+pub(crate) enum AuthedRow<T> {
+    /// The token's user and tenant.
+    Principal(Box<PrincipalRow>),
+    /// A row of the read.
+    Item(T),
+}
+
+impl<'r, T> sqlx::FromRow<'r, sqlx::postgres::PgRow> for AuthedRow<T>
+where
+    T: sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+{
+    fn from_row(row: &'r sqlx::postgres::PgRow) -> Result<Self, sqlx::Error> {
+        use sqlx::Row as _;
+        let Some(id) = row.try_get::<Option<Uuid>, _>("p_id")? else {
+            return T::from_row(row).map(Self::Item);
+        };
+        Ok(Self::Principal(Box::new(PrincipalRow {
+            user: UserRow {
+                tenant_id: row.try_get("p_tenant_id")?,
+                id,
+                email: row.try_get("p_email")?,
+                display_name: row.try_get("p_display_name")?,
+                role: row.try_get("p_role")?,
+                status: row.try_get("p_status")?,
+                created_at: row.try_get("p_created_at")?,
+            },
+            t_slug: row.try_get("p_t_slug")?,
+            t_name: row.try_get("p_t_name")?,
+            t_status: row.try_get("p_t_status")?,
+            t_settings: row.try_get("p_t_settings")?,
+            t_agents_version: row.try_get("p_t_agents_version")?,
+            t_created_at: row.try_get("p_t_created_at")?,
+            password_hash: None,
+        })))
+    }
+}
+
+impl<T> AuthedRow<T> {
+    /// The principal (the first row; no rows: no such user in the tenant) and the read's
+    /// rows, or `None` for them when the function did not run the read (the user or the
+    /// tenant is not active).
+    pub fn split(rows: Vec<Self>) -> StoreResult<(crate::PrincipalRecord, Option<Vec<T>>)> {
+        let mut rows = rows.into_iter();
+        let Some(Self::Principal(principal)) = rows.next() else {
+            return Err(StoreError::NotFound);
+        };
+        let (record, _) = principal.into_parts()?;
+        let active = record.user.status == switchyard_core::model::UserStatus::Active
+            && record.tenant.status == switchyard_core::model::TenantStatus::Active;
+        if !active {
+            return Ok((record, None));
+        }
+        let items = rows
+            .map(|row| match row {
+                Self::Item(item) => Ok(item),
+                Self::Principal(_) => Err(StoreError::Other(
+                    "an authenticated read returned a second principal".into(),
+                )),
+            })
+            .collect::<StoreResult<Vec<T>>>()?;
+        Ok((record, Some(items)))
+    }
+}

@@ -194,7 +194,7 @@ pub mod statements {
     /// ([`INSERT_CONVERSATION`]) and runs [`WRITE_TURN`]; the lock is held only while
     /// the function runs and commits, not across round trips.
     pub const WRITE_NEW_TURN: &str = "SELECT * FROM switchyard_write_new_turn(\
-         $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)";
+         $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::json, $12, $13, $14, $15, $16, $17, $18, $19)";
 
     /// Analytics (`$1` tenant, `$2`..`$3` the period): turns, conversations, mean routing
     /// confidence and fallback rate.
@@ -498,6 +498,15 @@ macro_rules! impl_store {
 
             async fn find_principal(&self, tenant: TenantId, user: UserId) -> StoreResult<PrincipalRecord> {
                 Ok(self.fetch_principal(tenant, user).await?.into_parts()?.0)
+            }
+
+            async fn find_principal_and_read(
+                &self,
+                tenant: TenantId,
+                user: UserId,
+                read: &$crate::FirstRead,
+            ) -> StoreResult<$crate::PrincipalAndRead> {
+                self.principal_and_read(tenant, user, read).await
             }
 
             async fn find_api_key(&self, tenant: TenantId, secret_hash: &[u8]) -> StoreResult<ApiKeyRecord> {

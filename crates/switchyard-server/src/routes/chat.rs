@@ -13,11 +13,12 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use switchyard_core::model::IdempotencyStart;
 use switchyard_core::{AgentId, ConversationId};
+use switchyard_store::{FirstRead, FirstReadResult, StoreError};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::auth::Principal;
+use crate::auth::{Credential, Principal};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiJsonWithBytes};
 use crate::orchestrator::{
@@ -187,20 +188,44 @@ async fn stream(
     )
 )]
 pub async fn create_chat(
-    principal: Principal,
+    credential: Credential,
     State(state): State<AppState>,
     headers: HeaderMap,
-    ApiJsonWithBytes(body, raw): ApiJsonWithBytes<ChatRequest>,
+    body: Result<ApiJsonWithBytes<ChatRequest>, ApiError>,
 ) -> ApiResult<Response> {
+    let checked = body.and_then(|ApiJsonWithBytes(body, raw)| {
+        orchestrator::check_message(&body.message)?;
+        Ok((body, raw, idempotency_key(&headers)?))
+    });
+    let (body, raw, key) = match checked {
+        Ok(checked) => checked,
+        Err(refusal) => return credential.refuse(&state, refusal).await,
+    };
+    let conversation_id = body.conversation_id.map(ConversationId::from);
+    // A turn of an existing conversation reads it (and its history) with the
+    // authentication, in one round trip where the store can.
+    let (principal, context) = match conversation_id {
+        Some(id) => {
+            let read = FirstRead::ChatContext(id, state.config.history_turns);
+            let (principal, read) = credential.authenticate_and_read(&state, read).await?;
+            let context = read.and_then(|read| match read {
+                FirstReadResult::ChatContext(conversation, history) => Ok((conversation, history)),
+                _ => Err(StoreError::Other(
+                    "the chat context read something else".into(),
+                )),
+            });
+            (principal, Some(context))
+        }
+        None => (credential.authenticate(&state).await?, None),
+    };
     let input = ChatInput {
         message: body.message,
-        conversation_id: body.conversation_id.map(ConversationId::from),
+        conversation_id,
         agent_id: body.agent_id.map(AgentId::from),
         metadata: body.metadata.map(serde_json::Value::Object),
         new_conversation_id: ConversationId::new(),
+        context,
     };
-    orchestrator::check_message(&input.message)?;
-    let key = idempotency_key(&headers)?;
     let streamed = wants_stream(&headers);
     if let Some(key) = &key {
         let hash = Sha256::digest(&raw);

@@ -5,14 +5,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use switchyard_core::{ConversationId, UserId};
-use switchyard_store::ConversationFilter;
+use switchyard_store::{ConversationFilter, FirstRead, FirstReadResult};
 use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::tenants::PageParams;
 use crate::api::{ConversationDetail, ConversationOut, List, TurnOut};
 use crate::app::AppState;
-use crate::auth::Principal;
+use crate::auth::{Credential, Principal};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiPath, ApiQuery, page_request};
 
@@ -46,13 +46,34 @@ pub struct ListConversationsParams {
     )
 )]
 pub async fn list_conversations(
-    principal: Principal,
+    credential: Credential,
     State(state): State<AppState>,
-    ApiQuery(params): ApiQuery<ListConversationsParams>,
+    params: Result<ApiQuery<ListConversationsParams>, ApiError>,
 ) -> ApiResult<Json<List<ConversationOut>>> {
+    let params = match params {
+        Ok(ApiQuery(params)) => params,
+        Err(refusal) => return credential.refuse(&state, refusal).await,
+    };
+    // The caller's own list, the common case, is read with the authentication.
+    if params.all.is_none() && params.user_id.is_none() {
+        let page = match page_request(params.limit.as_deref(), params.cursor.as_deref()) {
+            Ok(page) => page,
+            Err(refusal) => return credential.refuse(&state, refusal).await,
+        };
+        let (_, read) = credential
+            .authenticate_and_read(&state, FirstRead::OwnConversations(page))
+            .await?;
+        let FirstReadResult::Conversations(conversations) = read? else {
+            return Err(ApiError::internal(
+                "the conversation list read something else",
+            ));
+        };
+        return Ok(Json(List::from_page(conversations, ConversationOut::from)));
+    }
+    let principal = credential.authenticate(&state).await?;
     // A member may not ask about others' conversations at all, whatever the value (DESIGN
     // §3): checked before the values are read, so a malformed one is a 403 too.
-    if (params.all.is_some() || params.user_id.is_some()) && !principal.scope.is_admin() {
+    if !principal.scope.is_admin() {
         return Err(ApiError::forbidden(
             "only admins may list other users' conversations",
         ));
@@ -102,14 +123,26 @@ pub async fn list_conversations(
     responses((status = 200, body = ConversationDetail), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn get_conversation(
-    principal: Principal,
+    credential: Credential,
     State(state): State<AppState>,
-    ApiPath(id): ApiPath<Uuid>,
-    ApiQuery(params): ApiQuery<PageParams>,
+    id: Result<ApiPath<Uuid>, ApiError>,
+    params: Result<ApiQuery<PageParams>, ApiError>,
 ) -> ApiResult<Json<ConversationDetail>> {
-    let page = page_request(params.limit.as_deref(), params.cursor.as_deref())?;
-    let id = ConversationId::from(id);
-    let (conversation, turns) = state.store.list_turns(&principal.scope, id, page).await?;
+    let request = id.and_then(|ApiPath(id)| {
+        let ApiQuery(params) = params?;
+        let page = page_request(params.limit.as_deref(), params.cursor.as_deref())?;
+        Ok((ConversationId::from(id), page))
+    });
+    let (id, page) = match request {
+        Ok(request) => request,
+        Err(refusal) => return credential.refuse(&state, refusal).await,
+    };
+    let (_, read) = credential
+        .authenticate_and_read(&state, FirstRead::Turns(id, page))
+        .await?;
+    let FirstReadResult::Turns(conversation, turns) = read? else {
+        return Err(ApiError::internal("the conversation read something else"));
+    };
     Ok(Json(ConversationDetail {
         conversation: conversation.into(),
         messages: List::from_page(turns, TurnOut::from),

@@ -271,6 +271,7 @@ pub async fn create_chat_completion(
         agent_id,
         metadata: None,
         new_conversation_id,
+        context: None,
     };
     let model = request.model;
     let created = chrono::Utc::now().timestamp();

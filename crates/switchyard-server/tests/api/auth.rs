@@ -439,3 +439,166 @@ async fn single_tenant_mode_maps_tokens_without_a_tenant_to_the_default_one() {
     );
     assert_eq!(app.get("/v1/me", &other.member_token).await.status, 200);
 }
+
+/// The conversation read, the caller's list and a chat turn of an existing conversation
+/// read their data together with the principal (one round trip on PostgreSQL): the
+/// principal's checks still come first and decide alone, and what the read may see follows
+/// the role as stored, not as the token was issued.
+async fn first_reads_check_the_principal_first(app: TestApp) {
+    let t = app.tenant().await;
+    let other = app.tenant().await;
+    app.post(
+        "/v1/agents",
+        &t.admin_token,
+        json!({"name": "helper", "description": "Answers everything", "kind": "echo", "is_fallback": true}),
+    )
+    .await;
+    let first = app
+        .post(
+            "/v1/chat",
+            &t.member_token,
+            json!({"message": "hello there"}),
+        )
+        .await;
+    assert_eq!(first.status, 200, "{:?}", first.body);
+    let conversation = first.body["conversation_id"].as_str().unwrap().to_string();
+    let get = format!("/v1/conversations/{conversation}?limit=5");
+    let follow_up = json!({"message": "and again", "conversation_id": conversation});
+
+    // The owner reads, lists and continues; the admin reads it; a second member and
+    // another tenant's admin find nothing.
+    let read = app.get(&get, &t.member_token).await;
+    assert_eq!(read.status, 200, "{:?}", read.body);
+    assert_eq!(
+        read.body["messages"]["items"][0]["user_message"],
+        "hello there"
+    );
+    let list = app.get("/v1/conversations", &t.member_token).await;
+    assert_eq!(list.body["items"][0]["id"], conversation.as_str());
+    let next = app
+        .post("/v1/chat", &t.member_token, follow_up.clone())
+        .await;
+    assert_eq!(next.status, 200, "{:?}", next.body);
+    assert_eq!(next.body["conversation_id"], conversation.as_str());
+    assert_eq!(app.get(&get, &t.admin_token).await.status, 200);
+    let second = app
+        .post(
+            "/v1/users",
+            &t.admin_token,
+            json!({"email": "second@x.test", "role": "member"}),
+        )
+        .await;
+    let second: switchyard_core::UserId = second.body["id"].as_str().unwrap().parse().unwrap();
+    let second_token = app.token(t.tenant, second);
+    assert_problem(&app.get(&get, &second_token).await, 404);
+    assert_problem(
+        &app.post("/v1/chat", &second_token, follow_up.clone()).await,
+        404,
+    );
+    let empty = app.get("/v1/conversations", &second_token).await;
+    assert_eq!(empty.body["items"], json!([]));
+    assert_problem(&app.get(&get, &other.admin_token).await, 404);
+    assert_problem(
+        &app.post("/v1/chat", &other.member_token, follow_up.clone())
+            .await,
+        404,
+    );
+
+    // A token naming a user of this tenant under the other tenant is nobody.
+    let crossed = app.token(other.tenant, t.member);
+    assert_problem(&app.get(&get, &crossed).await, 401);
+    assert_problem(&app.get("/v1/conversations", &crossed).await, 401);
+
+    // The role is the stored one: demoted, the admin no longer sees the member's
+    // conversation; promoted, the second member does.
+    for (user, role, by) in [
+        (second, "admin", &t.admin_token),
+        (t.admin, "member", &second_token),
+    ] {
+        let changed = app
+            .patch(&format!("/v1/users/{user}"), by, json!({"role": role}))
+            .await;
+        assert_eq!(changed.status, 200, "{:?}", changed.body);
+    }
+    assert_problem(&app.get(&get, &t.admin_token).await, 404);
+    assert_eq!(app.get(&get, &second_token).await.status, 200);
+
+    // Disabled, suspended, deleted: refused before anything is read.
+    let owner = t.member;
+    app.patch(
+        &format!("/v1/users/{owner}"),
+        &second_token,
+        json!({"status": "disabled"}),
+    )
+    .await;
+    assert_problem(&app.get(&get, &t.member_token).await, 403);
+    assert_problem(&app.get("/v1/conversations", &t.member_token).await, 403);
+    assert_problem(
+        &app.post("/v1/chat", &t.member_token, follow_up.clone())
+            .await,
+        403,
+    );
+    app.patch(
+        &format!("/v1/users/{owner}"),
+        &second_token,
+        json!({"status": "active"}),
+    )
+    .await;
+    app.patch(
+        &format!("/v1/tenants/{}", t.tenant),
+        crate::common::OPERATOR,
+        json!({"status": "suspended"}),
+    )
+    .await;
+    assert_problem(&app.get(&get, &t.member_token).await, 403);
+    assert_problem(
+        &app.post("/v1/chat", &t.member_token, follow_up.clone())
+            .await,
+        403,
+    );
+    app.patch(
+        &format!("/v1/tenants/{}", t.tenant),
+        crate::common::OPERATOR,
+        json!({"status": "active"}),
+    )
+    .await;
+    assert_eq!(app.get(&get, &t.member_token).await.status, 200);
+    let turns = app.get(&get, &t.member_token).await;
+    assert_eq!(
+        turns.body["messages"]["items"].as_array().unwrap().len(),
+        2,
+        "the refused turns wrote nothing"
+    );
+
+    // A refused parameter is answered after the credential: a bad token is a 401 whatever
+    // the parameters, a good one hears what is wrong with them.
+    let bad = format!("/v1/conversations/{conversation}?cursor=nope");
+    assert_problem(&app.get(&bad, "not-a-token").await, 401);
+    assert_problem(&app.get(&bad, &t.member_token).await, 400);
+    assert_problem(
+        &app.get("/v1/conversations/not-a-uuid", &crossed).await,
+        401,
+    );
+    assert_problem(&app.get("/v1/conversations?limit=0", &crossed).await, 401);
+    assert_problem(
+        &app.get("/v1/conversations?limit=0", &t.member_token).await,
+        400,
+    );
+    assert_problem(
+        &app.post("/v1/chat", &crossed, json!({"message": ""})).await,
+        401,
+    );
+
+    // A cursor whose time no database can hold is a refused parameter too.
+    let far = URL_SAFE_NO_PAD.encode(format!("-200000000000000000.{conversation}"));
+    let far = format!("/v1/conversations/{conversation}?cursor={far}");
+    assert_problem(&app.get(&far, &t.member_token).await, 400);
+
+    app.delete(&format!("/v1/users/{owner}"), &second_token)
+        .await;
+    assert_problem(&app.get(&far, &t.member_token).await, 401);
+    assert_problem(&app.get(&get, &t.member_token).await, 401);
+    assert_problem(&app.post("/v1/chat", &t.member_token, follow_up).await, 401);
+}
+
+crate::common::on_both_backends!(first_reads_check_the_principal_first);

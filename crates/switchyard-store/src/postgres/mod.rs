@@ -12,19 +12,21 @@
 use std::time::Duration;
 
 use futures_util::FutureExt as _;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::query::QueryAs;
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool, Postgres};
 use switchyard_core::{TenantId, TenantScope, UserId};
 
 use crate::migrate::{self, POSTGRES};
 use crate::rows::{
-    ConversationHistoryRow, ConversationRow, ConversationTurnRow, PrincipalRow, Ts, WrittenTurnRow,
+    AuthedRow, ConversationHistoryRow, ConversationRow, ConversationTurnRow, PrincipalRow, Ts,
+    WrittenTurnRow,
 };
 use crate::statements;
 use crate::{Backend, MigrationReport, StoreConfig, StoreError, StoreResult};
-use sqlx::types::Json;
 use switchyard_core::ConversationId;
 use switchyard_core::model::{Conversation, NewTurn, Turn, TurnTarget};
+use switchyard_core::page::{Cursor, Page};
 
 mod roles;
 mod warm;
@@ -50,6 +52,12 @@ pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
         Some(name) if name.ends_with("_pkey") => "primary_key",
         _ => "unique",
     })
+}
+
+/// A routing record as the JSON text the turn functions store (their `json` parameter is
+/// bound as text and cast, so the record is kept as written, not re-parsed into `jsonb`).
+fn routing_text(routing: &serde_json::Value) -> String {
+    routing.to_string()
 }
 
 fn connect_options(url: &str) -> StoreResult<PgConnectOptions> {
@@ -202,6 +210,88 @@ impl PgStore {
             .map_err(map_err)
     }
 
+    /// The principal and, for an active user of an active tenant, the first read, in one
+    /// round trip (the `switchyard_authed_…` functions of migration 7).
+    async fn principal_and_read(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        read: &crate::FirstRead,
+    ) -> StoreResult<crate::PrincipalAndRead> {
+        use crate::FirstRead as Read;
+        use crate::FirstReadResult as Result;
+        let (tenant_id, user_id) = (tenant.as_uuid(), user.as_uuid());
+        match read {
+            Read::Turns(id, page) => {
+                let (at, after) = crate::sql::asc_after(page);
+                let query = sqlx::query_as(
+                    "SELECT * FROM switchyard_authed_conversation_with_turns($1, $2, NULL, $3, $4, $5, $6)",
+                )
+                .bind(tenant_id)
+                .bind(id.as_uuid())
+                .bind(user_id)
+                .bind(Ts(at))
+                .bind(after)
+                .bind(page.fetch_limit());
+                self.authed_read(query, |rows: Vec<ConversationTurnRow>| {
+                    let (conversation, turns) = ConversationTurnRow::collect(rows)?;
+                    let turns = Page::from_rows(turns, page, |t| Cursor::after(t.created_at, t.id));
+                    Ok(Result::Turns(conversation, turns))
+                })
+                .await
+            }
+            Read::OwnConversations(page) => {
+                let (at, after) = crate::sql::desc_after(page);
+                let query = sqlx::query_as(
+                    "SELECT * FROM switchyard_authed_list_user_conversations($1, $2, $3, $4, $5)",
+                )
+                .bind(tenant_id)
+                .bind(user_id)
+                .bind(Ts(at))
+                .bind(after)
+                .bind(page.fetch_limit());
+                self.authed_read(query, |rows: Vec<ConversationRow>| {
+                    let conversations: Vec<Conversation> =
+                        rows.into_iter().map(Into::into).collect();
+                    Ok(Result::Conversations(Page::from_rows(
+                        conversations,
+                        page,
+                        |c| Cursor::after(c.last_activity, c.id),
+                    )))
+                })
+                .await
+            }
+            Read::ChatContext(id, history) => {
+                let query =
+                    sqlx::query_as("SELECT * FROM switchyard_authed_chat_context($1, $2, $3, $4)")
+                        .bind(tenant_id)
+                        .bind(id.as_uuid())
+                        .bind(user_id)
+                        .bind(i64::from(*history));
+                self.authed_read(query, |rows: Vec<ConversationHistoryRow>| {
+                    let (conversation, turns) = ConversationHistoryRow::collect(rows)?;
+                    Ok(Result::ChatContext(conversation, turns))
+                })
+                .await
+            }
+        }
+    }
+
+    /// Runs an authenticated read: the principal from its first row and, if the function
+    /// ran the read, `finish` made of the rest.
+    async fn authed_read<T>(
+        &self,
+        query: QueryAs<'_, Postgres, AuthedRow<T>, PgArguments>,
+        finish: impl FnOnce(Vec<T>) -> StoreResult<crate::FirstReadResult>,
+    ) -> StoreResult<crate::PrincipalAndRead>
+    where
+        AuthedRow<T>: Send + Unpin + for<'r> sqlx::FromRow<'r, PgRow>,
+    {
+        let rows = self.conns.fetch_all(query).await.map_err(map_err)?;
+        let (principal, rows) = AuthedRow::split(rows)?;
+        Ok((principal, rows.map(finish)))
+    }
+
     /// A page of one user's (or, with no user, the tenant's) conversations, in one round trip.
     async fn fetch_conversations(
         &self,
@@ -341,7 +431,7 @@ impl PgStore {
             .bind(&turn.user_message)
             .bind(&turn.agent_response)
             .bind(turn.intent_confidence)
-            .bind(Json(&turn.routing))
+            .bind(routing_text(&turn.routing))
             .bind(turn.latency_ms)
             .bind(turn.routing_method.as_deref())
             .bind(turn.routing_confidence)
@@ -378,7 +468,7 @@ impl PgStore {
         turn: &NewTurn,
     ) -> StoreResult<(Conversation, Turn)> {
         let query = sqlx::query_as::<_, WrittenTurnRow>(
-            "SELECT * FROM switchyard_write_turn($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+            "SELECT * FROM switchyard_write_turn($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::json, $12, $13, $14, $15)",
         )
         .bind(scope.tenant_id().as_uuid())
         .bind(conversation.as_uuid())
@@ -390,7 +480,7 @@ impl PgStore {
         .bind(&turn.user_message)
         .bind(&turn.agent_response)
         .bind(turn.intent_confidence)
-        .bind(Json(&turn.routing))
+        .bind(routing_text(&turn.routing))
         .bind(turn.latency_ms)
         .bind(turn.routing_method.as_deref())
         .bind(turn.routing_confidence)

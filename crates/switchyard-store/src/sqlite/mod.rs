@@ -213,6 +213,20 @@ impl SqliteStore {
         Ok((updated, stored))
     }
 
+    /// The principal alone: SQLite answers each statement in the process, with no round trip
+    /// to save, so the caller runs the read on its own.
+    async fn principal_and_read(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        _read: &crate::FirstRead,
+    ) -> StoreResult<crate::PrincipalAndRead> {
+        Ok((
+            self.fetch_principal(tenant, user).await?.into_parts()?.0,
+            None,
+        ))
+    }
+
     /// The tenant and user an authentication names.
     async fn fetch_principal(&self, tenant: TenantId, user: UserId) -> StoreResult<PrincipalRow> {
         let mut tx = self.read(tenant).await?;

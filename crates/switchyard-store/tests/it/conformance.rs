@@ -13,7 +13,7 @@ use switchyard_core::model::{
 use switchyard_core::page::PageRequest;
 use switchyard_core::settings::TenantSettings;
 use switchyard_core::{AgentId, ApiKeyId, ConversationId, Role};
-use switchyard_store::{ConversationFilter, Store, StoreError};
+use switchyard_store::{ConversationFilter, FirstRead, FirstReadResult, Store, StoreError};
 
 use crate::common::{
     agent, follow_up_turn, new_conversation_turn, on_both_backends, start_conversation, tenant,
@@ -805,6 +805,157 @@ async fn server_secrets_are_made_once(store: Arc<dyn Store>) {
     assert_eq!((first.as_str(), second.as_str()), ("first", "first"));
 }
 
+/// A routing record reads back exactly as the server wrote it — the same text, keys in the
+/// same order, numbers as written — for a new conversation's turn and a follow-up alike.
+async fn routing_records_read_back_as_written(store: Arc<dyn Store>) {
+    let a = tenant(&store).await;
+    let routing = serde_json::json!({
+        "method": "lexical",
+        "confidence": 0.873_421_907_654_321_1,
+        "alternatives": [{"name": "billing", "score": 1e-7}, {"name": "it", "score": 0.5}],
+        "reason": "best match: \"refund\" — ünïcode",
+        "failover_from": null,
+    });
+    let written = routing.to_string();
+    let mut first = new_conversation_turn("refund please");
+    first.routing = routing.clone();
+    let (conversation, _) = store.append_turn(&a.member, first).await.unwrap();
+    let mut next = follow_up_turn(conversation.id, "and the invoice");
+    next.routing = routing;
+    next.created_at += TimeDelta::seconds(1);
+    store.append_turn(&a.member, next).await.unwrap();
+
+    let (_, turns) = store
+        .list_turns(&a.member, conversation.id, PageRequest::first(10))
+        .await
+        .unwrap();
+    assert_eq!(turns.items.len(), 2);
+    for turn in &turns.items {
+        assert_eq!(turn.routing.get(), written, "{}", turn.user_message);
+    }
+}
+
+/// The principal with a first read: the same as the principal and the read on their own;
+/// on PostgreSQL read in the same round trip for an active user of an active tenant, with
+/// the role as stored; never for a disabled user or a suspended tenant.
+async fn principal_and_first_read(store: Arc<dyn Store>) {
+    let a = tenant(&store).await;
+    let b = tenant(&store).await;
+    let (conversation, _) = start_conversation(&store, &a.member, "first").await;
+    let mut next = follow_up_turn(conversation, "second");
+    next.created_at += TimeDelta::seconds(1);
+    store.append_turn(&a.member, next).await.unwrap();
+    let combined = store.backend() == switchyard_store::Backend::Postgres;
+    let page = PageRequest::first(1);
+    let reads = [
+        FirstRead::Turns(conversation, page),
+        FirstRead::OwnConversations(page),
+        FirstRead::ChatContext(conversation, 5),
+    ];
+    for (scope, sees) in [(&a.member, true), (&a.admin, true)] {
+        for read in &reads {
+            let (principal, done) = store
+                .find_principal_and_read(scope.tenant_id(), scope.user_id(), read)
+                .await
+                .unwrap();
+            assert_eq!(
+                principal.user,
+                store
+                    .find_principal(scope.tenant_id(), scope.user_id())
+                    .await
+                    .unwrap()
+                    .user
+            );
+            assert_eq!(done.is_some(), combined, "{read:?}");
+            let alone = read.run(store.as_ref(), scope).await;
+            let Some(done) = done else { continue };
+            match (done, alone) {
+                (Ok(FirstReadResult::Turns(c, t)), Ok(FirstReadResult::Turns(c2, t2))) => {
+                    assert!(sees);
+                    assert_eq!((c, t), (c2, t2));
+                }
+                (Ok(FirstReadResult::Conversations(p)), Ok(FirstReadResult::Conversations(p2))) => {
+                    assert_eq!(p, p2);
+                }
+                (
+                    Ok(FirstReadResult::ChatContext(c, h)),
+                    Ok(FirstReadResult::ChatContext(c2, h2)),
+                ) => {
+                    assert_eq!((c, h), (c2, h2));
+                    assert_eq!(scope.user_id(), a.member.user_id());
+                }
+                (Err(StoreError::NotFound), Err(StoreError::NotFound)) => {
+                    // The admin's chat context of the member's conversation: chats are
+                    // the owner's alone.
+                    assert!(matches!(read, FirstRead::ChatContext(..)));
+                    assert_eq!(scope.user_id(), a.admin.user_id());
+                }
+                (done, alone) => panic!("{read:?}: {done:?} against {alone:?}"),
+            }
+        }
+    }
+    let (_, turns) = store
+        .find_principal_and_read(a.member.tenant_id(), a.member.user_id(), &reads[0])
+        .await
+        .unwrap();
+    if let Some(Ok(FirstReadResult::Turns(_, turns))) = turns {
+        assert_eq!(turns.items.len(), 1);
+        assert!(turns.next.is_some(), "the second turn is on the next page");
+    } else {
+        assert!(!combined, "{turns:?}");
+    }
+
+    // Another tenant's member names this tenant: nobody; a foreign conversation: not found.
+    assert!(matches!(
+        store
+            .find_principal_and_read(a.member.tenant_id(), b.member.user_id(), &reads[0])
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    let (_, foreign) = store
+        .find_principal_and_read(b.member.tenant_id(), b.member.user_id(), &reads[0])
+        .await
+        .unwrap();
+    assert!(matches!(foreign, Some(Err(StoreError::NotFound))) || (!combined && foreign.is_none()));
+
+    // A disabled user, a suspended tenant: the principal, and nothing read.
+    store
+        .update_user(
+            &a.admin,
+            a.member.user_id(),
+            UserPatch {
+                status: Some(UserStatus::Disabled),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    for read in &reads {
+        let (principal, done) = store
+            .find_principal_and_read(a.member.tenant_id(), a.member.user_id(), read)
+            .await
+            .unwrap();
+        assert_eq!(principal.user.status, UserStatus::Disabled);
+        assert!(done.is_none(), "{read:?}");
+    }
+    store
+        .update_tenant(
+            b.tenant.id,
+            TenantPatch {
+                status: Some(TenantStatus::Suspended),
+                ..TenantPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    let (principal, done) = store
+        .find_principal_and_read(b.member.tenant_id(), b.member.user_id(), &reads[1])
+        .await
+        .unwrap();
+    assert_eq!(principal.tenant.status, TenantStatus::Suspended);
+    assert!(done.is_none());
+}
+
 on_both_backends!(
     tenants,
     deleting_a_tenant_erases_its_rows_and_nothing_else,
@@ -818,6 +969,8 @@ on_both_backends!(
     conversation_pages_stay_correct_while_rows_are_inserted,
     idempotency_records,
     server_secrets_are_made_once,
+    routing_records_read_back_as_written,
+    principal_and_first_read,
 );
 
 mod operations {
