@@ -29,7 +29,8 @@ trap 'rm -rf "$DIR"' EXIT
 
 # One script per user (a member with a conversation), picked at random by pgbench; every
 # turn writes the payload of the latest turn the server wrote, so the floor writes what
-# Switchyard writes.
+# Switchyard writes (its routing record with a space after each key's colon: pgbench would
+# take `"key":value` for a variable `:value`).
 read -r -d '' SCRIPTS_SQL <<SQL || true
 WITH sample AS (
   SELECT * FROM conversation_messages ORDER BY created_at DESC LIMIT 1
@@ -46,7 +47,7 @@ SELECT format(E'SELECT * FROM switchyard_authed_chat_context(%1\$L::uuid, %3\$L:
               '(lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, %14\$L) || %15\$L || substr(md5(random()::text), 1, 19))::uuid, '
               '%6\$L, %7\$L, %8\$L, %9\$L::json, %10\$L, %11\$L, %12\$L, %13\$L);\n',
               u.tenant_id, u.user_id, u.id, u.agent_id, s.intent_category, s.user_message, s.agent_response,
-              s.intent_confidence, s.routing::text, s.latency_ms, s.routing_method, s.routing_confidence,
+              s.intent_confidence, replace(s.routing::text, '":', '": '), s.latency_ms, s.routing_method, s.routing_confidence,
               s.fallback_used, '0', '7')
 FROM users u CROSS JOIN sample s
 SQL
