@@ -203,6 +203,36 @@ pub enum FirstReadResult {
     ChatContext(Conversation, Vec<HistoryTurn>),
 }
 
+impl FirstReadResult {
+    fn mismatch(&self) -> StoreError {
+        StoreError::Other(format!("a first read answered another read: {self:?}"))
+    }
+
+    /// [`FirstRead::Turns`]'s answer.
+    pub fn into_turns(self) -> StoreResult<(Conversation, Page<Turn>)> {
+        match self {
+            Self::Turns(conversation, turns) => Ok((conversation, turns)),
+            other => Err(other.mismatch()),
+        }
+    }
+
+    /// [`FirstRead::OwnConversations`]'s answer.
+    pub fn into_conversations(self) -> StoreResult<Page<Conversation>> {
+        match self {
+            Self::Conversations(page) => Ok(page),
+            other => Err(other.mismatch()),
+        }
+    }
+
+    /// [`FirstRead::ChatContext`]'s answer.
+    pub fn into_chat_context(self) -> StoreResult<(Conversation, Vec<HistoryTurn>)> {
+        match self {
+            Self::ChatContext(conversation, history) => Ok((conversation, history)),
+            other => Err(other.mismatch()),
+        }
+    }
+}
+
 impl FirstRead {
     /// Reads it in `scope`, on its own.
     pub async fn run(

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use switchyard_core::model::IdempotencyStart;
 use switchyard_core::{AgentId, ConversationId};
-use switchyard_store::{FirstRead, FirstReadResult, StoreError};
+use switchyard_store::{FirstRead, FirstReadResult};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -208,13 +208,10 @@ pub async fn create_chat(
         Some(id) => {
             let read = FirstRead::ChatContext(id, state.config.history_turns);
             let (principal, read) = credential.authenticate_and_read(&state, read).await?;
-            let context = read.and_then(|read| match read {
-                FirstReadResult::ChatContext(conversation, history) => Ok((conversation, history)),
-                _ => Err(StoreError::Other(
-                    "the chat context read something else".into(),
-                )),
-            });
-            (principal, Some(context))
+            (
+                principal,
+                Some(read.and_then(FirstReadResult::into_chat_context)),
+            )
         }
         None => (credential.authenticate(&state).await?, None),
     };

@@ -63,11 +63,7 @@ pub async fn list_conversations(
         let (_, read) = credential
             .authenticate_and_read(&state, FirstRead::OwnConversations(page))
             .await?;
-        let FirstReadResult::Conversations(conversations) = read? else {
-            return Err(ApiError::internal(
-                "the conversation list read something else",
-            ));
-        };
+        let conversations = read.and_then(FirstReadResult::into_conversations)?;
         return Ok(Json(List::from_page(conversations, ConversationOut::from)));
     }
     let principal = credential.authenticate(&state).await?;
@@ -140,9 +136,7 @@ pub async fn get_conversation(
     let (_, read) = credential
         .authenticate_and_read(&state, FirstRead::Turns(id, page))
         .await?;
-    let FirstReadResult::Turns(conversation, turns) = read? else {
-        return Err(ApiError::internal("the conversation read something else"));
-    };
+    let (conversation, turns) = read.and_then(FirstReadResult::into_turns)?;
     Ok(Json(ConversationDetail {
         conversation: conversation.into(),
         messages: List::from_page(turns, TurnOut::from),
