@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use switchyard_core::model::{
     Agent, AgentCallError, AgentFields, ApiKey, Conversation, HistoryTurn, IdempotencyStart,
     NewApiKey, NewTenant, NewTurn, NewUser, RetentionBatch, RoutingAnalytics, Tenant, TenantPatch,
-    Turn, User, UserPatch,
+    TenantStatus, Turn, User, UserPatch, UserStatus,
 };
 use switchyard_core::page::{Page, PageRequest};
 use switchyard_core::{AgentId, ApiKeyId, ConversationId, TenantId, TenantScope, UserId};
@@ -158,6 +158,13 @@ pub struct PrincipalRecord {
     pub user: User,
 }
 
+impl PrincipalRecord {
+    /// Whether the user and the tenant are both active: only then may the principal act.
+    pub fn is_active(&self) -> bool {
+        self.user.status == UserStatus::Active && self.tenant.status == TenantStatus::Active
+    }
+}
+
 /// An API key found by its hash, with its user and tenant.
 #[derive(Clone, Debug)]
 pub struct ApiKeyRecord {
@@ -205,7 +212,14 @@ pub enum FirstReadResult {
 
 impl FirstReadResult {
     fn mismatch(&self) -> StoreError {
-        StoreError::Other(format!("a first read answered another read: {self:?}"))
+        let kind = match self {
+            Self::Turns(..) => "turns",
+            Self::Conversations(..) => "conversations",
+            Self::ChatContext(..) => "a chat context",
+        };
+        StoreError::Other(format!(
+            "a first read answered with {kind}, not what was asked"
+        ))
     }
 
     /// [`FirstRead::Turns`]'s answer.
@@ -266,7 +280,10 @@ pub type PrincipalAndRead = (PrincipalRecord, Option<StoreResult<FirstReadResult
 ///
 /// Methods on tenant-owned data take the [`TenantScope`] first. The few that run before a
 /// scope can exist — the authentication look-ups — take the tenant id the credential names
-/// and return only what is needed to verify it.
+/// and return only what is needed to verify it. The one exception,
+/// [`Store::find_principal_and_read`], reads tenant-owned data with the look-up, in the
+/// credential's tenant, only for a principal that may act, with its stored role: what
+/// the scope built from that principal would read.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Which database this is.

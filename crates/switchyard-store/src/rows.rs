@@ -14,6 +14,7 @@ use switchyard_core::model::{
     Agent, AgentKind, ApiKey, Conversation, HistoryTurn, Tenant, TenantStatus, Turn, User,
     UserStatus,
 };
+use switchyard_core::page::{Cursor, Page, PageRequest};
 use switchyard_core::settings::TenantSettings;
 use uuid::Uuid;
 
@@ -268,6 +269,17 @@ pub(crate) struct ConversationRow {
     pub last_activity: Ts,
 }
 
+impl ConversationRow {
+    /// A page of a conversation list (latest activity first) from its rows, fetched with
+    /// [`PageRequest::fetch_limit`].
+    pub fn page(rows: Vec<Self>, page: &PageRequest) -> Page<Conversation> {
+        let conversations: Vec<Conversation> = rows.into_iter().map(Into::into).collect();
+        Page::from_rows(conversations, page, |c| {
+            Cursor::after(c.last_activity, c.id)
+        })
+    }
+}
+
 impl From<ConversationRow> for Conversation {
     fn from(r: ConversationRow) -> Self {
         Conversation {
@@ -359,8 +371,16 @@ impl ConversationTurnRow {
         })
     }
 
+    /// The conversation and a page of its turns (oldest first) from the rows, fetched with
+    /// [`PageRequest::fetch_limit`]; no rows means no conversation.
+    pub fn page(rows: Vec<Self>, page: &PageRequest) -> StoreResult<(Conversation, Page<Turn>)> {
+        let (conversation, turns) = Self::collect(rows)?;
+        let turns = Page::from_rows(turns, page, |t| Cursor::after(t.created_at, t.id));
+        Ok((conversation, turns))
+    }
+
     /// The conversation and its turns, in the rows' order; no rows means no conversation.
-    pub fn collect(rows: Vec<Self>) -> StoreResult<(Conversation, Vec<Turn>)> {
+    fn collect(rows: Vec<Self>) -> StoreResult<(Conversation, Vec<Turn>)> {
         let mut rows = rows.into_iter();
         let first = rows.next().ok_or(StoreError::NotFound)?;
         let conversation: Conversation = first.conversation.clone().into();
@@ -490,9 +510,7 @@ impl<T> AuthedRow<T> {
             return Err(StoreError::NotFound);
         };
         let (record, _) = principal.into_parts()?;
-        let active = record.user.status == switchyard_core::model::UserStatus::Active
-            && record.tenant.status == switchyard_core::model::TenantStatus::Active;
-        if !active {
+        if !record.is_active() {
             return Ok((record, None));
         }
         let items = rows

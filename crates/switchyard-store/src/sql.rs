@@ -850,8 +850,7 @@ macro_rules! impl_store {
                 };
                 let (at, after) = $crate::sql::desc_after(&page);
                 let rows = self.fetch_conversations(scope, user, Ts(at), after, page.fetch_limit()).await?;
-                let conversations: Vec<Conversation> = rows.into_iter().map(Into::into).collect();
-                Ok(Page::from_rows(conversations, &page, |c| Cursor::after(c.last_activity, c.id)))
+                Ok(ConversationRow::page(rows, &page))
             }
 
             async fn delete_conversation(&self, scope: &TenantScope, id: ConversationId) -> StoreResult<()> {
@@ -878,8 +877,7 @@ macro_rules! impl_store {
             ) -> StoreResult<(Conversation, Page<Turn>)> {
                 let (at, after) = $crate::sql::asc_after(&page);
                 let rows = self.fetch_conversation_with_turns(scope, id, Ts(at), after, page.fetch_limit()).await?;
-                let (conversation, turns) = ConversationTurnRow::collect(rows)?;
-                Ok((conversation, Page::from_rows(turns, &page, |t| Cursor::after(t.created_at, t.id))))
+                ConversationTurnRow::page(rows, &page)
             }
 
             async fn chat_context(

@@ -26,7 +26,6 @@ use crate::statements;
 use crate::{Backend, MigrationReport, StoreConfig, StoreError, StoreResult};
 use switchyard_core::ConversationId;
 use switchyard_core::model::{Conversation, NewTurn, Turn, TurnTarget};
-use switchyard_core::page::{Cursor, Page};
 
 mod roles;
 mod warm;
@@ -234,8 +233,7 @@ impl PgStore {
                 .bind(after)
                 .bind(page.fetch_limit());
                 self.authed_read(query, |rows: Vec<ConversationTurnRow>| {
-                    let (conversation, turns) = ConversationTurnRow::collect(rows)?;
-                    let turns = Page::from_rows(turns, page, |t| Cursor::after(t.created_at, t.id));
+                    let (conversation, turns) = ConversationTurnRow::page(rows, page)?;
                     Ok(Result::Turns(conversation, turns))
                 })
                 .await
@@ -251,13 +249,7 @@ impl PgStore {
                 .bind(after)
                 .bind(page.fetch_limit());
                 self.authed_read(query, |rows: Vec<ConversationRow>| {
-                    let conversations: Vec<Conversation> =
-                        rows.into_iter().map(Into::into).collect();
-                    Ok(Result::Conversations(Page::from_rows(
-                        conversations,
-                        page,
-                        |c| Cursor::after(c.last_activity, c.id),
-                    )))
+                    Ok(Result::Conversations(ConversationRow::page(rows, page)))
                 })
                 .await
             }
