@@ -138,7 +138,7 @@ impl LlmAnalyzer {
              \"reasoning\": one short sentence}.\n\nAgents:\n",
         );
         for id in candidates {
-            if let Some(agent) = input.routing.agents.get(id) {
+            if let Some(agent) = input.routing.profile(*id) {
                 let examples: Vec<&str> =
                     agent.examples.iter().take(3).map(String::as_str).collect();
                 prompt.push_str(&format!(
@@ -263,7 +263,7 @@ impl IntentAnalyzer for LlmAnalyzer {
                     },
                 }),
         );
-        let agent = input.routing.agents.get(&verdict.agent);
+        let agent = input.routing.profile(verdict.agent);
         Ok(Analysis {
             analyzer: Method::Llm,
             intent: Intent {
@@ -358,7 +358,7 @@ impl EmbeddingAnalyzer {
         }
         let mut owners = Vec::new();
         let mut texts = Vec::new();
-        for agent in input.routing.agents.values() {
+        for agent in input.routing.index.agent_set().agents() {
             let profile = format!("{}: {}", agent.name, agent.description);
             for text in agent
                 .examples
@@ -462,7 +462,7 @@ impl IntentAnalyzer for EmbeddingAnalyzer {
                 .then(a.agent_id.cmp(&b.agent_id))
         });
         let chosen = candidates.first().ok_or("the tenant has no agent")?;
-        let agent = input.routing.agents.get(&chosen.agent_id);
+        let agent = input.routing.profile(chosen.agent_id);
         Ok(Analysis {
             analyzer: Method::Embedding,
             intent: Intent {

@@ -167,7 +167,7 @@ pub async fn run_with_store(
             Duration::from_secs(config.retention_interval_seconds),
         )
     });
-    let upkeep = crate::metrics::spawn_upkeep(Duration::from_secs(5));
+    let upkeep = crate::metrics::spawn_upkeep(Duration::from_secs(1));
     let app = Arc::new(App::new(config, store).await.map_err(|e| e.to_string())?);
     let router = router(AppState(app.clone()));
     let addr = serve::announce(&listener)?;

@@ -30,13 +30,19 @@ pub fn handle() -> &'static PrometheusHandle {
 /// Every `period`, folds the histograms' recent samples into their buckets. The recorder
 /// keeps each sample until then: without this (or a scrape, which does the same), a server
 /// nobody scrapes would hold every request's timings forever.
+///
+/// The recorder holds a histogram's recent samples in a block of 64 that it allocates on
+/// the first sample after a fold, so between folds every histogram used holds about 600
+/// bytes: with 10,000 busy tenants and a 5 s period, resident memory rose by about 40 MiB
+/// before each fold. A fold visits every histogram, so it runs on a blocking thread, not
+/// on one of the threads serving requests.
 pub fn spawn_upkeep(period: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(period);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
-            handle().run_upkeep();
+            let _ = tokio::task::spawn_blocking(|| handle().run_upkeep()).await;
         }
     })
 }
@@ -72,7 +78,9 @@ pub fn limited(tenant: &str, which: &'static str) {
         .increment(1);
 }
 
-/// Records a routing decision.
+/// Records a routing decision. Its duration is Switchyard's own work, so its histogram is
+/// the process's, not the tenant's: a labelled histogram holds about a kilobyte, which
+/// 10,000 tenants make 10 MB.
 pub fn decision(tenant: &str, method: &str, fallback: bool, elapsed: Duration) {
     metrics::counter!("switchyard_routing_decisions_total", "tenant" => tenant.to_string(), "method" => method.to_string())
         .increment(1);
@@ -80,8 +88,7 @@ pub fn decision(tenant: &str, method: &str, fallback: bool, elapsed: Duration) {
         metrics::counter!("switchyard_fallbacks_total", "tenant" => tenant.to_string())
             .increment(1);
     }
-    metrics::histogram!("switchyard_routing_duration_seconds", "tenant" => tenant.to_string())
-        .record(elapsed.as_secs_f64());
+    metrics::histogram!("switchyard_routing_duration_seconds").record(elapsed.as_secs_f64());
 }
 
 /// Records one agent call.
@@ -99,11 +106,11 @@ pub fn failover(tenant: &str, agent: &str) {
     metrics::counter!("switchyard_failovers_total", "tenant" => tenant.to_string(), "agent" => agent.to_string()).increment(1);
 }
 
-/// Records a stored turn: who answered, how long storing and the whole turn took.
+/// Records a stored turn: who answered, how long storing (the database's time, so the
+/// process's histogram, like routing's) and the whole turn took.
 pub fn turn(tenant: &str, agent: &str, store: Duration, total: Duration) {
     metrics::counter!("switchyard_turns_total", "tenant" => tenant.to_string(), "agent" => agent.to_string()).increment(1);
-    metrics::histogram!("switchyard_store_duration_seconds", "tenant" => tenant.to_string())
-        .record(store.as_secs_f64());
+    metrics::histogram!("switchyard_store_duration_seconds").record(store.as_secs_f64());
     metrics::histogram!("switchyard_turn_duration_seconds", "tenant" => tenant.to_string())
         .record(total.as_secs_f64());
 }

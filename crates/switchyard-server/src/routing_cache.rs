@@ -26,11 +26,17 @@ pub struct TenantRouting {
     pub version: i64,
     /// The index.
     pub index: Arc<LexicalIndex>,
-    /// The agents, with their configs, by id.
+    /// The agents, with their configs, by id. Their texts (description, intents, keywords,
+    /// examples) are empty here: the index holds them, see [`profile`](Self::profile).
     pub agents: HashMap<AgentId, Agent>,
 }
 
 impl TenantRouting {
+    /// An agent's routing profile, with its texts.
+    pub fn profile(&self, id: AgentId) -> Option<&AgentProfile> {
+        self.index.agent_set().get(id)
+    }
+
     /// The memory it holds, roughly: the index's and the agents' heap.
     pub fn heap_size_bytes(&self) -> usize {
         let agents: usize = self
@@ -47,7 +53,10 @@ impl TenantRouting {
                     + a.config.to_string().len()
             })
             .sum();
-        self.index.heap_size_bytes() + agents + std::mem::size_of::<Self>()
+        self.index.heap_size_bytes()
+            + std::mem::size_of::<LexicalIndex>()
+            + agents
+            + std::mem::size_of::<Self>()
     }
 }
 
@@ -90,6 +99,21 @@ impl Entries {
             }
         }
         crate::metrics::routing_cache(self.map.len(), self.bytes);
+    }
+}
+
+/// The agent's routing profile, its texts moved out of it, so that a cached tenant holds
+/// them once (in its index).
+fn take_profile(a: &mut Agent) -> AgentProfile {
+    AgentProfile {
+        id: a.id,
+        name: a.name.clone(),
+        description: std::mem::take(&mut a.description),
+        intents: std::mem::take(&mut a.intents),
+        keywords: std::mem::take(&mut a.keywords),
+        examples: std::mem::take(&mut a.examples),
+        priority: a.priority,
+        is_fallback: a.is_fallback,
     }
 }
 
@@ -158,8 +182,8 @@ impl RoutingCache {
                 return Ok(entry.routing.clone());
             }
         }
-        let (version, agents) = store.routable_agents(scope).await?;
-        let profiles: Vec<AgentProfile> = agents.iter().map(AgentProfile::from).collect();
+        let (version, mut agents) = store.routable_agents(scope).await?;
+        let profiles: Vec<AgentProfile> = agents.iter_mut().map(take_profile).collect();
         let index = if profiles.len() <= BUILD_INLINE_AGENTS {
             LexicalIndex::build(profiles)
         } else {

@@ -34,8 +34,8 @@ use super::decision::Method;
 use super::profile::{AgentProfile, AgentSet};
 use super::text::{self, FeatureSpec, Scratch};
 
-/// Feature hashes are already mixed (splitmix64) when they reach the vocabulary map, so
-/// hashing them again would only cost time.
+/// Feature hashes are already mixed (splitmix64) when they reach the map that numbers them
+/// while building, so hashing them again would only cost time.
 #[derive(Default)]
 struct PassThrough(u64);
 
@@ -93,6 +93,10 @@ pub struct LexicalConfig {
     pub l2: f32,
     /// Scale applied to centroid similarities, the untrained model and training's start.
     pub centroid_scale: f32,
+    /// Keep the weights as a dense features × agents matrix when that takes less memory
+    /// than the sparse layout, as it does for small tenants, whose few agents each have a
+    /// weight on most features. Scores are the same either way.
+    pub dense_weights: bool,
     /// How much training work [`LexicalIndex::build`] may do inline, in weight updates
     /// (about a nanosecond each); a larger tenant is built untrained.
     pub inline_training_budget: u64,
@@ -119,6 +123,7 @@ impl Default for LexicalConfig {
             learning_rate: 1.0,
             l2: 1e-4,
             centroid_scale: 10.0,
+            dense_weights: true,
             inline_training_budget: 1_000_000,
             calibration: Calibration::TRAINED,
             calibration_untrained: Calibration::UNTRAINED,
@@ -165,19 +170,30 @@ impl Rivals {
 pub struct LexicalIndex {
     set: AgentSet,
     config: LexicalConfig,
-    vocab: FeatureMap<u32>,
-    /// Per feature: inverse document frequency.
-    idf: Vec<f32>,
-    /// Per feature: its block.
-    block: Vec<u8>,
+    /// Per feature: its hash, ascending; a feature's id is its position here. Eight bytes
+    /// a feature, a third of a hash map's, and the hash carries the feature's block.
+    features: Vec<u64>,
+    /// Where each bucket of hashes (their top bits) starts in `features`, and one past the
+    /// end: about one bucket per four features, so a look-up scans about four hashes.
+    buckets: Vec<u32>,
+    bucket_shift: u32,
+    /// Per feature: its inverse document frequency, as an index into `idf_values` (the IDF
+    /// of each document frequency that occurs, ascending). Two bytes a feature instead of
+    /// four: frequencies repeat (a small tenant has a handful). 65,536 different ones would
+    /// take billions of feature occurrences; beyond that, the rarest share the last entry.
+    idf_class: Vec<u16>,
+    idf_values: Vec<f32>,
     /// The IDF given to a feature no training text has: it still counts in a message's
     /// length, so a message of mostly unknown words scores low.
     unknown_idf: f32,
     /// CSR layout of the weights: feature `f`'s agents and weights are
-    /// `agents[offsets[f]..offsets[f + 1]]`, agents ascending.
+    /// `agents[offsets[f]..offsets[f + 1]]`, agents ascending. When `dense`, `offsets` and
+    /// `agents` are empty and feature `f`'s weights are `weights[f * k..(f + 1) * k]`, one
+    /// per agent (0 where the sparse layout had no slot).
     offsets: Vec<u32>,
     agents: Vec<u32>,
     weights: Vec<f32>,
+    dense: bool,
     /// Per agent: the category reported when it wins, and, for agents with several intents,
     /// each intent's vector (sorted by feature) to pick the best-matching one.
     categories: Vec<String>,
@@ -264,7 +280,7 @@ impl LexicalIndex {
         let mut vocab: FeatureMap<u32> =
             FeatureMap::with_capacity_and_hasher(text_bytes / 4, Default::default());
         let mut df: Vec<u32> = Vec::new();
-        let mut block: Vec<u8> = Vec::new();
+        let mut hashes: Vec<u64> = Vec::new();
         // Per feature: 1 + the last text that had it, and where in that text's vector.
         let mut seen_in: Vec<u32> = Vec::new();
         let mut at: Vec<u32> = Vec::new();
@@ -279,7 +295,7 @@ impl LexicalIndex {
                 let id = *vocab.entry(h).or_insert(next);
                 if id == next {
                     df.push(0);
-                    block.push(text::block_of(h) as u8);
+                    hashes.push(h);
                     seen_in.push(0);
                     at.push(0);
                 }
@@ -321,23 +337,63 @@ impl LexicalIndex {
             }
         }
 
+        // Renumber the features in hash order, so that a sorted array of hashes maps them.
+        drop(vocab);
+        let mut order: Vec<u32> = (0..hashes.len() as u32).collect();
+        order.sort_unstable_by_key(|&i| hashes[i as usize]);
+        let mut rank = vec![0u32; order.len()];
+        for (new, &old) in order.iter().enumerate() {
+            rank[old as usize] = new as u32;
+        }
+        for d in &mut docs {
+            for (id, _) in &mut d.vector {
+                *id = rank[*id as usize];
+            }
+        }
+        let features: Vec<u64> = order.iter().map(|&i| hashes[i as usize]).collect();
+        // At least one bit: a shift by 64 would overflow.
+        let bucket_bits = (features.len() / 4).max(2).ilog2();
+        let bucket_shift = 64 - bucket_bits;
+        let mut buckets = vec![0u32; (1 << bucket_bits) + 1];
+        for &h in &features {
+            buckets[(h >> bucket_shift) as usize + 1] += 1;
+        }
+        for b in 1..buckets.len() {
+            buckets[b] += buckets[b - 1];
+        }
+        let df: Vec<u32> = order.iter().map(|&i| df[i as usize]).collect();
+        drop((hashes, order, rank));
+
         let n_docs = docs.len() as f32;
         // Document frequencies repeat a lot: one logarithm per distinct value.
-        let max_df = df.iter().copied().max().unwrap_or(0) as usize;
-        let idf_of: Vec<f32> = (0..=max_df)
-            .map(|d| ((1.0 + n_docs) / (1.0 + d as f32)).ln() + 1.0)
+        let mut frequencies = df.clone();
+        frequencies.sort_unstable();
+        frequencies.dedup();
+        let idf_values: Vec<f32> = frequencies
+            .iter()
+            .map(|&d| ((1.0 + n_docs) / (1.0 + d as f32)).ln() + 1.0)
             .collect();
-        let idf: Vec<f32> = df.iter().map(|&d| idf_of[d as usize]).collect();
+        let idf_class: Vec<u16> = df
+            .iter()
+            .map(|d| {
+                let class = frequencies.binary_search(d).unwrap_or(0);
+                u16::try_from(class).unwrap_or(u16::MAX)
+            })
+            .collect();
+        drop((df, frequencies));
         let mut index = Self {
             set,
             config,
-            vocab,
-            idf,
-            block,
+            buckets,
+            bucket_shift,
+            features,
+            idf_class,
+            idf_values,
             unknown_idf: (1.0 + n_docs).ln() + 1.0,
             offsets: Vec::new(),
             agents: Vec::new(),
             weights: Vec::new(),
+            dense: false,
             categories: Vec::new(),
             intent_vectors: Vec::new(),
             trained: false,
@@ -350,13 +406,46 @@ impl LexicalIndex {
             index.train(&docs);
         }
         index.describe_intents();
-        // A large tenant's examples repeat their words, and the spare capacity would be most
-        // of the index's memory (BANKING77: 4 of 5 MB). Rehashing costs about as much as a
-        // tenth of building, so only when it frees more than half the map.
-        if index.vocab.capacity() > 2 * index.vocab.len() {
-            index.vocab.shrink_to_fit();
+        if index.config.dense_weights {
+            index.densify();
         }
         index
+    }
+
+    /// Switches to the dense layout if it takes less memory than the sparse one.
+    fn densify(&mut self) {
+        let (v, k) = (self.features.len(), self.set.len());
+        // In four-byte words: dense is a weight per feature and agent; sparse is an offset
+        // per feature and an agent and a weight per slot.
+        if self.dense || v.saturating_mul(k) > v + 1 + 2 * self.weights.len() {
+            return;
+        }
+        let mut dense = vec![0f32; v * k];
+        for f in 0..v {
+            for s in self.range(f as u32) {
+                dense[f * k + self.agents[s] as usize] = self.weights[s];
+            }
+        }
+        self.weights = dense;
+        self.offsets = Vec::new();
+        self.agents = Vec::new();
+        self.dense = true;
+    }
+
+    /// The id of the feature with hash `h`, if any training text has it: a short scan of
+    /// the features in `h`'s bucket.
+    fn feature(&self, h: u64) -> Option<u32> {
+        let b = (h >> self.bucket_shift) as usize;
+        let (start, end) = (self.buckets[b] as usize, self.buckets[b + 1] as usize);
+        self.features[start..end]
+            .iter()
+            .position(|&x| x == h)
+            .map(|i| (start + i) as u32)
+    }
+
+    /// The block of feature `id`.
+    fn block(&self, id: u32) -> usize {
+        text::block_of(self.features[id as usize])
     }
 
     /// Turns term frequencies into normalised TF-IDF values in place, each block scaled to
@@ -366,8 +455,8 @@ impl LexicalIndex {
     fn weigh(&self, vector: &mut SparseVec, unknown2: [f32; 2]) -> f32 {
         let mut norm2 = unknown2;
         for (id, v) in vector.iter_mut() {
-            *v = tf_weight(*v) * self.idf[*id as usize];
-            norm2[self.block[*id as usize] as usize] += *v * *v;
+            *v = tf_weight(*v) * self.idf_values[self.idf_class[*id as usize] as usize];
+            norm2[self.block(*id)] += *v * *v;
         }
         let bw = [self.config.word_weight, self.config.char_weight];
         let scale = [0, 1].map(|b| {
@@ -378,7 +467,7 @@ impl LexicalIndex {
             }
         });
         for (id, v) in vector.iter_mut() {
-            *v *= scale[self.block[*id as usize] as usize];
+            *v *= scale[self.block(*id)];
         }
         let present: f32 = [0, 1]
             .iter()
@@ -404,8 +493,8 @@ impl LexicalIndex {
         q.known.clear();
         q.unknown.clear();
         for &h in &q.text.hashes {
-            match self.vocab.get(&h) {
-                Some(&id) => q.known.push(id),
+            match self.feature(h) {
+                Some(id) => q.known.push(id),
                 None => q.unknown.push(h),
             }
         }
@@ -467,7 +556,7 @@ impl LexicalIndex {
     /// Restricting the model to that support keeps the index's size linear in the training
     /// text rather than features × agents, which matters at 1,000 agents.
     fn layout(&mut self, docs: &[Doc], rivals: &Rivals) {
-        let v = self.idf.len();
+        let v = self.features.len();
         let k = self.set.len();
         // Texts come grouped by agent in ascending order: agent `a`'s are `own[a]..own[a + 1]`.
         let mut own = vec![0u32; k + 1];
@@ -580,10 +669,31 @@ impl LexicalIndex {
         Rivals { offsets, texts }
     }
 
+    /// The slot of `agent`'s weight on feature `f`, in the sparse layout (training's).
     fn slot(&self, f: u32, agent: u32) -> Option<usize> {
         let r = self.range(f);
         let lo = r.start;
         self.agents[r].binary_search(&agent).ok().map(|i| lo + i)
+    }
+
+    /// `agent`'s weight on feature `f`, if it has one (in the dense layout: if it is not 0).
+    fn weight(&self, f: u32, agent: u32) -> Option<f32> {
+        if self.dense {
+            let w = self.weights[f as usize * self.set.len() + agent as usize];
+            (w != 0.0).then_some(w)
+        } else {
+            self.slot(f, agent).map(|s| self.weights[s])
+        }
+    }
+
+    /// The weights on feature `f` (in the dense layout, also the zeros of agents without).
+    fn weights_of(&self, f: u32) -> &[f32] {
+        if self.dense {
+            let k = self.set.len();
+            &self.weights[f as usize * k..(f as usize + 1) * k]
+        } else {
+            &self.weights[self.range(f)]
+        }
     }
 
     /// Weight updates training would take: every kept feature of every text touches all
@@ -743,9 +853,10 @@ impl LexicalIndex {
         let vec_bytes =
             |v: &SparseVec| size_of::<SparseVec>() + v.capacity() * size_of::<(u32, f32)>();
         self.set.heap_size_bytes()
-            + self.vocab.capacity() * (size_of::<(u64, u32)>() + 1)
-            + self.idf.capacity() * size_of::<f32>()
-            + self.block.capacity()
+            + self.features.capacity() * size_of::<u64>()
+            + self.buckets.capacity() * size_of::<u32>()
+            + self.idf_class.capacity() * size_of::<u16>()
+            + self.idf_values.capacity() * size_of::<f32>()
             + self.offsets.capacity() * size_of::<u32>()
             + self.agents.capacity() * size_of::<u32>()
             + self.weights.capacity() * size_of::<f32>()
@@ -766,10 +877,20 @@ impl LexicalIndex {
     fn raw_scores(&self, message: &str, q: &mut QueryScratch) -> f32 {
         let coverage = self.vectorize(message, q);
         q.scores.clear();
-        q.scores.resize(self.set.len(), 0.0);
-        for &(f, x) in &q.vector {
-            for s in self.range(f) {
-                q.scores[self.agents[s] as usize] += x * self.weights[s];
+        let k = self.set.len();
+        q.scores.resize(k, 0.0);
+        if self.dense {
+            for &(f, x) in &q.vector {
+                let row = &self.weights[f as usize * k..(f as usize + 1) * k];
+                for (score, w) in q.scores.iter_mut().zip(row) {
+                    *score += x * w;
+                }
+            }
+        } else {
+            for &(f, x) in &q.vector {
+                for s in self.range(f) {
+                    q.scores[self.agents[s] as usize] += x * self.weights[s];
+                }
             }
         }
         coverage
@@ -873,14 +994,13 @@ impl LexicalIndex {
         let mut found: Vec<(&str, f32)> = Vec::new();
         for &(s, e) in &q.text.words {
             let w = &q.text.text[s..e];
-            let Some(&f) = self.vocab.get(&text::word_hash(&spec, w)) else {
+            let Some(f) = self.feature(text::word_hash(&spec, w)) else {
                 continue;
             };
-            let Some(slot) = self.slot(f, agent as u32) else {
+            let Some(weight) = self.weight(f, agent as u32) else {
                 continue;
             };
-            let weight = self.weights[slot];
-            let strongest = self.range(f).all(|s| self.weights[s] <= weight);
+            let strongest = self.weights_of(f).iter().all(|&o| o <= weight);
             if weight > 0.0 && strongest && !found.iter().any(|(o, _)| *o == w) {
                 found.push((w, weight));
             }
@@ -1022,11 +1142,42 @@ mod tests {
     }
 
     #[test]
+    fn a_dense_layout_analyses_exactly_like_the_sparse_one_in_less_memory() {
+        for trained in [false, true] {
+            let config = |dense_weights| LexicalConfig {
+                dense_weights,
+                inline_training_budget: if trained { u64::MAX } else { 0 },
+                ..LexicalConfig::default()
+            };
+            let sparse = LexicalIndex::build_with(agents(), config(false));
+            let dense = LexicalIndex::build_with(agents(), config(true));
+            assert!(!sparse.dense && dense.is_trained() == trained);
+            // Trained, every agent has a weight on most features (rivals), so dense is
+            // smaller; untrained, each feature has few agents and the sparse layout stays.
+            assert_eq!(dense.dense, trained);
+            if trained {
+                assert!(dense.heap_size_bytes() < sparse.heap_size_bytes());
+            }
+            for message in [
+                "my card has not arrived yet",
+                "refund please",
+                "how do I top up my card",
+                "card delivery",
+                "something else entirely",
+                "",
+            ] {
+                assert_eq!(dense.analyze(message), sparse.analyze(message), "{message}");
+            }
+        }
+    }
+
+    #[test]
     fn rivals_get_slots_and_every_feature_keeps_its_agents_sorted() {
         let untrained = LexicalIndex::build_with(
             agents(),
             LexicalConfig {
                 inline_training_budget: 0,
+                dense_weights: false,
                 ..LexicalConfig::default()
             },
         );
@@ -1037,7 +1188,7 @@ mod tests {
             "rivals add slots"
         );
         for index in [&untrained, &trained] {
-            for f in 0..index.idf.len() as u32 {
+            for f in 0..index.features.len() as u32 {
                 let r = index.range(f);
                 assert!(index.agents[r].windows(2).all(|w| w[0] < w[1]));
             }
@@ -1045,7 +1196,9 @@ mod tests {
         // "yet" is only in card_arrival's text; card_delivery, its rival there, now has a
         // weight for it too, and training made it count against card_delivery.
         let spec = trained.config.spec();
-        let yet = trained.vocab[&text::word_hash(&spec, "yet")];
+        let yet = trained
+            .feature(text::word_hash(&spec, "yet"))
+            .expect("\"yet\" is a feature");
         assert_eq!(untrained.slot(yet, 1), None);
         let slot = trained
             .slot(yet, 1)
@@ -1059,6 +1212,7 @@ mod tests {
             rivals: 0,
             dropout: 0.0,
             inline_training_budget: 0,
+            dense_weights: false,
             ..LexicalConfig::default()
         };
         let untrained = LexicalIndex::build_with(agents(), config);

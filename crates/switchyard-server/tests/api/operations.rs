@@ -308,6 +308,19 @@ async fn metrics_and_analytics_match_the_traffic() {
         ),
         2.0
     );
+    // Routing and storing time are the process's histograms, without a tenant label.
+    for name in [
+        "switchyard_routing_duration_seconds_count",
+        "switchyard_store_duration_seconds_count",
+    ] {
+        assert!(metric(&text, name, &[]) >= 6.0, "{name}: {text}");
+        assert!(
+            text.lines()
+                .filter(|l| l.starts_with(name))
+                .all(|l| !l.contains("tenant=")),
+            "{name}: {text}"
+        );
+    }
     assert_eq!(
         metric(
             &text,
