@@ -203,7 +203,7 @@ impl Default for Config {
             circuit_failure_threshold: 5,
             circuit_open_seconds: 30,
             routing_cache_tenants: 10_000,
-            routing_cache_mib: 144,
+            routing_cache_mib: 128,
             retention_interval_seconds: 3600,
             llm_base_url: None,
             llm_model: None,
@@ -448,7 +448,7 @@ mod tests {
         assert_eq!(c.database_acquire_timeout_ms, 3000);
         assert_eq!(c.header_read_timeout_ms, 10_000);
         assert_eq!(c.max_body_bytes, 1024 * 1024);
-        assert_eq!(c.routing_cache_mib, 144);
+        assert_eq!(c.routing_cache_mib, 128);
     }
 
     #[test]

@@ -78,9 +78,10 @@ pub fn limited(tenant: &str, which: &'static str) {
         .increment(1);
 }
 
-/// Records a routing decision. Its duration is Switchyard's own work, so its histogram is
-/// the process's, not the tenant's: a labelled histogram holds about a kilobyte, which
-/// 10,000 tenants make 10 MB.
+/// Records a routing decision. `elapsed` is Switchyard's own work (the lexical analysis and
+/// the decision, without a model's call in the cascade, which [`model_call`] times per
+/// tenant), so its histogram is the process's, not the tenant's: a labelled histogram
+/// holds nearly two kilobytes, which 10,000 tenants make 17 MiB.
 pub fn decision(tenant: &str, method: &str, fallback: bool, elapsed: Duration) {
     metrics::counter!("switchyard_routing_decisions_total", "tenant" => tenant.to_string(), "method" => method.to_string())
         .increment(1);

@@ -156,6 +156,8 @@ struct Plan {
     decision: Decision,
     analyze_ms: f64,
     route_ms: f64,
+    /// Analysis and decision, without a model's call in the cascade: Switchyard's own time.
+    own_ms: f64,
 }
 
 fn ms(since: Instant) -> f64 {
@@ -296,6 +298,7 @@ async fn plan(
     };
     let mut decision = decide(&analysis).map_err(route_error)?;
     let mut route_ms = ms(started);
+    let own_ms = analyze_ms + route_ms;
     // The cascade: a model is asked only in the ambiguous band, and never for a pinned
     // agent or a conversation that sticks with its agent.
     if pinned.is_none()
@@ -359,6 +362,7 @@ async fn plan(
         decision,
         analyze_ms,
         route_ms,
+        own_ms,
     })
 }
 
@@ -536,7 +540,7 @@ pub async fn chat(
         slug,
         plan.decision.method.as_str(),
         plan.decision.fallback_used,
-        std::time::Duration::from_secs_f64((plan.analyze_ms + plan.route_ms) / 1000.0),
+        std::time::Duration::from_secs_f64(plan.own_ms / 1000.0),
     );
     let intent = intent_out(&plan.analysis);
     // One of the tenant's in-flight agent call slots, held for this turn's calls; taken

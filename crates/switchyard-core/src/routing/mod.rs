@@ -19,9 +19,10 @@
 //! its name, intents and description) become TF-IDF vectors over word unigrams and bigrams
 //! (of lightly stemmed words) and character 2–4-grams inside words, each block normalised.
 //! Every agent starts at its class centroid; SGD with feature dropout then trains a
-//! multinomial logistic regression whose weights are kept only where an agent's own texts,
+//! multinomial logistic regression whose weights exist only where an agent's own texts,
 //! or texts it is most easily confused with (its "rivals"), have the feature, so memory
-//! stays linear in the text. A logistic calibrator maps the raw scores (softmax
+//! stays linear in the text (a small tenant's weights are stored as a dense matrix, with
+//! zeros elsewhere, when that is smaller). A logistic calibrator maps the raw scores (softmax
 //! probability, gap, top score, share of the message the index knows, number of agents) to
 //! a confidence, fitted on held-out predictions from BANKING77's training set
 //! (`examples/banking77_cv.rs`); messages made of words no agent has get a low confidence.

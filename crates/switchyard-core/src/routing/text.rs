@@ -87,8 +87,8 @@ fn fnv(seed: u64, bytes: &[u8]) -> u64 {
     h
 }
 
-/// The splitmix64 finaliser: FNV alone mixes its last bytes poorly, and the vocabulary map
-/// uses these hashes directly as keys.
+/// The splitmix64 finaliser: FNV alone mixes its last bytes poorly, and the index keys
+/// features by the low half of these hashes.
 fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
