@@ -37,20 +37,14 @@ impl TenantRouting {
         self.index.agent_set().get(id)
     }
 
-    /// The memory it holds, roughly: the index's and the agents' heap.
+    /// The memory it holds, roughly: the index's (with the agents' texts) and the agents'
+    /// heap.
     pub fn heap_size_bytes(&self) -> usize {
         let agents: usize = self
             .agents
             .values()
             .map(|a| {
-                let strings = |v: &[String]| v.iter().map(|s| s.len() + 24).sum::<usize>();
-                std::mem::size_of::<(AgentId, Agent)>()
-                    + a.name.len()
-                    + a.description.len()
-                    + strings(&a.intents)
-                    + strings(&a.keywords)
-                    + strings(&a.examples)
-                    + a.config.to_string().len()
+                std::mem::size_of::<(AgentId, Agent)>() + a.name.len() + a.config.to_string().len()
             })
             .sum();
         self.index.heap_size_bytes()
@@ -99,21 +93,6 @@ impl Entries {
             }
         }
         crate::metrics::routing_cache(self.map.len(), self.bytes);
-    }
-}
-
-/// The agent's routing profile, its texts moved out of it, so that a cached tenant holds
-/// them once (in its index).
-fn take_profile(a: &mut Agent) -> AgentProfile {
-    AgentProfile {
-        id: a.id,
-        name: a.name.clone(),
-        description: std::mem::take(&mut a.description),
-        intents: std::mem::take(&mut a.intents),
-        keywords: std::mem::take(&mut a.keywords),
-        examples: std::mem::take(&mut a.examples),
-        priority: a.priority,
-        is_fallback: a.is_fallback,
     }
 }
 
@@ -183,7 +162,7 @@ impl RoutingCache {
             }
         }
         let (version, mut agents) = store.routable_agents(scope).await?;
-        let profiles: Vec<AgentProfile> = agents.iter_mut().map(take_profile).collect();
+        let profiles: Vec<AgentProfile> = agents.iter_mut().map(AgentProfile::take_from).collect();
         let index = if profiles.len() <= BUILD_INLINE_AGENTS {
             LexicalIndex::build(profiles)
         } else {

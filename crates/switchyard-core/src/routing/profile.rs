@@ -28,15 +28,17 @@ pub struct AgentProfile {
     pub is_fallback: bool,
 }
 
-impl From<&Agent> for AgentProfile {
-    fn from(a: &Agent) -> Self {
+impl AgentProfile {
+    /// The agent's profile, its texts (description, intents, keywords, examples) moved out
+    /// of it, so that whoever keeps both holds the texts once.
+    pub fn take_from(a: &mut Agent) -> Self {
         Self {
             id: a.id,
             name: a.name.clone(),
-            description: a.description.clone(),
-            intents: a.intents.clone(),
-            keywords: a.keywords.clone(),
-            examples: a.examples.clone(),
+            description: std::mem::take(&mut a.description),
+            intents: std::mem::take(&mut a.intents),
+            keywords: std::mem::take(&mut a.keywords),
+            examples: std::mem::take(&mut a.examples),
             priority: a.priority,
             is_fallback: a.is_fallback,
         }
