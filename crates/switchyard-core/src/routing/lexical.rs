@@ -34,12 +34,13 @@ use super::decision::Method;
 use super::profile::{AgentProfile, AgentSet};
 use super::text::{self, FeatureSpec, Scratch};
 
-/// The map that numbers features while building gets their keys multiplied by an odd
-/// constant, already well spread, so hashing them again would only cost time.
+/// Hashes the map that numbers features while building. Their keys are already halves of
+/// mixed hashes, so one multiplication by an odd constant spreads them into the high bits
+/// the map probes by; anything more would only cost time.
 #[derive(Default)]
-struct PassThrough(u64);
+struct KeyHasher(u64);
 
-impl Hasher for PassThrough {
+impl Hasher for KeyHasher {
     fn finish(&self) -> u64 {
         self.0
     }
@@ -50,12 +51,12 @@ impl Hasher for PassThrough {
         }
     }
 
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
 }
 
-type FeatureMap<V> = HashMap<u64, V, BuildHasherDefault<PassThrough>>;
+type FeatureMap<V> = HashMap<u32, V, BuildHasherDefault<KeyHasher>>;
 
 /// Tunables of the lexical analyzer. The defaults were chosen by cross-validation on the
 /// BANKING77 training set (`examples/banking77_cv.rs`); change them only with a measurement.
@@ -290,7 +291,7 @@ impl LexicalIndex {
         let mut vocab: FeatureMap<u32> =
             FeatureMap::with_capacity_and_hasher(text_bytes / 4, Default::default());
         let mut df: Vec<u32> = Vec::new();
-        let mut hashes: Vec<u32> = Vec::new();
+        let mut keys: Vec<u32> = Vec::new();
         // Per feature: 1 + the last text that had it, and where in that text's vector.
         let mut seen_in: Vec<u32> = Vec::new();
         let mut at: Vec<u32> = Vec::new();
@@ -303,13 +304,10 @@ impl LexicalIndex {
             for &h in &scratch.hashes {
                 let next = df.len() as u32;
                 let k = key(h);
-                // The map wants its hashes' high bits spread: an odd multiple keeps keys apart.
-                let id = *vocab
-                    .entry(u64::from(k).wrapping_mul(0x9e37_79b9_7f4a_7c15))
-                    .or_insert(next);
+                let id = *vocab.entry(k).or_insert(next);
                 if id == next {
                     df.push(0);
-                    hashes.push(k);
+                    keys.push(k);
                     seen_in.push(0);
                     at.push(0);
                 }
@@ -351,10 +349,10 @@ impl LexicalIndex {
             }
         }
 
-        // Renumber the features in hash order, so that a sorted array of hashes maps them.
+        // Renumber the features in key order, so that a sorted array of keys maps them.
         drop(vocab);
-        let mut order: Vec<u32> = (0..hashes.len() as u32).collect();
-        order.sort_unstable_by_key(|&i| hashes[i as usize]);
+        let mut order: Vec<u32> = (0..keys.len() as u32).collect();
+        order.sort_unstable_by_key(|&i| keys[i as usize]);
         let mut rank = vec![0u32; order.len()];
         for (new, &old) in order.iter().enumerate() {
             rank[old as usize] = new as u32;
@@ -364,7 +362,7 @@ impl LexicalIndex {
                 *id = rank[*id as usize];
             }
         }
-        let features: Vec<u32> = order.iter().map(|&i| hashes[i as usize]).collect();
+        let features: Vec<u32> = order.iter().map(|&i| keys[i as usize]).collect();
         // At least one bit: a shift by 32 would overflow.
         let bucket_bits = (features.len() / 4).max(2).ilog2();
         let bucket_shift = 32 - bucket_bits;
@@ -376,7 +374,7 @@ impl LexicalIndex {
             buckets[b] += buckets[b - 1];
         }
         let df: Vec<u32> = order.iter().map(|&i| df[i as usize]).collect();
-        drop((hashes, order, rank));
+        drop((keys, order, rank));
 
         let n_docs = docs.len() as f32;
         // Document frequencies repeat a lot: one logarithm per distinct value.
@@ -431,7 +429,7 @@ impl LexicalIndex {
         let (v, k) = (self.features.len(), self.set.len());
         // In four-byte words: dense is a weight per feature and agent; sparse is an offset
         // per feature and an agent and a weight per slot.
-        if self.dense || v.saturating_mul(k) > v + 1 + 2 * self.weights.len() {
+        if v.saturating_mul(k) > v + 1 + 2 * self.weights.len() {
             return;
         }
         let mut dense = vec![0f32; v * k];
@@ -696,7 +694,7 @@ impl LexicalIndex {
     /// `agent`'s weight on feature `f`, if it has one (in the dense layout: if it is not 0).
     fn weight(&self, f: u32, agent: u32) -> Option<f32> {
         if self.dense {
-            let w = self.weights[f as usize * self.set.len() + agent as usize];
+            let w = self.weights_of(f)[agent as usize];
             (w != 0.0).then_some(w)
         } else {
             self.slot(f, agent).map(|s| self.weights[s])
@@ -894,12 +892,10 @@ impl LexicalIndex {
     fn raw_scores(&self, message: &str, q: &mut QueryScratch) -> f32 {
         let coverage = self.vectorize(message, q);
         q.scores.clear();
-        let k = self.set.len();
-        q.scores.resize(k, 0.0);
+        q.scores.resize(self.set.len(), 0.0);
         if self.dense {
             for &(f, x) in &q.vector {
-                let row = &self.weights[f as usize * k..(f as usize + 1) * k];
-                for (score, w) in q.scores.iter_mut().zip(row) {
+                for (score, w) in q.scores.iter_mut().zip(self.weights_of(f)) {
                     *score += x * w;
                 }
             }
