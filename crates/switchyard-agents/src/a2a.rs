@@ -15,7 +15,7 @@ use switchyard_core::model::Agent;
 
 use crate::http::describe;
 use crate::net::bounded_body;
-use crate::sse::SseReader;
+use crate::sse::{Step, read_answer};
 use crate::{AgentError, AgentRequest, DeltaSink, InvokerConfig};
 
 pub(crate) struct A2aInvoker {
@@ -188,84 +188,50 @@ impl A2aInvoker {
 /// Reads a `message/stream` answer: artifact updates are the pieces; a final status update
 /// (or a message) ends it. A stream that ends before that is a failure.
 async fn stream(
-    mut response: reqwest::Response,
+    response: reqwest::Response,
     limit: usize,
     sink: &DeltaSink,
 ) -> Result<String, AgentError> {
-    let mut reader = SseReader::default();
-    let mut answer = String::new();
-    let mut received = 0usize;
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| AgentError::Failed(format!("the agent's stream broke: {}", e.without_url())))?
-    {
-        received += chunk.len();
-        if received > limit {
-            return Err(AgentError::Failed(format!(
-                "the agent's answer is larger than {limit} bytes"
-            )));
-        }
-        for event in reader.feed(&chunk) {
-            let response: Value = serde_json::from_str(&event).map_err(|e| {
-                AgentError::Failed(format!("the agent's stream is not JSON-RPC: {e}"))
-            })?;
-            let result = result_of(&response)?;
-            let piece = match result.get("kind").and_then(Value::as_str) {
-                Some("artifact-update") => text_of_parts(result.pointer("/artifact/parts")),
-                Some("message") => {
-                    let text = text_of_parts(result.get("parts"));
-                    answer.push_str(&text);
-                    let _ = sink.send(text).await;
-                    return Ok(answer);
+    read_answer(response, limit, "agent", sink, |event, answered| {
+        let response: Value = serde_json::from_str(event)
+            .map_err(|e| AgentError::Failed(format!("the agent's stream is not JSON-RPC: {e}")))?;
+        step(result_of(&response)?, answered)
+    })
+    .await
+}
+
+/// What one event of a `message/stream` answer means.
+fn step(result: &Value, answered: bool) -> Result<Step, AgentError> {
+    let state = || {
+        result
+            .pointer("/status/state")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    };
+    Ok(match result.get("kind").and_then(Value::as_str) {
+        Some("artifact-update") => Step::Piece(text_of_parts(result.pointer("/artifact/parts"))),
+        Some("message") => Step::Last(text_of_parts(result.get("parts"))),
+        Some("status-update") => {
+            if matches!(state(), "failed" | "rejected" | "canceled") {
+                return Err(AgentError::Failed(format!("the agent's task {}", state())));
+            }
+            if result.get("final").and_then(Value::as_bool) != Some(true) {
+                Step::Piece(String::new())
+            } else if answered {
+                Step::Last(String::new())
+            } else {
+                let text = text_of_parts(result.pointer("/status/message/parts"));
+                if text.is_empty() {
+                    return Err(AgentError::Failed(
+                        "the agent's task finished without any text".into(),
+                    ));
                 }
-                Some("status-update") => {
-                    let state = result
-                        .pointer("/status/state")
-                        .and_then(Value::as_str)
-                        .unwrap_or("");
-                    if matches!(state, "failed" | "rejected" | "canceled") {
-                        return Err(AgentError::Failed(format!("the agent's task {state}")));
-                    }
-                    if result.get("final").and_then(Value::as_bool) == Some(true) {
-                        if answer.is_empty() {
-                            let text = text_of_parts(result.pointer("/status/message/parts"));
-                            if text.is_empty() {
-                                return Err(AgentError::Failed(
-                                    "the agent's task finished without any text".into(),
-                                ));
-                            }
-                            answer.push_str(&text);
-                            let _ = sink.send(text).await;
-                        }
-                        return Ok(answer);
-                    }
-                    String::new()
-                }
-                Some("task") => {
-                    let state = result
-                        .pointer("/status/state")
-                        .and_then(Value::as_str)
-                        .unwrap_or("");
-                    if state == "completed" {
-                        let text = answer_of(result)?;
-                        answer.push_str(&text);
-                        let _ = sink.send(text).await;
-                        return Ok(answer);
-                    }
-                    String::new()
-                }
-                _ => String::new(),
-            };
-            if !piece.is_empty() {
-                answer.push_str(&piece);
-                let _ = sink.send(piece).await;
+                Step::Last(text)
             }
         }
-    }
-    Err(AgentError::Failed(
-        "the agent's stream ended before its task was done".into(),
-    ))
+        Some("task") if state() == "completed" => Step::Last(answer_of(result)?),
+        _ => Step::Piece(String::new()),
+    })
 }
 
 /// What an Agent Card says about an agent (the parts Switchyard uses).

@@ -9,7 +9,7 @@ use switchyard_core::model::Agent;
 
 use crate::http::describe;
 use crate::net::bounded_body;
-use crate::sse::SseReader;
+use crate::sse::{Step, read_answer};
 use crate::{AgentError, AgentRequest, DeltaSink, InvokerConfig};
 
 #[derive(Deserialize)]
@@ -132,50 +132,30 @@ impl OpenAiInvoker {
     }
 }
 
-/// Reads a streamed completion, passing each piece on; a stream that ends before its
-/// `[DONE]` is a failure (the answer would be cut off).
+/// Reads a streamed completion, passing each piece on, up to its `[DONE]`.
 async fn stream(
-    mut response: reqwest::Response,
+    response: reqwest::Response,
     limit: usize,
     sink: &DeltaSink,
 ) -> Result<String, AgentError> {
-    let mut reader = SseReader::default();
-    let mut answer = String::new();
-    let mut received = 0usize;
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| AgentError::Failed(format!("the model's stream broke: {}", e.without_url())))?
-    {
-        received += chunk.len();
-        if received > limit {
-            return Err(AgentError::Failed(format!(
-                "the model's answer is larger than {limit} bytes"
-            )));
+    read_answer(response, limit, "model", sink, |event, _| {
+        if event == "[DONE]" {
+            return Ok(Step::Last(String::new()));
         }
-        for event in reader.feed(&chunk) {
-            if event == "[DONE]" {
-                return Ok(answer);
-            }
-            let piece: Completion = serde_json::from_str(&event).map_err(|e| {
-                AgentError::Failed(format!(
-                    "the model's stream is not chat-completion chunks: {e}"
-                ))
-            })?;
-            if let Some(text) = piece
+        let piece: Completion = serde_json::from_str(event).map_err(|e| {
+            AgentError::Failed(format!(
+                "the model's stream is not chat-completion chunks: {e}"
+            ))
+        })?;
+        Ok(Step::Piece(
+            piece
                 .choices
                 .into_iter()
                 .next()
                 .and_then(|c| c.delta)
                 .and_then(|d| d.content)
-                && !text.is_empty()
-            {
-                answer.push_str(&text);
-                let _ = sink.send(text).await;
-            }
-        }
-    }
-    Err(AgentError::Failed(
-        "the model's stream ended before it was done".into(),
-    ))
+                .unwrap_or_default(),
+        ))
+    })
+    .await
 }

@@ -1,9 +1,64 @@
-//! Reading server-sent events (the `data:` lines of an OpenAI-style stream).
+//! Reading server-sent events (the `data:` lines of an OpenAI-style or A2A stream), and a
+//! streamed answer made of them.
 //!
 //! Written here because it is a dozen lines over the byte stream reqwest already gives,
 //! and it must enforce this crate's limit on how much an agent may send.
 
 use bytes::{Buf, BytesMut};
+
+use crate::{AgentError, DeltaSink};
+
+/// What one event of a streamed answer means to its protocol.
+pub(crate) enum Step {
+    /// A piece of the answer (empty: nothing to pass on).
+    Piece(String),
+    /// The last piece (possibly empty): the answer is complete.
+    Last(String),
+}
+
+/// Reads a streamed answer within `limit` bytes: every event goes to `step` (with whether
+/// any text has arrived yet), its pieces on to `sink`, until a [`Step::Last`]. A stream
+/// that ends before that is a failure, since the answer would be cut off. `who` names the
+/// other side in errors ("model", "agent").
+pub(crate) async fn read_answer(
+    mut response: reqwest::Response,
+    limit: usize,
+    who: &str,
+    sink: &DeltaSink,
+    mut step: impl FnMut(&str, bool) -> Result<Step, AgentError>,
+) -> Result<String, AgentError> {
+    let mut reader = SseReader::default();
+    let mut answer = String::new();
+    let mut received = 0usize;
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| AgentError::Failed(format!("the {who}'s stream broke: {}", e.without_url())))?
+    {
+        received += chunk.len();
+        if received > limit {
+            return Err(AgentError::Failed(format!(
+                "the {who}'s answer is larger than {limit} bytes"
+            )));
+        }
+        for event in reader.feed(&chunk) {
+            let (piece, last) = match step(&event, !answer.is_empty())? {
+                Step::Piece(piece) => (piece, false),
+                Step::Last(piece) => (piece, true),
+            };
+            if !piece.is_empty() {
+                answer.push_str(&piece);
+                let _ = sink.send(piece).await;
+            }
+            if last {
+                return Ok(answer);
+            }
+        }
+    }
+    Err(AgentError::Failed(format!(
+        "the {who}'s stream ended before it was done"
+    )))
+}
 
 /// Splits a byte stream into the `data` payloads of its events.
 #[derive(Default)]

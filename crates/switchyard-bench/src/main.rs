@@ -297,12 +297,13 @@ async fn tokens(
 ) -> Result<(), String> {
     use sqlx::{ConnectOptions, Connection};
     let config = switchyard_server::config::Config::load(None).map_err(|e| e.to_string())?;
-    let store = switchyard_store::connect(&config.store_config())
+    let opened = switchyard_store::connect(&config.store_config())
         .await
         .map_err(|e| e.to_string())?;
-    let keys = switchyard_server::auth::JwtKeys::load(&config, store.as_ref())
-        .await
-        .map_err(|e| e.to_string())?;
+    let keys =
+        switchyard_server::auth::JwtKeys::load(&config, opened.store.as_ref(), &opened.operator)
+            .await
+            .map_err(|e| e.to_string())?;
     let mut conn = database_url
         .parse::<sqlx::postgres::PgConnectOptions>()
         .map_err(|e| e.to_string())?

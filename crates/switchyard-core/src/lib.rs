@@ -1,5 +1,5 @@
-//! Switchyard's domain: typed ids, the tenant scope every data access goes through, the
-//! resources (tenants, users, agents, conversations, turns) and the routing engine.
+//! Switchyard's domain: typed ids, roles, the resources
+//! (tenants, users, agents, conversations, turns) and the routing engine.
 //!
 //! This crate does no IO: no database, no HTTP. The store, the agents and the server
 //! build on it.
@@ -8,9 +8,9 @@ pub mod agent_config;
 pub mod ids;
 pub mod model;
 pub mod page;
+pub mod role;
 pub mod routing;
-pub mod scope;
 pub mod settings;
 
 pub use ids::{AgentId, ApiKeyId, ConversationId, MessageId, TenantId, UserId};
-pub use scope::{Role, TenantScope};
+pub use role::Role;

@@ -492,6 +492,25 @@ pub struct RetentionBatch {
     pub conversations: u64,
 }
 
+/// How many rows of each kind a tenant holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TenantUsage {
+    /// Users.
+    pub users: i64,
+    /// API keys, revoked ones included.
+    pub api_keys: i64,
+    /// Agents.
+    pub agents: i64,
+    /// Conversations.
+    pub conversations: i64,
+    /// Turns.
+    pub turns: i64,
+    /// Idempotency records.
+    pub idempotency_keys: i64,
+    /// Failed agent calls kept for analytics.
+    pub agent_call_errors: i64,
+}
+
 /// What starting an idempotent request found.
 #[derive(Clone, Debug, PartialEq)]
 pub enum IdempotencyStart {

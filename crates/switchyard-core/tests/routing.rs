@@ -1,12 +1,12 @@
-//! The routing decision rules (DESIGN §6 step 3) and the lexical analyzer on a small
+//! The routing decision rules (docs/routing.md) and the lexical analyzer on a small
 //! tenant like the perf workload's.
 
 use std::collections::HashSet;
 
 use switchyard_core::AgentId;
 use switchyard_core::routing::{
-    AgentProfile, AgentSet, Analysis, Candidate, Intent, LexicalIndex, Method, RouteError,
-    RouteInput, RoutingPolicy, decide,
+    AgentProfile, AgentSet, Analysis, Candidate, Intent, LexicalConfig, LexicalIndex, Method,
+    RouteError, RouteInput, RoutingPolicy, decide,
 };
 use uuid::Uuid;
 
@@ -737,8 +737,34 @@ fn an_index_is_shareable_across_threads_and_reports_its_size() {
 
 #[test]
 fn training_later_gives_the_same_model_as_training_at_once() {
-    let small = LexicalIndex::build(perf_agents());
-    let again = small.trained();
-    let m = "my parcel never arrived";
-    assert_eq!(small.analyze(m), again.analyze(m));
+    // Built untrained, as a large tenant is (the centroid model at once), then trained off
+    // the request path: the same model as a tenant trained while it was built.
+    let at_once = LexicalIndex::build(perf_agents());
+    assert!(at_once.is_trained());
+    let quick = LexicalIndex::build_with(
+        perf_agents(),
+        LexicalConfig {
+            inline_training_budget: 0,
+            ..LexicalConfig::default()
+        },
+    );
+    assert!(!quick.is_trained(), "no budget: the centroid model");
+    let later = quick.trained();
+    assert!(later.is_trained());
+    let messages = [
+        "my parcel never arrived",
+        "I was charged twice on my card",
+        "how many vacation days do I have left?",
+        "the VPN keeps dropping",
+        "hello there",
+    ];
+    for m in messages {
+        assert_eq!(at_once.analyze(m), later.analyze(m), "{m}");
+    }
+    assert!(
+        messages
+            .iter()
+            .any(|m| quick.analyze(m) != later.analyze(m)),
+        "training changed the model"
+    );
 }

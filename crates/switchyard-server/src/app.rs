@@ -1,23 +1,20 @@
-//! The application state every handler reaches: settings, the store, keys and caches.
+//! The application state every handler reaches: settings, the store, authentication, the
+//! routing caches, agent invokers and limits.
 
 use std::ops::Deref;
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
 use switchyard_core::TenantId;
 use switchyard_core::model::NewTenant;
-use switchyard_core::routing::{AgentMatcher, PolicyMatcher};
 use switchyard_core::settings::TenantSettings;
-use switchyard_store::{Store, StoreError};
+use switchyard_store::{Opened, OperatorScope, Store, StoreError};
 use tokio_util::task::TaskTracker;
 
-use switchyard_agents::{
-    AddressPolicy, AgentInvoker, BreakerConfig, CircuitBreakers, InvokerConfig, Invokers,
-};
+use switchyard_agents::{AddressPolicy, BreakerConfig, CircuitBreakers, InvokerConfig, Invokers};
 
-use crate::auth::{JwtKeys, LoginLimiter};
+use crate::auth::{Authenticator, JwtKeys};
 use crate::config::{Config, ConfigError};
-use crate::routing_cache::RoutingCache;
+use crate::routing::{Analyzers, RoutingCache};
 
 /// Everything the server holds.
 #[derive(Debug)]
@@ -28,32 +25,21 @@ pub struct App {
     pub store: Arc<dyn Store>,
     /// JWT keys and rules.
     pub jwt: JwtKeys,
-    /// SHA-256 of the operator's token, if one is configured.
-    pub operator_token_hash: Option<Vec<u8>>,
-    /// The tenant that tokens without `tid` act in, in the single-tenant mode.
-    pub default_tenant: Option<TenantId>,
-    /// Failed logins.
-    pub login_limiter: LoginLimiter,
+    /// Who may call: the operator's proof, the operator token, the login lockout.
+    pub(crate) auth: Authenticator,
     /// Each tenant's routing index.
     pub routing: Arc<RoutingCache>,
-    /// Calls agents.
-    pub invoker: Arc<dyn AgentInvoker>,
-    /// Fetches A2A Agent Cards and calls routing models (through the same guarded client).
-    pub outbound: Arc<Invokers>,
-    /// The pipeline's first analyzer: the in-process lexical one.
-    pub lexical: crate::analyzers::LexicalAnalyzer,
-    /// The pipeline's matching stage.
-    pub matcher: Box<dyn AgentMatcher>,
-    /// Chat turns running in their own tasks (a graceful shutdown waits for them).
-    pub turns: TaskTracker,
-    /// The `llm` analyzer.
-    pub llm: crate::analyzers::LlmAnalyzer,
-    /// The `embedding` analyzer.
-    pub embedding: crate::analyzers::EmbeddingAnalyzer,
+    /// The routing pipeline's analyzers and matcher.
+    pub(crate) analyzers: Analyzers,
+    /// Calls agents, fetches A2A Agent Cards and calls routing models, all through one
+    /// guarded HTTP client.
+    pub agents: Arc<Invokers>,
     /// Each agent's circuit.
     pub breakers: CircuitBreakers,
     /// Each tenant's request bucket and in-flight agent call cap.
     pub limits: crate::limits::Limits,
+    /// Chat turns running in their own tasks (a graceful shutdown waits for them).
+    pub turns: TaskTracker,
 }
 
 /// The shared state handlers extract.
@@ -71,53 +57,45 @@ impl Deref for AppState {
 impl App {
     /// Builds the application on an open store: loads the JWT keys and, in the
     /// single-tenant mode, makes sure the default tenant exists.
-    pub async fn new(config: Config, store: Arc<dyn Store>) -> Result<Self, ConfigError> {
+    pub async fn new(config: Config, opened: Opened) -> Result<Self, ConfigError> {
         // The metrics recorder exists before anything records.
         crate::metrics::handle();
-        let jwt = JwtKeys::load(&config, store.as_ref()).await?;
+        let Opened { store, operator } = opened;
+        let jwt = JwtKeys::load(&config, store.as_ref(), &operator).await?;
         let default_tenant = if config.enable_tenant_isolation {
             None
         } else {
-            Some(ensure_tenant(store.as_ref(), &config.default_tenant_slug).await?)
+            Some(ensure_tenant(store.as_ref(), &operator, &config.default_tenant_slug).await?)
         };
-        let invoker = Invokers::new(InvokerConfig {
-            addresses: AddressPolicy {
-                deny_private: config.agent_deny_private,
-            },
-            ..InvokerConfig::default()
-        })
-        .map_err(ConfigError)?;
-        let invoker = Arc::new(invoker);
+        let agents = Arc::new(
+            Invokers::new(InvokerConfig {
+                addresses: AddressPolicy {
+                    deny_private: config.agent_deny_private,
+                },
+                ..InvokerConfig::default()
+            })
+            .map_err(ConfigError)?,
+        );
         let breakers = CircuitBreakers::new(BreakerConfig {
             failure_threshold: config.circuit_failure_threshold,
             open_for: std::time::Duration::from_secs(config.circuit_open_seconds),
         });
+        let cache_bytes = config.routing_cache_mib.saturating_mul(1024 * 1024);
         Ok(Self {
-            routing: Arc::new(RoutingCache::new(
-                config.routing_cache_tenants,
-                config.routing_cache_mib.saturating_mul(1024 * 1024),
-            )),
-            invoker: invoker.clone(),
-            lexical: crate::analyzers::LexicalAnalyzer,
-            matcher: Box::new(PolicyMatcher),
+            routing: Arc::new(RoutingCache::new(config.routing_cache_tenants, cache_bytes)),
+            analyzers: Analyzers::new(agents.clone(), cache_bytes),
+            agents,
             turns: TaskTracker::new(),
-            llm: crate::analyzers::LlmAnalyzer::new(invoker.clone()),
-            embedding: crate::analyzers::EmbeddingAnalyzer::new(
-                invoker.clone(),
-                config.routing_cache_mib.saturating_mul(1024 * 1024),
-            ),
-            outbound: invoker,
             breakers,
             limits: crate::limits::Limits::default(),
-            operator_token_hash: config
-                .admin_token
-                .as_ref()
-                .map(|t| Sha256::digest(t.expose().as_bytes()).to_vec()),
+            auth: Authenticator::new(
+                operator,
+                config.admin_token.as_ref().map(|t| t.expose()),
+                default_tenant,
+            ),
             config,
             store,
             jwt,
-            default_tenant,
-            login_limiter: LoginLimiter::default(),
         })
     }
 }
@@ -141,13 +119,18 @@ impl App {
 }
 
 /// The id of the tenant with `slug`, created if missing.
-pub async fn ensure_tenant(store: &dyn Store, slug: &str) -> Result<TenantId, ConfigError> {
+pub async fn ensure_tenant(
+    store: &dyn Store,
+    operator: &OperatorScope,
+    slug: &str,
+) -> Result<TenantId, ConfigError> {
     let fail = |e: StoreError| ConfigError(format!("default tenant `{slug}`: {e}"));
-    match store.find_tenant_by_slug(slug).await {
+    match store.find_tenant_by_slug(operator, slug).await {
         Ok(t) => Ok(t.id),
         Err(StoreError::NotFound) => {
             let created = store
                 .create_tenant(
+                    operator,
                     NewTenant {
                         slug: slug.to_string(),
                         name: slug.to_string(),
@@ -160,7 +143,7 @@ pub async fn ensure_tenant(store: &dyn Store, slug: &str) -> Result<TenantId, Co
                 Ok((t, _)) => Ok(t.id),
                 // Another replica made it at the same moment.
                 Err(StoreError::Conflict { .. }) => store
-                    .find_tenant_by_slug(slug)
+                    .find_tenant_by_slug(operator, slug)
                     .await
                     .map(|t| t.id)
                     .map_err(fail),

@@ -8,7 +8,12 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use switchyard_agents::AgentError;
+use switchyard_core::routing::RouteError;
 use switchyard_store::StoreError;
+
+use crate::routing::RoutingError;
+use crate::turn::{MessageError, TurnError};
 use utoipa::ToSchema;
 
 /// A problem document.
@@ -200,7 +205,7 @@ impl ApiError {
         }
     }
 
-    /// Builds an error of any kind (for the orchestrator's agent failures).
+    /// Builds an error of any kind.
     pub fn custom(
         status: StatusCode,
         kind: &'static str,
@@ -280,5 +285,82 @@ impl From<StoreError> for ApiError {
             StoreError::Unavailable(e) => ApiError::unavailable(e),
             StoreError::Config(e) | StoreError::Other(e) => ApiError::internal(e),
         }
+    }
+}
+
+impl From<MessageError> for ApiError {
+    fn from(err: MessageError) -> Self {
+        ApiError::unprocessable(err.to_string())
+    }
+}
+
+impl From<RouteError> for ApiError {
+    fn from(err: RouteError) -> Self {
+        match err {
+            // A pinned agent that is not one of this tenant's enabled agents is not found,
+            // whatever tenant it belongs to.
+            RouteError::UnknownAgent(_) => ApiError::not_found(),
+            RouteError::NoAgents => ApiError::custom(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no-agent",
+                "No agent available",
+                "the tenant has no enabled agent to answer",
+            ),
+            RouteError::NoneAvailable => ApiError::custom(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "circuit-open",
+                "Agents unavailable",
+                "every agent that could answer is failing; retry later",
+            ),
+        }
+    }
+}
+
+impl From<RoutingError> for ApiError {
+    fn from(err: RoutingError) -> Self {
+        match err {
+            RoutingError::Store(e) => e.into(),
+            RoutingError::Route(e) => e.into(),
+            RoutingError::Internal(e) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<TurnError> for ApiError {
+    fn from(err: TurnError) -> Self {
+        match err {
+            TurnError::Store(e) => e.into(),
+            TurnError::Route(e) => e.into(),
+            TurnError::Busy => {
+                ApiError::too_many_requests("the tenant has too many agent calls in flight", 1)
+            }
+            TurnError::Agent { agent, error } => agent_failure(&agent, &error),
+            TurnError::Internal(e) => ApiError::internal(e),
+        }
+    }
+}
+
+/// The problem for an agent that could not answer, with no one left to take over.
+fn agent_failure(agent: &str, e: &AgentError) -> ApiError {
+    let detail = format!("agent {agent:?} could not answer: {e}");
+    match e {
+        AgentError::Failed(_) => ApiError::custom(
+            StatusCode::BAD_GATEWAY,
+            "agent-failed",
+            "Agent failed",
+            detail,
+        ),
+        AgentError::Timeout(_) => ApiError::custom(
+            StatusCode::GATEWAY_TIMEOUT,
+            "agent-timeout",
+            "Agent timed out",
+            detail,
+        ),
+        AgentError::CircuitOpen => ApiError::custom(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "circuit-open",
+            "Agent unavailable",
+            detail,
+        ),
     }
 }

@@ -1,4 +1,4 @@
-//! Switchyard's HTTP service: the v1 API (DESIGN §3) over the tenant-scoped store.
+//! Switchyard's HTTP service: the v1 API over the tenant-scoped store (docs/architecture.md).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,23 +14,22 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub mod analyzers;
 pub mod api;
-pub mod app;
+mod app;
 pub mod auth;
 pub mod config;
-pub mod console;
-pub mod error;
-pub mod extract;
-pub mod limits;
-pub mod metrics;
-pub mod openapi;
-pub mod orchestrator;
+mod console;
+mod error;
+mod extract;
+mod limits;
+mod metrics;
+mod openapi;
 pub mod retention;
-pub mod routes;
-pub mod routing_cache;
+mod routes;
+mod routing;
 pub mod serve;
 pub mod telemetry;
+mod turn;
 pub mod validate;
 
 pub use app::{App, AppState};
@@ -140,17 +139,17 @@ pub fn router(state: AppState) -> Router {
 /// Runs the server as `switchyard serve` does: opens (and migrates) the store, binds,
 /// prints `listening on http://HOST:PORT`, serves until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> Result<(), String> {
-    let store = switchyard_store::connect(&config.store_config())
+    let opened = switchyard_store::connect(&config.store_config())
         .await
         .map_err(|e| e.to_string())?;
-    run_with_store(config, store, |_, _| {}).await
+    run_with_store(config, opened, |_, _| {}).await
 }
 
 /// Runs the server on an open store; `ready` is called with the address and the app once
 /// the `listening on` line is printed (the demo prints its tokens there).
 pub async fn run_with_store(
     config: Config,
-    store: Arc<dyn switchyard_store::Store>,
+    opened: switchyard_store::Opened,
     ready: impl FnOnce(std::net::SocketAddr, &App),
 ) -> Result<(), String> {
     let listener = serve::bind(&config.bind).await?;
@@ -162,13 +161,14 @@ pub async fn run_with_store(
     };
     let retention = (config.retention_interval_seconds > 0).then(|| {
         retention::spawn(
-            store.clone(),
+            opened.store.clone(),
+            opened.operator.clone(),
             config.clone(),
             Duration::from_secs(config.retention_interval_seconds),
         )
     });
     let upkeep = crate::metrics::spawn_upkeep(Duration::from_secs(1));
-    let app = Arc::new(App::new(config, store).await.map_err(|e| e.to_string())?);
+    let app = Arc::new(App::new(config, opened).await.map_err(|e| e.to_string())?);
     let router = router(AppState(app.clone()));
     let addr = serve::announce(&listener)?;
     if let Some(listener) = metrics_listener {

@@ -134,16 +134,10 @@ impl Limits {
         self.with(config, tenant, |_| ());
     }
 
-    /// Takes one of the tenant's in-flight agent call slots: `429` when all are taken.
-    pub fn agent_slot(
-        &self,
-        config: &Config,
-        tenant: &Tenant,
-    ) -> Result<OwnedSemaphorePermit, ApiError> {
+    /// Takes one of the tenant's in-flight agent call slots; `None` when all are taken.
+    pub fn agent_slot(&self, config: &Config, tenant: &Tenant) -> Option<OwnedSemaphorePermit> {
         let semaphore = self.with(config, tenant, |limits| limits.inflight.clone());
-        semaphore.try_acquire_owned().map_err(|_| {
-            ApiError::too_many_requests("the tenant has too many agent calls in flight", 1)
-        })
+        semaphore.try_acquire_owned().ok()
     }
 }
 

@@ -7,9 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
-use switchyard_core::TenantScope;
 use switchyard_core::page::PageRequest;
-use switchyard_store::{Store, StoreResult};
+use switchyard_store::{OperatorScope, Store, StoreResult};
 
 use crate::config::Config;
 
@@ -32,13 +31,14 @@ pub struct RetentionReport {
 /// One pass over every tenant (or the one given).
 pub async fn run_once(
     store: &Arc<dyn Store>,
+    operator: &OperatorScope,
     config: &Config,
     only: Option<&str>,
 ) -> StoreResult<RetentionReport> {
     let mut report = RetentionReport::default();
     let mut page = PageRequest::first(100);
     loop {
-        let tenants = store.list_tenants(page).await?;
+        let tenants = store.list_tenants(operator, page).await?;
         for tenant in tenants
             .items
             .iter()
@@ -50,7 +50,7 @@ pub async fn run_once(
                 .unwrap_or(config.message_retention_days);
             let now = Utc::now();
             let cutoff = now - TimeDelta::days(days);
-            let scope = TenantScope::for_maintenance(tenant.id);
+            let scope = operator.admin_of(tenant.id);
             loop {
                 let batch = store.retention_batch(&scope, cutoff, BATCH).await?;
                 report.turns += batch.turns;
@@ -76,13 +76,14 @@ pub async fn run_once(
 /// retried at the next interval.
 pub fn spawn(
     store: Arc<dyn Store>,
+    operator: OperatorScope,
     config: Config,
     interval: Duration,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(30).min(interval)).await;
         loop {
-            match run_once(&store, &config, None).await {
+            match run_once(&store, &operator, &config, None).await {
                 Ok(r) if r.turns + r.conversations + r.records > 0 => {
                     tracing::info!(
                         turns = r.turns,

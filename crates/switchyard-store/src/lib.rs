@@ -9,7 +9,12 @@
 //!   tenant filter is in every statement.
 //!
 //! Every method on tenant-owned data takes a [`TenantScope`] first; the tenant of the
-//! operation is the scope's, never a parameter.
+//! operation is the scope's, never a parameter. The platform-wide methods (tenants, server
+//! secrets, and the authentication look-ups that issue scopes) take the [`OperatorScope`],
+//! which only opening the store hands out ([`connect`]); see [`scope`].
+//!
+//! The [`Store`] is implemented once, in `sql/`, over what each backend provides (a
+//! [`SqlBackend`](backend::SqlBackend): its transactions and its one-round-trip hot paths).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,21 +24,24 @@ use chrono::{DateTime, Utc};
 use switchyard_core::model::{
     Agent, AgentCallError, AgentFields, ApiKey, Conversation, HistoryTurn, IdempotencyStart,
     NewApiKey, NewTenant, NewTurn, NewUser, RetentionBatch, RoutingAnalytics, Tenant, TenantPatch,
-    TenantStatus, Turn, User, UserPatch, UserStatus,
+    TenantStatus, TenantUsage, Turn, User, UserPatch, UserStatus,
 };
 use switchyard_core::page::{Page, PageRequest};
-use switchyard_core::{AgentId, ApiKeyId, ConversationId, TenantId, TenantScope, UserId};
+use switchyard_core::{AgentId, ApiKeyId, ConversationId, TenantId, UserId};
 
+mod backend;
 mod error;
 mod migrate;
 pub mod postgres;
 mod rows;
+pub mod scope;
 mod sql;
 pub mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use error::{StoreError, StoreResult};
+pub use scope::{OperatorScope, TenantScope};
 pub use sql::statements;
 
 /// Which database a store runs on.
@@ -104,18 +112,40 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-/// Opens the store named by the URL's scheme, applying migrations first if configured.
-pub async fn connect(config: &StoreConfig) -> StoreResult<Arc<dyn Store>> {
-    if config.url.starts_with("postgres://") || config.url.starts_with("postgresql://") {
-        Ok(Arc::new(postgres::PgStore::connect(config).await?))
-    } else if config.url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::SqliteStore::connect(config).await?))
-    } else {
-        Err(StoreError::Config(format!(
-            "unsupported database URL {:?}: expected postgres:// or sqlite:",
-            redact_url(&config.url)
-        )))
+/// An open store, and the operator's proof that goes with it.
+#[derive(Clone)]
+pub struct Opened {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The one proof of acting as the platform's operator: hand it only to what acts for
+    /// the platform (authentication, the operator's routes and tools, maintenance).
+    pub operator: OperatorScope,
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opened")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
     }
+}
+
+/// Opens the store named by the URL's scheme, applying migrations first if configured.
+pub async fn connect(config: &StoreConfig) -> StoreResult<Opened> {
+    let (store, operator): (Arc<dyn Store>, OperatorScope) =
+        if config.url.starts_with("postgres://") || config.url.starts_with("postgresql://") {
+            let (store, operator) = postgres::PgStore::open(config).await?;
+            (Arc::new(store), operator)
+        } else if config.url.starts_with("sqlite:") {
+            let (store, operator) = sqlite::SqliteStore::open(config).await?;
+            (Arc::new(store), operator)
+        } else {
+            return Err(StoreError::Config(format!(
+                "unsupported database URL {:?}: expected postgres:// or sqlite:",
+                redact_url(&config.url)
+            )));
+        };
+    Ok(Opened { store, operator })
 }
 
 /// Applies pending migrations to the database named by the configuration (the owner's
@@ -149,19 +179,46 @@ pub enum ConversationFilter {
     All,
 }
 
-/// A principal found by authentication: the tenant and the user, both loaded.
+/// The tenant and user a verified credential names (a token's `tid` and `sub`), not yet
+/// looked up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TokenClaim {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The user.
+    pub user: UserId,
+}
+
+/// A principal found by authentication: the tenant and the user, both loaded, and the scope
+/// they act in. Only the store's look-ups make one.
 #[derive(Clone, Debug)]
 pub struct PrincipalRecord {
     /// The tenant.
     pub tenant: Tenant,
     /// The user.
     pub user: User,
+    scope: TenantScope,
 }
 
 impl PrincipalRecord {
+    /// The record of a loaded user and their tenant, acting with the role as stored.
+    pub(crate) fn new(tenant: Tenant, user: User) -> Self {
+        let scope = TenantScope::new(tenant.id, user.id, user.role);
+        Self {
+            tenant,
+            user,
+            scope,
+        }
+    }
+
     /// Whether the user and the tenant are both active: only then may the principal act.
     pub fn is_active(&self) -> bool {
         self.user.status == UserStatus::Active && self.tenant.status == TenantStatus::Active
+    }
+
+    /// The scope the principal acts in, if it may act.
+    pub fn active_scope(&self) -> Option<TenantScope> {
+        self.is_active().then(|| self.scope.clone())
     }
 }
 
@@ -185,9 +242,10 @@ pub struct LoginRecord {
     pub password_hash: Option<String>,
 }
 
-/// What a request reads right after its authentication. With a verified token, a backend
-/// that can ([`Store::find_principal_and_read`]) reads it in the round trip that looks the
-/// principal up; otherwise [`FirstRead::run`] reads it in the principal's scope.
+/// What a request reads right after its authentication, in the scope of the principal it
+/// authenticates as: with a verified token, [`Store::find_principal_and_read`] reads it in
+/// the round trip that looks the principal up where the backend can (PostgreSQL), else
+/// right after it in the scope the look-up issued ([`FirstRead::run`]).
 #[derive(Clone, Debug)]
 pub enum FirstRead {
     /// A conversation with a page of its turns ([`Store::list_turns`]).
@@ -248,7 +306,7 @@ impl FirstReadResult {
 }
 
 impl FirstRead {
-    /// Reads it in `scope`, on its own.
+    /// Reads it in `scope`, on its own (after an API key's look-up, say).
     pub async fn run(
         &self,
         store: &dyn Store,
@@ -278,12 +336,11 @@ pub type PrincipalAndRead = (PrincipalRecord, Option<StoreResult<FirstReadResult
 
 /// The storage of everything Switchyard keeps.
 ///
-/// Methods on tenant-owned data take the [`TenantScope`] first. The few that run before a
-/// scope can exist — the authentication look-ups — take the tenant id the credential names
-/// and return only what is needed to verify it. The one exception,
-/// [`Store::find_principal_and_read`], reads tenant-owned data with the look-up, in the
-/// credential's tenant, only for a principal that may act, with its stored role: what
-/// the scope built from that principal would read.
+/// Methods on tenant-owned data take the [`TenantScope`] first. The platform's methods take
+/// the [`OperatorScope`]: tenants, server secrets, and the authentication look-ups, which
+/// take the tenant the credential names and answer the principal with the scope it acts in
+/// ([`PrincipalRecord::active_scope`]). [`Store::find_principal_and_read`] also reads the
+/// request's [`FirstRead`], only for a principal that may act, in the scope it is issued.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Which database this is.
@@ -297,22 +354,43 @@ pub trait Store: Send + Sync + 'static {
     /// Creates a tenant, and its first admin when given, in one transaction.
     async fn create_tenant(
         &self,
+        operator: &OperatorScope,
         new: NewTenant,
         first_admin: Option<NewUser>,
     ) -> StoreResult<(Tenant, Option<User>)>;
     /// Reads a tenant.
-    async fn get_tenant(&self, id: TenantId) -> StoreResult<Tenant>;
+    async fn get_tenant(&self, operator: &OperatorScope, id: TenantId) -> StoreResult<Tenant>;
     /// Reads a tenant by slug.
-    async fn find_tenant_by_slug(&self, slug: &str) -> StoreResult<Tenant>;
+    async fn find_tenant_by_slug(
+        &self,
+        operator: &OperatorScope,
+        slug: &str,
+    ) -> StoreResult<Tenant>;
     /// Lists tenants, oldest first.
-    async fn list_tenants(&self, page: PageRequest) -> StoreResult<Page<Tenant>>;
+    async fn list_tenants(
+        &self,
+        operator: &OperatorScope,
+        page: PageRequest,
+    ) -> StoreResult<Page<Tenant>>;
     /// Changes a tenant's name, status or settings.
-    async fn update_tenant(&self, id: TenantId, patch: TenantPatch) -> StoreResult<Tenant>;
+    async fn update_tenant(
+        &self,
+        operator: &OperatorScope,
+        id: TenantId,
+        patch: TenantPatch,
+    ) -> StoreResult<Tenant>;
     /// Erases a tenant and every row it owns.
-    async fn delete_tenant(&self, id: TenantId) -> StoreResult<()>;
+    async fn delete_tenant(&self, operator: &OperatorScope, id: TenantId) -> StoreResult<()>;
+    /// How many rows of each kind a tenant holds.
+    async fn tenant_usage(
+        &self,
+        operator: &OperatorScope,
+        id: TenantId,
+    ) -> StoreResult<TenantUsage>;
     /// The server secret `name`, made by `generate` and kept if it does not exist yet.
     async fn server_secret(
         &self,
+        operator: &OperatorScope,
         name: &str,
         generate: &(dyn Fn() -> String + Send + Sync),
     ) -> StoreResult<String>;
@@ -320,24 +398,35 @@ pub trait Store: Send + Sync + 'static {
     // ----- authentication look-ups -----
 
     /// The tenant and user a verified token names.
-    async fn find_principal(&self, tenant: TenantId, user: UserId) -> StoreResult<PrincipalRecord>;
-    /// [`Store::find_principal`] and, where the backend can in the same round trip, `read`
-    /// in the principal's scope, with the visibility of the user's role as stored. The read
-    /// runs only for an active user of an active tenant; `None` when it did not run (also
-    /// on a backend that does not combine the two): the caller checks the principal and
-    /// then runs the read with [`FirstRead::run`].
+    async fn find_principal(
+        &self,
+        operator: &OperatorScope,
+        claim: TokenClaim,
+    ) -> StoreResult<PrincipalRecord>;
+    /// [`Store::find_principal`] and `read` in the scope it issues (the visibility of the
+    /// user's role as stored), in the same round trip where the backend can. The read runs
+    /// only for an active user of an active tenant; `None` when it did not run.
     async fn find_principal_and_read(
         &self,
-        tenant: TenantId,
-        user: UserId,
+        operator: &OperatorScope,
+        claim: TokenClaim,
         read: &FirstRead,
     ) -> StoreResult<PrincipalAndRead>;
     /// The API key with this secret hash in the tenant the key names, with its user;
     /// records its use (at most once a minute).
-    async fn find_api_key(&self, tenant: TenantId, secret_hash: &[u8])
-    -> StoreResult<ApiKeyRecord>;
+    async fn find_api_key(
+        &self,
+        operator: &OperatorScope,
+        tenant: TenantId,
+        secret_hash: &[u8],
+    ) -> StoreResult<ApiKeyRecord>;
     /// The user of the tenant with this e-mail address, for a login.
-    async fn find_login(&self, tenant_slug: &str, email: &str) -> StoreResult<LoginRecord>;
+    async fn find_login(
+        &self,
+        operator: &OperatorScope,
+        tenant_slug: &str,
+        email: &str,
+    ) -> StoreResult<LoginRecord>;
 
     // ----- users (admins) -----
 

@@ -162,7 +162,10 @@ impl PrincipalRow {
         }
         .try_into()?;
         let user = self.user.try_into()?;
-        Ok((crate::PrincipalRecord { tenant, user }, self.password_hash))
+        Ok((
+            crate::PrincipalRecord::new(tenant, user),
+            self.password_hash,
+        ))
     }
 }
 

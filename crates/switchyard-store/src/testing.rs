@@ -8,13 +8,12 @@
 //! failure.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sqlx::{ConnectOptions, Connection};
 use tokio::sync::OnceCell;
 
-use crate::{Store, StoreConfig};
+use crate::{Opened, StoreConfig};
 
 /// Says, where it will be seen, that tests are skipped: straight to the process's standard
 /// error, which the test harness does not capture (it hides what passing tests print).
@@ -169,8 +168,9 @@ pub async fn legacy_postgres_database() -> Option<String> {
     Some(url)
 }
 
-/// A store on this process's PostgreSQL test database, migrated; `None` when skipped.
-pub async fn postgres_store() -> Option<Arc<dyn Store>> {
+/// A store on this process's PostgreSQL test database, migrated, with its operator's
+/// proof; `None` when skipped.
+pub async fn postgres_store() -> Option<Opened> {
     let url = postgres_database_url().await?;
     let mut config = StoreConfig::new(url);
     config.max_connections = 4;
@@ -194,8 +194,8 @@ pub fn sqlite_path() -> PathBuf {
     ))
 }
 
-/// A store on a fresh SQLite database file, migrated.
-pub async fn sqlite_store() -> Arc<dyn Store> {
+/// A store on a fresh SQLite database file, migrated, with its operator's proof.
+pub async fn sqlite_store() -> Opened {
     let mut config = StoreConfig::new(format!("sqlite://{}", sqlite_path().display()));
     config.max_connections = 4;
     match crate::connect(&config).await {

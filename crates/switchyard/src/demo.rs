@@ -1,16 +1,14 @@
 //! `switchyard demo`: the server on the embedded database with two tenants, their users and
 //! agents, ready to try — tokens and `curl` lines are printed once it listens.
 
-use std::sync::Arc;
-
 use serde_json::json;
 use switchyard_core::model::{AgentFields, AgentKind, NewTenant, NewUser};
 use switchyard_core::settings::TenantSettings;
-use switchyard_core::{Role, TenantId, TenantScope, UserId};
+use switchyard_core::{Role, TenantId};
 use switchyard_server::Config;
 use switchyard_server::auth::hash_password;
 use switchyard_server::config::Secret;
-use switchyard_store::{Store, StoreError};
+use switchyard_store::{Opened, StoreError};
 
 /// Where the demo keeps its data unless `SWITCHYARD_DATABASE_URL` says otherwise.
 pub const DEMO_DATABASE: &str = "sqlite://switchyard-demo.db";
@@ -144,14 +142,16 @@ fn agents(tenant: &str) -> Vec<AgentFields> {
     }
 }
 
-async fn tenant(store: &Arc<dyn Store>, slug: &str, name: &str) -> Result<TenantId, String> {
-    match store.find_tenant_by_slug(slug).await {
+async fn tenant(opened: &Opened, slug: &str, name: &str) -> Result<TenantId, String> {
+    let Opened { store, operator } = opened;
+    match store.find_tenant_by_slug(operator, slug).await {
         Ok(t) => return Ok(t.id),
         Err(StoreError::NotFound) => {}
         Err(e) => return Err(e.to_string()),
     }
     let (t, _) = store
         .create_tenant(
+            operator,
             NewTenant {
                 slug: slug.into(),
                 name: name.into(),
@@ -161,8 +161,7 @@ async fn tenant(store: &Arc<dyn Store>, slug: &str, name: &str) -> Result<Tenant
         )
         .await
         .map_err(|e| e.to_string())?;
-    let scope =
-        TenantScope::trusted_for_cli_or_tests(t.id, UserId::from(uuid::Uuid::nil()), Role::Admin);
+    let scope = operator.admin_of(t.id);
     for fields in agents(slug) {
         store
             .create_agent(&scope, fields)
@@ -183,20 +182,20 @@ pub async fn run(mut config: Config, database_from_env: bool) -> Result<(), Stri
         .get_or_insert_with(|| Secret::new(format!("demo-operator-{}", hex_token())))
         .expose()
         .to_string();
-    let store = switchyard_store::connect(&config.store_config())
+    let opened = switchyard_store::connect(&config.store_config())
         .await
         .map_err(|e| e.to_string())?;
+    let Opened {
+        store,
+        operator: op,
+    } = &opened;
     let password_hash = hash_password(DEMO_PASSWORD).map_err(|e| e.detail)?;
     let mut users = Vec::new();
     for (slug, name) in [("acme", "Acme Corp"), ("globex", "Globex")] {
-        let tenant_id = tenant(&store, slug, name).await?;
-        let scope = TenantScope::trusted_for_cli_or_tests(
-            tenant_id,
-            UserId::from(uuid::Uuid::nil()),
-            Role::Admin,
-        );
+        let tenant_id = tenant(&opened, slug, name).await?;
+        let scope = op.admin_of(tenant_id);
         for user in USERS.iter().filter(|u| u.tenant == slug) {
-            let id = match store.find_login(slug, user.email).await {
+            let id = match store.find_login(op, slug, user.email).await {
                 Ok(found) => found.principal.user.id,
                 Err(StoreError::NotFound) => {
                     store
@@ -218,7 +217,7 @@ pub async fn run(mut config: Config, database_from_env: bool) -> Result<(), Stri
             users.push((tenant_id, id, user));
         }
     }
-    switchyard_server::run_with_store(config, store, move |addr, app| {
+    switchyard_server::run_with_store(config, opened, move |addr, app| {
         let base = format!("http://{addr}");
         println!();
         println!("Switchyard demo — two tenants, each with its own agents and users (password: {DEMO_PASSWORD}).");

@@ -3,20 +3,19 @@
 use std::io::BufRead as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 
 mod demo;
 mod transfer;
+use switchyard_core::Role;
 use switchyard_core::model::{NewTenant, NewUser, TenantPatch, TenantStatus};
 use switchyard_core::page::PageRequest;
 use switchyard_core::settings::TenantSettings;
-use switchyard_core::{Role, TenantScope, UserId};
 use switchyard_server::auth::{JwtKeys, hash_password};
 use switchyard_server::validate::{is_slug, normalize_email, password_problem};
 use switchyard_server::{Config, telemetry};
-use switchyard_store::Store;
+use switchyard_store::Opened;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -195,10 +194,15 @@ async fn run(cli: Cli) -> Result<(), String> {
             issue_token(&config, &tenant, &email, ttl).await
         }
         Command::Retention(RetentionCommand::Run { tenant }) => {
-            let store = open(&config).await?;
-            let report = switchyard_server::retention::run_once(&store, &config, tenant.as_deref())
-                .await
-                .map_err(|e| e.to_string())?;
+            let Opened { store, operator } = open(&config).await?;
+            let report = switchyard_server::retention::run_once(
+                &store,
+                &operator,
+                &config,
+                tenant.as_deref(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
             println!(
                 "retention: {} tenants, {} turns and {} conversations deleted, {} expired records removed",
                 report.tenants, report.turns, report.conversations, report.records
@@ -206,14 +210,14 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Export { tenant, output } => {
-            let store = open(&config).await?;
+            let opened = open(&config).await?;
             let mut out: Box<dyn std::io::Write> = match output {
                 Some(path) => Box::new(std::io::BufWriter::new(
                     std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?,
                 )),
                 None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
             };
-            let counts = transfer::export(&store, &tenant, &mut out).await?;
+            let counts = transfer::export(&opened, &tenant, &mut out).await?;
             out.flush().map_err(|e| e.to_string())?;
             eprintln!(
                 "exported {} users, {} agents, {} conversations, {} turns",
@@ -222,14 +226,14 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Import { tenant, input } => {
-            let store = open(&config).await?;
+            let opened = open(&config).await?;
             let mut reader: Box<dyn std::io::BufRead> = match input {
                 Some(path) => Box::new(std::io::BufReader::new(
                     std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?,
                 )),
                 None => Box::new(std::io::BufReader::new(std::io::stdin().lock())),
             };
-            let counts = transfer::import(&store, &tenant, &mut reader).await?;
+            let counts = transfer::import(&opened, &tenant, &mut reader).await?;
             println!(
                 "imported {} users, {} agents, {} conversations, {} turns into {tenant}",
                 counts.users, counts.agents, counts.conversations, counts.turns
@@ -246,15 +250,11 @@ async fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
-async fn open(config: &Config) -> Result<Arc<dyn Store>, String> {
+/// The store, and the operator's proof that opening it gives the command line.
+async fn open(config: &Config) -> Result<Opened, String> {
     switchyard_store::connect(&config.store_config())
         .await
         .map_err(|e| e.to_string())
-}
-
-/// The operator acting inside a tenant from the command line.
-fn operator_scope(tenant: switchyard_core::TenantId) -> TenantScope {
-    TenantScope::trusted_for_cli_or_tests(tenant, UserId::from(uuid::Uuid::nil()), Role::Admin)
 }
 
 fn print_json(value: &serde_json::Value) {
@@ -265,7 +265,7 @@ fn print_json(value: &serde_json::Value) {
 }
 
 async fn tenant(config: &Config, cmd: TenantCommand) -> Result<(), String> {
-    let store = open(config).await?;
+    let Opened { store, operator } = open(config).await?;
     match cmd {
         TenantCommand::Create { slug, name } => {
             if !is_slug(&slug) {
@@ -275,6 +275,7 @@ async fn tenant(config: &Config, cmd: TenantCommand) -> Result<(), String> {
             }
             let (tenant, _) = store
                 .create_tenant(
+                    &operator,
                     NewTenant {
                         name: name.unwrap_or_else(|| slug.clone()),
                         slug,
@@ -293,7 +294,10 @@ async fn tenant(config: &Config, cmd: TenantCommand) -> Result<(), String> {
             let mut page = PageRequest::first(100);
             println!("{:<36}  {:<24}  {:<9}  name", "id", "slug", "status");
             loop {
-                let tenants = store.list_tenants(page).await.map_err(|e| e.to_string())?;
+                let tenants = store
+                    .list_tenants(&operator, page)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 for t in &tenants.items {
                     println!(
                         "{:<36}  {:<24}  {:<9}  {}",
@@ -311,7 +315,7 @@ async fn tenant(config: &Config, cmd: TenantCommand) -> Result<(), String> {
         }
         TenantCommand::Suspend { slug, resume } => {
             let tenant = store
-                .find_tenant_by_slug(&slug)
+                .find_tenant_by_slug(&operator, &slug)
                 .await
                 .map_err(|e| format!("tenant {slug:?}: {e}"))?;
             let status = if resume {
@@ -321,6 +325,7 @@ async fn tenant(config: &Config, cmd: TenantCommand) -> Result<(), String> {
             };
             let tenant = store
                 .update_tenant(
+                    &operator,
                     tenant.id,
                     TenantPatch {
                         status: Some(status),
@@ -353,14 +358,14 @@ async fn create_user(config: &Config, args: UserCreate) -> Result<(), String> {
     } else {
         None
     };
-    let store = open(config).await?;
+    let Opened { store, operator } = open(config).await?;
     let tenant = store
-        .find_tenant_by_slug(&args.tenant)
+        .find_tenant_by_slug(&operator, &args.tenant)
         .await
         .map_err(|e| format!("tenant {:?}: {e}", args.tenant))?;
     let user = store
         .create_user(
-            &operator_scope(tenant.id),
+            &operator.admin_of(tenant.id),
             NewUser {
                 email,
                 display_name: args.display_name,
@@ -382,11 +387,11 @@ async fn issue_token(
     email: &str,
     ttl: Option<u64>,
 ) -> Result<(), String> {
-    let store = open(config).await?;
+    let Opened { store, operator } = open(config).await?;
     let email =
         normalize_email(email).ok_or_else(|| format!("{email:?} is not an e-mail address"))?;
     let found = store
-        .find_login(tenant, &email)
+        .find_login(&operator, tenant, &email)
         .await
         .map_err(|e| match e {
             switchyard_store::StoreError::NotFound => {
@@ -394,7 +399,7 @@ async fn issue_token(
             }
             other => other.to_string(),
         })?;
-    let keys = JwtKeys::load(config, store.as_ref())
+    let keys = JwtKeys::load(config, store.as_ref(), &operator)
         .await
         .map_err(|e| e.to_string())?;
     let (token, _) = keys

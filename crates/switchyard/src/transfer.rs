@@ -5,15 +5,14 @@
 //! and API keys and idempotency records are not exported.
 
 use std::io::{BufRead, Write};
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use switchyard_core::model::{Agent, AgentKind, Conversation, NewTenant, Turn, User, UserStatus};
 use switchyard_core::page::PageRequest;
 use switchyard_core::settings::TenantSettings;
-use switchyard_core::{AgentId, ConversationId, MessageId, Role, TenantScope, UserId};
-use switchyard_store::{ConversationFilter, Store, StoreError, TenantData};
+use switchyard_core::{AgentId, ConversationId, MessageId, Role, UserId};
+use switchyard_store::{ConversationFilter, Opened, StoreError, TenantData};
 use uuid::Uuid;
 
 /// The format's version, in the header.
@@ -109,16 +108,15 @@ pub struct Counts {
 
 /// Writes the tenant's data to `out`.
 pub async fn export(
-    store: &Arc<dyn Store>,
+    Opened { store, operator }: &Opened,
     slug: &str,
     out: &mut dyn Write,
 ) -> Result<Counts, String> {
     let tenant = store
-        .find_tenant_by_slug(slug)
+        .find_tenant_by_slug(operator, slug)
         .await
         .map_err(|e| format!("tenant {slug:?}: {e}"))?;
-    let scope =
-        TenantScope::trusted_for_cli_or_tests(tenant.id, UserId::from(Uuid::nil()), Role::Admin);
+    let scope = operator.admin_of(tenant.id);
     let mut counts = Counts::default();
     write(
         out,
@@ -245,7 +243,7 @@ pub async fn export(
 /// Reads an export from `input` into the tenant `slug` (created if missing), in one
 /// transaction: ids that already exist there refuse the whole import.
 pub async fn import(
-    store: &Arc<dyn Store>,
+    Opened { store, operator }: &Opened,
     slug: &str,
     input: &mut dyn BufRead,
 ) -> Result<Counts, String> {
@@ -370,11 +368,12 @@ pub async fn import(
         }
     }
     let (name, settings) = header.ok_or("the file is empty")?;
-    let (tenant, created) = match store.find_tenant_by_slug(slug).await {
+    let (tenant, created) = match store.find_tenant_by_slug(operator, slug).await {
         Ok(t) => (t, false),
         Err(StoreError::NotFound) => {
             let (t, _) = store
                 .create_tenant(
+                    operator,
                     NewTenant {
                         slug: slug.into(),
                         name,
@@ -388,12 +387,11 @@ pub async fn import(
         }
         Err(e) => return Err(e.to_string()),
     };
-    let scope =
-        TenantScope::trusted_for_cli_or_tests(tenant.id, UserId::from(Uuid::nil()), Role::Admin);
+    let scope = operator.admin_of(tenant.id);
     if let Err(e) = store.import_tenant_data(&scope, &data).await {
         // The import is one transaction, so nothing of it is left; nor is the tenant made
         // for it.
-        if created && let Err(cleanup) = store.delete_tenant(tenant.id).await {
+        if created && let Err(cleanup) = store.delete_tenant(operator, tenant.id).await {
             return Err(format!(
                 "nothing was imported ({e}), but the tenant {slug:?} made for it could not be removed: {cleanup}"
             ));

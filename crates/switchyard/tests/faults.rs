@@ -8,6 +8,8 @@ use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -118,15 +120,21 @@ fn sqlite_url() -> String {
     )
 }
 
-/// An agent that takes its time: 800 ms before it answers.
-async fn slow_agent() -> String {
+/// An agent that takes its time: 800 ms before it answers. Also how many calls it has
+/// received so far.
+async fn slow_agent() -> (String, Arc<AtomicUsize>) {
+    let received = Arc::new(AtomicUsize::new(0));
+    let counter = received.clone();
     let app = axum::Router::new().route(
         "/slow",
-        axum::routing::post(|body: axum::Json<Value>| async move {
-            tokio::time::sleep(Duration::from_millis(800)).await;
-            axum::Json(
-                json!({"response": format!("slowly: {}", body["message"].as_str().unwrap_or(""))}),
-            )
+        axum::routing::post(move |body: axum::Json<Value>| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async move {
+                tokio::time::sleep(Duration::from_millis(800)).await;
+                axum::Json(
+                    json!({"response": format!("slowly: {}", body["message"].as_str().unwrap_or(""))}),
+                )
+            }
         }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -134,12 +142,21 @@ async fn slow_agent() -> String {
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    format!("http://{addr}/slow")
+    (format!("http://{addr}/slow"), received)
+}
+
+/// Waits until `done` holds, failing the test if it does not within `within`.
+async fn wait_for(within: Duration, what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done().await {
+        assert!(Instant::now() < deadline, "{what} did not happen in time");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_in_flight_turns_and_streams_finish() {
-    let agent = slow_agent().await;
+    let (agent, received) = slow_agent().await;
     let mut server = Server::start(&[
         ("SWITCHYARD_DATABASE_URL", sqlite_url()),
         ("SWITCHYARD_SHUTDOWN_GRACE_SECONDS", "20".into()),
@@ -179,17 +196,30 @@ async fn sigterm_lets_in_flight_turns_and_streams_finish() {
             resp.text().await.unwrap()
         })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Every turn (and the stream) is with the agent when the server is told to stop.
+    wait_for(
+        Duration::from_secs(10),
+        "five calls reaching the agent",
+        async || received.load(Ordering::SeqCst) == 5,
+    )
+    .await;
     server.signal("TERM");
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    // No new connections once stopping.
-    let late = http_client()
-        .build()
-        .unwrap()
-        .get(format!("{}/healthz", server.url))
-        .send()
-        .await;
-    assert!(late.is_err(), "a new connection after SIGTERM is refused");
+    // No new connections once stopping (the signal takes effect shortly after it is sent).
+    let health = format!("{}/healthz", server.url);
+    wait_for(
+        Duration::from_secs(5),
+        "refusing new connections",
+        async || {
+            http_client()
+                .build()
+                .unwrap()
+                .get(&health)
+                .send()
+                .await
+                .is_err()
+        },
+    )
+    .await;
     for turn in turns {
         let resp = turn.await.unwrap().unwrap();
         assert_eq!(resp.status(), 200, "an in-flight turn finishes");
@@ -255,9 +285,11 @@ async fn the_retention_command_deletes_expired_turns() {
     let db = sqlite_url();
     let mut config = switchyard_store::StoreConfig::new(&db);
     config.max_connections = 2;
-    let store = switchyard_store::connect(&config).await.unwrap();
+    let switchyard_store::Opened { store, operator } =
+        switchyard_store::connect(&config).await.unwrap();
     let (tenant, admin) = store
         .create_tenant(
+            &operator,
             switchyard_core::model::NewTenant {
                 slug: "keep-30".into(),
                 name: "x".into(),
@@ -272,11 +304,7 @@ async fn the_retention_command_deletes_expired_turns() {
         )
         .await
         .unwrap();
-    let scope = switchyard_core::TenantScope::trusted_for_cli_or_tests(
-        tenant.id,
-        admin.unwrap().id,
-        switchyard_core::Role::Admin,
-    );
+    let scope = operator.act_as(tenant.id, admin.unwrap().id, switchyard_core::Role::Admin);
     for days in [90, 45, 1] {
         store
             .append_turn(

@@ -1,4 +1,4 @@
-//! The routing decision (DESIGN §6 step 3): pinned, sticky, the analyzer's best candidate,
+//! The routing decision (docs/routing.md): pinned, sticky, the analyzer's best candidate,
 //! or the fallback agent — and who answers if the chosen agent fails.
 
 use std::fmt::Write as _;
@@ -133,7 +133,7 @@ pub struct FailoverFrom {
 }
 
 /// The outcome of routing one message. Serialises to the `routing` object of a chat answer
-/// (DESIGN §6); the chosen agent and the failover list are for the server, not the JSON.
+/// (docs/routing.md); the chosen agent and the failover list are for the server, not the JSON.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Decision {
     /// The agent chosen.

@@ -6,7 +6,8 @@
 //!    names the intent ([`Analysis`]).
 //! 3. [`decide`] applies the tenant's [`RoutingPolicy`] and the request's facts
 //!    ([`RouteInput`]: pinned agent, last agent, unavailable agents) and returns a
-//!    [`Decision`] that serialises to the `routing` object of DESIGN §6.
+//!    [`Decision`] that serialises to the `routing` object of a chat answer
+//!    (docs/routing.md).
 //!
 //! Other analyzers (embedding, LLM) produce the same [`Analysis`] and go through the same
 //! [`decide`]. A server composes the stages as a pipeline of traits: its intent analyzers
@@ -79,7 +80,7 @@ pub trait AgentMatcher: Send + Sync + std::fmt::Debug {
     ) -> Result<Decision, RouteError>;
 }
 
-/// The matcher of DESIGN §6, [`decide`]: pinned, then sticky with hysteresis, then the best
+/// The matcher of docs/routing.md, [`decide`]: pinned, then sticky with hysteresis, then the best
 /// candidate, or the fallback agent when nothing is confident or clear enough.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PolicyMatcher;

@@ -8,8 +8,7 @@ use switchyard_core::agent_config::AgentConfig;
 use switchyard_core::model::{AgentFields, AgentKind};
 use uuid::Uuid;
 
-use super::tenants::PageParams;
-use crate::api::{AgentOut, CreateAgent, ImportAgent, List, PatchAgent};
+use crate::api::{AgentOut, CreateAgent, ImportAgent, List, PageParams, PatchAgent};
 use crate::app::AppState;
 use crate::auth::{Admin, Principal};
 use crate::error::{ApiError, ApiResult, Problem};
@@ -239,7 +238,7 @@ pub async fn import_agent(
     ApiJson(body): ApiJson<ImportAgent>,
 ) -> ApiResult<(StatusCode, Json<AgentOut>)> {
     let card = state
-        .outbound
+        .agents
         .fetch_agent_card(&body.card_url)
         .await
         .map_err(ApiError::unprocessable)?;

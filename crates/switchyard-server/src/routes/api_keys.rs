@@ -7,8 +7,7 @@ use switchyard_core::model::NewApiKey;
 use switchyard_core::{ApiKeyId, UserId};
 use uuid::Uuid;
 
-use super::tenants::PageParams;
-use crate::api::{ApiKeyOut, CreateApiKey, CreatedApiKey, List};
+use crate::api::{ApiKeyOut, CreateApiKey, CreatedApiKey, List, PageParams};
 use crate::app::AppState;
 use crate::auth::{Admin, new_api_key};
 use crate::error::{ApiError, ApiResult, Problem};

@@ -2,12 +2,11 @@
 
 use axum::Json;
 use axum::extract::State;
-use switchyard_store::StoreError;
 
 use crate::api::{Login, Me, MeTenant, MeUser, TokenOut};
 use crate::app::AppState;
-use crate::auth::{Principal, verify_password};
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::auth::Principal;
+use crate::error::{ApiResult, Problem};
 use crate::extract::ApiJson;
 
 /// Exchanges a tenant's slug, an e-mail address and a password for a token.
@@ -33,43 +32,8 @@ pub async fn create_token(
 ) -> ApiResult<Json<TokenOut>> {
     let email = body.email.trim().to_lowercase();
     let tenant_slug = body.tenant.trim().to_lowercase();
-    if let Some(seconds) = state.login_limiter.locked_for(&tenant_slug, &email) {
-        return Err(ApiError::too_many_requests(
-            "too many failed logins; try again later",
-            seconds,
-        ));
-    }
-    let found = match state.store.find_login(&tenant_slug, &email).await {
-        Ok(found) => Some(found),
-        Err(StoreError::NotFound) => None,
-        Err(e) => return Err(e.into()),
-    };
-    let hash = found.as_ref().and_then(|f| f.password_hash.clone());
-    let password = body.password;
-    // argon2 is slow on purpose; keep it off the request threads. The check runs (against
-    // a dummy hash) even when there is no such user, so that all failures take as long.
-    let matches = tokio::task::spawn_blocking(move || verify_password(&password, hash.as_deref()))
-        .await
-        .map_err(|e| ApiError::internal(format!("password check: {e}")))?;
-    let found = match found {
-        Some(f) if matches => f,
-        _ => {
-            state.login_limiter.failed(&tenant_slug, &email);
-            return Err(ApiError::bad_login());
-        }
-    };
-    // The password was right: tell the user why they may not in, as every request would.
-    if found.principal.tenant.status != switchyard_core::model::TenantStatus::Active {
-        return Err(ApiError::forbidden("the tenant is suspended"));
-    }
-    if found.principal.user.status != switchyard_core::model::UserStatus::Active {
-        return Err(ApiError::forbidden("the user is disabled"));
-    }
-    state.login_limiter.succeeded(&tenant_slug, &email);
-    let (access_token, expires_in) =
-        state
-            .jwt
-            .issue(found.principal.tenant.id, found.principal.user.id, None)?;
+    let found = crate::auth::login(&state, &tenant_slug, &email, body.password).await?;
+    let (access_token, expires_in) = state.jwt.issue(found.tenant.id, found.user.id, None)?;
     Ok(Json(TokenOut {
         access_token,
         token_type: "Bearer",

@@ -4,51 +4,22 @@
 use std::convert::Infallible;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures_util::FutureExt as _;
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use switchyard_core::model::IdempotencyStart;
 use switchyard_core::{AgentId, ConversationId};
-use switchyard_store::{FirstRead, FirstReadResult};
-use utoipa::ToSchema;
-use uuid::Uuid;
+use switchyard_store::{FirstRead, FirstReadResult, StoreResult};
 
+use crate::api::{AgentSummary, ChatAnswer, ChatRequest, RouteAnswer, RouteRequest};
 use crate::app::AppState;
-use crate::auth::{Credential, Principal};
+use crate::auth::{Authed, AuthedRead, Principal};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiJsonWithBytes};
-use crate::orchestrator::{
-    self, ChatAnswer, ChatEvent, ChatInput, EventSink, RouteAnswer, TurnItem,
-};
-
-/// A chat message.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ChatRequest {
-    /// 1 to 32,768 characters.
-    pub message: String,
-    /// The conversation to continue; a new one when absent.
-    pub conversation_id: Option<Uuid>,
-    /// Pin this agent of the tenant (no routing, no failover).
-    pub agent_id: Option<Uuid>,
-    /// Passed to `http` agents as is.
-    #[schema(value_type = Option<Object>)]
-    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
-}
-
-/// A routing question.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RouteRequest {
-    /// 1 to 32,768 characters.
-    pub message: String,
-    /// A conversation whose last agent a follow-up would stay with.
-    pub conversation_id: Option<Uuid>,
-}
+use crate::turn::task::{StreamedTurn, TurnItem, TurnTask, finished};
+use crate::turn::{ChatContext, Message, Target, TurnEvent, TurnInput, TurnOutcome};
 
 fn wants_stream(headers: &HeaderMap) -> bool {
     headers
@@ -76,45 +47,74 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
     Ok(Some(key.to_string()))
 }
 
-/// Runs a turn, recording its answer under the idempotency key (or releasing the key if
-/// the turn failed, so that a retry runs again).
-async fn run(
-    state: AppState,
-    principal: Principal,
-    input: ChatInput,
-    key: Option<String>,
-    events: Option<EventSink>,
-) -> ApiResult<serde_json::Value> {
-    // A panic inside the turn (a bug) must still settle the idempotency key below: the turn
-    // runs in its own task, out of reach of the server's panic guard.
-    let result =
-        std::panic::AssertUnwindSafe(orchestrator::chat(&state, &principal, input, events))
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|_| Err(ApiError::internal("the turn failed unexpectedly")));
-    let result = result.and_then(|answer| {
-        serde_json::to_value(answer).map_err(|e| ApiError::internal(e.to_string()))
-    });
-    if let Some(key) = key {
-        let recorded = match &result {
-            Ok(answer) => {
-                state
-                    .store
-                    .idempotency_complete(&principal.scope, &key, answer)
-                    .await
-            }
-            Err(_) => {
-                state
-                    .store
-                    .idempotency_release(&principal.scope, &key)
-                    .await
-            }
-        };
-        if let Err(e) = recorded {
-            tracing::error!(error = %e, "recording an idempotency key failed");
-        }
+/// A chat request as the turn takes it: the body checked, with the conversation's context
+/// read with the authentication (one round trip where the store can).
+pub struct ChatCall {
+    input: TurnInput,
+    /// SHA-256 of the body, which an idempotency key is bound to.
+    body_hash: Vec<u8>,
+    idempotency_key: Option<String>,
+    streamed: bool,
+}
+
+/// What a chat request asks, before its authentication.
+pub struct AskedChat {
+    body: ChatRequest,
+    message: Message,
+    body_hash: Vec<u8>,
+    idempotency_key: Option<String>,
+    streamed: bool,
+}
+
+impl AuthedRead for ChatCall {
+    type Asked = AskedChat;
+
+    async fn parse(req: Request, state: &AppState) -> Result<AskedChat, ApiError> {
+        let streamed = wants_stream(req.headers());
+        let idempotency_key = idempotency_key(req.headers());
+        let ApiJsonWithBytes(body, raw) =
+            ApiJsonWithBytes::<ChatRequest>::from_request(req, state).await?;
+        let message = Message::parse(body.message.clone())?;
+        Ok(AskedChat {
+            body,
+            message,
+            body_hash: Sha256::digest(&raw).to_vec(),
+            idempotency_key: idempotency_key?,
+            streamed,
+        })
     }
-    result
+
+    fn first_read(asked: &AskedChat, state: &AppState) -> Option<FirstRead> {
+        let id = ConversationId::from(asked.body.conversation_id?);
+        Some(FirstRead::ChatContext(id, state.config.history_turns))
+    }
+
+    fn finish(
+        asked: AskedChat,
+        _: &Principal,
+        read: Option<StoreResult<FirstReadResult>>,
+    ) -> Result<Self, ApiError> {
+        let AskedChat { body, .. } = &asked;
+        let target = match body.conversation_id {
+            Some(id) => {
+                let context: Option<ChatContext> =
+                    read.map(|r| r.and_then(FirstReadResult::into_chat_context));
+                Target::Existing(ConversationId::from(id), context)
+            }
+            None => Target::New(ConversationId::new()),
+        };
+        Ok(Self {
+            input: TurnInput {
+                message: asked.message,
+                target,
+                agent_id: asked.body.agent_id.map(AgentId::from),
+                metadata: asked.body.metadata.map(serde_json::Value::Object),
+            },
+            body_hash: asked.body_hash,
+            idempotency_key: asked.idempotency_key,
+            streamed: asked.streamed,
+        })
+    }
 }
 
 fn sse_event(name: &str, data: &impl serde::Serialize) -> Event {
@@ -124,41 +124,55 @@ fn sse_event(name: &str, data: &impl serde::Serialize) -> Event {
         .unwrap_or_else(|_| Event::default().event(name))
 }
 
-/// The `routing` event of a stored answer (`{agent, intent, routing}`), for a replay.
-fn routing_of(answer: &serde_json::Value) -> serde_json::Value {
-    serde_json::json!({
+fn render(state: &AppState, outcome: TurnOutcome) -> ChatAnswer {
+    ChatAnswer::new(outcome, state.config.enable_debug_info)
+}
+
+/// A stored answer replayed for a retried request with its `Idempotency-Key`: whole, or
+/// shaped as its stream was (routing, the answer as one piece, done).
+fn replay(answer: serde_json::Value, streamed: bool) -> Response {
+    if !streamed {
+        return Json(answer).into_response();
+    }
+    let routing = serde_json::json!({
         "agent": answer.get("agent"),
         "intent": answer.get("intent"),
         "routing": answer.get("routing"),
-    })
+    });
+    let events = [
+        sse_event("routing", &routing),
+        sse_event(
+            "delta",
+            &serde_json::json!({ "text": answer.get("response") }),
+        ),
+        sse_event("done", &answer),
+    ];
+    Sse::new(futures_util::stream::iter(events.map(Ok::<_, Infallible>))).into_response()
 }
 
-/// A stream of `routing`, `delta`… and `done` (or `error`) events. The turn runs in its own
-/// task; what fails before its routing decision is out fails here, as a plain problem.
-async fn stream(
-    state: AppState,
-    principal: Principal,
-    input: ChatInput,
-    key: Option<String>,
-) -> ApiResult<Response> {
-    let turn = orchestrator::start_streamed(&state.clone(), move |events| {
-        run(state, principal, input, key, Some(events))
-    })
-    .await?;
+/// A stream of `routing`, `delta`… and `done` (or `error`) events.
+fn stream(turn: StreamedTurn<ChatAnswer>) -> Response {
     let events = futures_util::stream::unfold(turn, |mut turn| async move {
         let event = match turn.next().await? {
-            TurnItem::Event(ChatEvent::Routing(routing)) => sse_event("routing", &routing),
-            TurnItem::Event(ChatEvent::Delta(text)) => {
+            TurnItem::Event(TurnEvent::Routed(routed)) => sse_event(
+                "routing",
+                &RouteAnswer::new(
+                    AgentSummary::from(&routed.agent),
+                    &routed.intent,
+                    &routed.decision,
+                ),
+            ),
+            TurnItem::Event(TurnEvent::Delta(text)) => {
                 sse_event("delta", &serde_json::json!({ "text": text }))
             }
             TurnItem::Done(Ok(answer)) => sse_event("done", &answer),
-            TurnItem::Done(Err(error)) => sse_event("error", &error.problem()),
+            TurnItem::Done(Err(error)) => sse_event("error", &ApiError::from(error).problem()),
         };
         Some((Ok::<_, Infallible>(event), turn))
     });
-    Ok(Sse::new(events)
+    Sse::new(events)
         .keep_alive(KeepAlive::default())
-        .into_response())
+        .into_response()
 }
 
 /// One orchestrated turn: analyse the message, route it to the best of the tenant's agents,
@@ -188,65 +202,17 @@ async fn stream(
     )
 )]
 pub async fn create_chat(
-    credential: Credential,
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<ApiJsonWithBytes<ChatRequest>, ApiError>,
+    Authed { principal, read }: Authed<ChatCall>,
 ) -> ApiResult<Response> {
-    let checked = body.and_then(|ApiJsonWithBytes(body, raw)| {
-        orchestrator::check_message(&body.message)?;
-        Ok((body, raw, idempotency_key(&headers)?))
-    });
-    let (body, raw, key) = match checked {
-        Ok(checked) => checked,
-        Err(refusal) => return credential.refuse(&state, refusal).await,
-    };
-    let conversation_id = body.conversation_id.map(ConversationId::from);
-    // A turn of an existing conversation reads it (and its history) with the
-    // authentication, in one round trip where the store can.
-    let (principal, context) = match conversation_id {
-        Some(id) => {
-            let read = FirstRead::ChatContext(id, state.config.history_turns);
-            let (principal, read) = credential.authenticate_and_read(&state, read).await?;
-            (
-                principal,
-                Some(read.and_then(FirstReadResult::into_chat_context)),
-            )
-        }
-        None => (credential.authenticate(&state).await?, None),
-    };
-    let input = ChatInput {
-        message: body.message,
-        conversation_id,
-        agent_id: body.agent_id.map(AgentId::from),
-        metadata: body.metadata.map(serde_json::Value::Object),
-        new_conversation_id: ConversationId::new(),
-        context,
-    };
-    let streamed = wants_stream(&headers);
-    if let Some(key) = &key {
-        let hash = Sha256::digest(&raw);
-        match state
+    if let Some(key) = &read.idempotency_key {
+        let started = state
             .store
-            .idempotency_start(&principal.scope, key, &hash, chrono::Utc::now())
-            .await?
-        {
+            .idempotency_start(&principal.scope, key, &read.body_hash, chrono::Utc::now())
+            .await?;
+        match started {
             IdempotencyStart::Started => {}
-            IdempotencyStart::Completed(answer) if streamed => {
-                // The first answer again, shaped as its stream was: routing, the answer
-                // whole as one piece, done.
-                let replay = [
-                    sse_event("routing", &routing_of(&answer)),
-                    sse_event(
-                        "delta",
-                        &serde_json::json!({ "text": answer.get("response") }),
-                    ),
-                    sse_event("done", &answer),
-                ];
-                let events = futures_util::stream::iter(replay.map(Ok::<_, Infallible>));
-                return Ok(Sse::new(events).into_response());
-            }
-            IdempotencyStart::Completed(answer) => return Ok(Json(answer).into_response()),
+            IdempotencyStart::Completed(answer) => return Ok(replay(answer, read.streamed)),
             IdempotencyStart::InFlight => {
                 return Err(ApiError::conflict(
                     "a request with this Idempotency-Key is still running",
@@ -259,11 +225,16 @@ pub async fn create_chat(
             }
         }
     }
-    if streamed {
-        return stream(state, principal, input, key).await;
+    let task = TurnTask {
+        principal,
+        input: read.input,
+        idempotency_key: read.idempotency_key,
+        render,
+    };
+    if read.streamed {
+        return Ok(stream(task.start_streamed(&state).await?));
     }
-    let done = orchestrator::spawn_turn(&state.clone(), run(state, principal, input, key, None));
-    let answer = orchestrator::finished(done).await?;
+    let answer = finished(task.spawn(&state)).await?;
     Ok(Json(answer).into_response())
 }
 
@@ -286,12 +257,19 @@ pub async fn create_route(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RouteRequest>,
 ) -> ApiResult<Json<RouteAnswer>> {
-    let answer = orchestrator::route(
-        &state,
-        &principal,
-        &body.message,
-        body.conversation_id.map(ConversationId::from),
-    )
-    .await?;
-    Ok(Json(answer))
+    let message = Message::parse(body.message)?;
+    let last_agent = match body.conversation_id {
+        Some(id) => {
+            let id = ConversationId::from(id);
+            let (conversation, _) = state.store.chat_context(&principal.scope, id, 0).await?;
+            conversation.last_agent_id
+        }
+        None => None,
+    };
+    let plan = crate::routing::plan(&state, &principal, message.as_str(), last_agent, None).await?;
+    Ok(Json(RouteAnswer::new(
+        AgentSummary::from(&plan.decision),
+        &plan.analysis.intent,
+        &plan.decision,
+    )))
 }

@@ -1,4 +1,4 @@
-//! The OpenAI chat-completions dialect (DESIGN §3), so that existing OpenAI clients and chat
+//! The OpenAI chat-completions dialect, so that existing OpenAI clients and chat
 //! front ends can talk to Switchyard with an API key: `GET /v1/models` and
 //! `POST /v1/chat/completions` (streaming too).
 //!
@@ -26,13 +26,15 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use switchyard_core::ConversationId;
+use switchyard_core::{AgentId, ConversationId};
 use uuid::Uuid;
 
+use crate::api::ChatAnswer;
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::orchestrator::{self, ChatEvent, ChatInput, StreamedTurn, TurnItem};
+use crate::turn::task::{StreamedTurn, TurnItem, TurnTask, finished};
+use crate::turn::{Message, Target, TurnEvent, TurnInput, TurnOutcome};
 
 /// The header that names (and returns) the conversation.
 pub static CONVERSATION_HEADER: HeaderName =
@@ -181,7 +183,8 @@ pub async fn list_models(
             &principal.scope,
             principal.tenant.agents_version,
         )
-        .await?;
+        .await
+        .map_err(ApiError::from)?;
     let mut data = vec![
         json!({"id": ROUTING_MODEL, "object": "model", "created": unix(principal.tenant.created_at), "owned_by": principal.tenant.slug}),
     ];
@@ -232,56 +235,32 @@ pub async fn create_chat_completion(
         .find(|m| m.role == "user")
         .map(|m| text_of(&m.content))
         .ok_or_else(|| ApiError::unprocessable("`messages` has no user message"))?;
-    orchestrator::check_message(&message)?;
-    let conversation_id = match headers.get(&CONVERSATION_HEADER) {
-        None => None,
-        Some(v) => Some(ConversationId::from(
-            v.to_str()
-                .ok()
-                .and_then(|s| Uuid::try_parse(s.trim()).ok())
-                .ok_or_else(ApiError::not_found)?,
-        )),
+    let message = Message::parse(message).map_err(ApiError::from)?;
+    let agent_id = pinned_agent(&state, &principal, &request.model).await?;
+    let (target, header_id) = match conversation_header(&headers)? {
+        Some(id) => (Target::Existing(id, None), id),
+        None => {
+            let id = ConversationId::new();
+            (Target::New(id), id)
+        }
     };
-    let agent_id = if request.model == ROUTING_MODEL {
-        None
-    } else {
-        let routing = state
-            .routing
-            .get(
-                &state.store,
-                &principal.scope,
-                principal.tenant.agents_version,
-            )
-            .await?;
-        let agent = routing.agents.values().find(|a| a.name == request.model).ok_or_else(|| {
-            ApiError::custom(
-                StatusCode::NOT_FOUND,
-                "model_not_found",
-                "Not found",
-                format!("the model `{}` does not exist; use `{ROUTING_MODEL}` or one of your agents' names", request.model),
-            )
-        })?;
-        Some(agent.id)
-    };
-    let new_conversation_id = ConversationId::new();
-    let header_id = conversation_id.unwrap_or(new_conversation_id);
-    let input = ChatInput {
-        message,
-        conversation_id,
-        agent_id,
-        metadata: None,
-        new_conversation_id,
-        context: None,
+    let task = TurnTask {
+        principal,
+        input: TurnInput {
+            message,
+            target,
+            agent_id,
+            metadata: None,
+        },
+        idempotency_key: None,
+        render,
     };
     let model = request.model;
     let created = chrono::Utc::now().timestamp();
     let header = HeaderValue::from_str(&header_id.to_string())
         .map_err(|e| ApiError::internal(e.to_string()))?;
     if !request.stream {
-        let done = orchestrator::spawn_turn(&state.clone(), async move {
-            orchestrator::chat(&state, &principal, input, None).await
-        });
-        let answer = orchestrator::finished(done).await?;
+        let answer = finished(task.spawn(&state)).await.map_err(ApiError::from)?;
         let body = json!({
             "id": format!("chatcmpl-{}", answer.message_id.simple()),
             "object": "chat.completion",
@@ -297,10 +276,7 @@ pub async fn create_chat_completion(
     }
     // Streamed: the turn runs in its own task and reaches its end (and is stored) even if
     // the client goes away; what fails before its routing decision is a plain error.
-    let turn = orchestrator::start_streamed(&state.clone(), move |events| async move {
-        orchestrator::chat(&state, &principal, input, Some(events)).await
-    })
-    .await?;
+    let turn = task.start_streamed(&state).await.map_err(ApiError::from)?;
     let id = format!("chatcmpl-{}", Uuid::now_v7().simple());
     let stream = completion_stream(id, created, model, turn);
     // Comment lines while an agent thinks, so idle proxies keep the stream open (clients
@@ -314,13 +290,59 @@ pub async fn create_chat_completion(
     Ok(response)
 }
 
+/// The conversation the header names, if any (a header that names none is a `404`).
+fn conversation_header(headers: &HeaderMap) -> Result<Option<ConversationId>, ApiError> {
+    let Some(value) = headers.get(&CONVERSATION_HEADER) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|s| Uuid::try_parse(s.trim()).ok())
+        .map(|id| Some(ConversationId::from(id)))
+        .ok_or_else(ApiError::not_found)
+}
+
+/// The agent a model name pins: none for the routing model, else the tenant's enabled agent
+/// of that name (any other name, another tenant's agents' included, is an unknown model).
+async fn pinned_agent(
+    state: &AppState,
+    principal: &Principal,
+    model: &str,
+) -> Result<Option<AgentId>, ApiError> {
+    if model == ROUTING_MODEL {
+        return Ok(None);
+    }
+    let routing = state
+        .routing
+        .get(
+            &state.store,
+            &principal.scope,
+            principal.tenant.agents_version,
+        )
+        .await?;
+    let agent = routing.agents.values().find(|a| a.name == model).ok_or_else(|| {
+        ApiError::custom(
+            StatusCode::NOT_FOUND,
+            "model_not_found",
+            "Not found",
+            format!("the model `{model}` does not exist; use `{ROUTING_MODEL}` or one of your agents' names"),
+        )
+    })?;
+    Ok(Some(agent.id))
+}
+
+fn render(_: &AppState, outcome: TurnOutcome) -> ChatAnswer {
+    ChatAnswer::new(outcome, false)
+}
+
 /// The chunks of a streamed completion: the role, each piece of the answer, the end (or
 /// an error), then `[DONE]`.
 fn completion_stream(
     id: String,
     created: i64,
     model: String,
-    turn: StreamedTurn<orchestrator::ChatAnswer>,
+    turn: StreamedTurn<ChatAnswer>,
 ) -> impl futures_util::Stream<Item = Result<Event, Infallible>> {
     let role = chunk(
         &id,
@@ -336,8 +358,8 @@ fn completion_stream(
             loop {
                 match turn.next().await? {
                     // The routing decision has no place in this dialect; only the pieces.
-                    TurnItem::Event(ChatEvent::Routing(_)) => {}
-                    TurnItem::Event(ChatEvent::Delta(text)) => {
+                    TurnItem::Event(TurnEvent::Routed(_)) => {}
+                    TurnItem::Event(TurnEvent::Delta(text)) => {
                         let piece = chunk(&id, created, &model, json!({"content": text}), None);
                         return Some((Ok(piece), Some(turn)));
                     }
@@ -346,7 +368,8 @@ fn completion_stream(
                         return Some((Ok(last), None));
                     }
                     TurnItem::Done(Err(error)) => {
-                        let last = Event::default().data(OpenAiError(error).body().to_string());
+                        let error = OpenAiError(ApiError::from(error));
+                        let last = Event::default().data(error.body().to_string());
                         return Some((Ok(last), None));
                     }
                 }

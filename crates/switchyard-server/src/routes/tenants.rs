@@ -3,29 +3,17 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Deserialize;
 use switchyard_core::model::{NewTenant, NewUser, TenantPatch, TenantStatus};
 use switchyard_core::settings::TenantSettings;
 use switchyard_core::{Role, TenantId};
-use utoipa::IntoParams;
 use uuid::Uuid;
 
-use crate::api::{CreateTenant, CreatedTenant, List, PatchTenant, TenantOut, UserOut};
+use crate::api::{CreateTenant, CreatedTenant, List, PageParams, PatchTenant, TenantOut, UserOut};
 use crate::app::AppState;
 use crate::auth::{Operator, hash_password};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, page_request};
 use crate::validate::{is_slug, name_problem, normalize_email, password_problem};
-
-/// Page parameters.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct PageParams {
-    /// Rows per page (1 to 100, default 20; more is clamped to 100).
-    pub limit: Option<String>,
-    /// Where the previous page ended.
-    pub cursor: Option<String>,
-}
 
 /// Creates a tenant, and its first admin when `admin_email` is given.
 #[utoipa::path(
@@ -42,7 +30,7 @@ pub struct PageParams {
     )
 )]
 pub async fn create_tenant(
-    _: Operator,
+    Operator(operator): Operator,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateTenant>,
 ) -> ApiResult<(StatusCode, Json<CreatedTenant>)> {
@@ -94,6 +82,7 @@ pub async fn create_tenant(
     let (tenant, admin) = state
         .store
         .create_tenant(
+            &operator,
             NewTenant {
                 slug: body.slug,
                 name: body.name.trim().to_string(),
@@ -121,12 +110,12 @@ pub async fn create_tenant(
     responses((status = 200, body = List<TenantOut>), (status = 400, body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn list_tenants(
-    _: Operator,
+    Operator(operator): Operator,
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<PageParams>,
 ) -> ApiResult<Json<List<TenantOut>>> {
     let page = page_request(params.limit.as_deref(), params.cursor.as_deref())?;
-    let tenants = state.store.list_tenants(page).await?;
+    let tenants = state.store.list_tenants(&operator, page).await?;
     Ok(Json(List::from_page(tenants, TenantOut::from)))
 }
 
@@ -140,12 +129,16 @@ pub async fn list_tenants(
     responses((status = 200, body = TenantOut), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn get_tenant(
-    _: Operator,
+    Operator(operator): Operator,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<TenantOut>> {
     Ok(Json(
-        state.store.get_tenant(TenantId::from(id)).await?.into(),
+        state
+            .store
+            .get_tenant(&operator, TenantId::from(id))
+            .await?
+            .into(),
     ))
 }
 
@@ -165,7 +158,7 @@ pub async fn get_tenant(
     )
 )]
 pub async fn update_tenant(
-    _: Operator,
+    Operator(operator): Operator,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<PatchTenant>,
@@ -186,6 +179,7 @@ pub async fn update_tenant(
     let tenant = state
         .store
         .update_tenant(
+            &operator,
             id,
             TenantPatch {
                 name: body.name.map(|n| n.trim().to_string()),
@@ -210,10 +204,13 @@ pub async fn update_tenant(
     responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn delete_tenant(
-    _: Operator,
+    Operator(operator): Operator,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<StatusCode> {
-    state.store.delete_tenant(TenantId::from(id)).await?;
+    state
+        .store
+        .delete_tenant(&operator, TenantId::from(id))
+        .await?;
     Ok(super::no_content())
 }

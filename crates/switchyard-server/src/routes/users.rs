@@ -7,8 +7,7 @@ use switchyard_core::model::{NewUser, UserPatch, UserStatus};
 use switchyard_core::{Role, UserId};
 use uuid::Uuid;
 
-use super::tenants::PageParams;
-use crate::api::{CreateUser, List, PatchUser, UserOut};
+use crate::api::{CreateUser, List, PageParams, PatchUser, UserOut};
 use crate::app::AppState;
 use crate::auth::{Admin, hash_password};
 use crate::error::{ApiError, ApiResult, Problem};

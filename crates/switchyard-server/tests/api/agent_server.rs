@@ -228,7 +228,7 @@ pub async fn start_openai() -> AgentServer {
 
 /// A fake model service for the routing analyzers, its behaviour chosen by the first path
 /// segment: `/pick-<agent id>/v1/chat/completions` answers JSON naming that agent;
-/// `/garbage/…` answers prose; `/slow/…` takes 2 s; `/bow/v1/embeddings` embeds texts as
+/// `/garbage/…` answers prose; `/slow/…` takes 30 s (longer than any timeout a test sets); `/bow/v1/embeddings` embeds texts as
 /// hashed bags of words (64 dimensions); `/bad-dims/v1/embeddings` answers 32 dimensions for
 /// a single text and 64 for several.
 pub async fn start_models() -> AgentServer {
@@ -258,7 +258,7 @@ pub async fn start_models() -> AgentServer {
                 } else if mode == "made-up" {
                     json!({"intent": "x", "confidence": 0.99, "agent_id": "billing-bot"}).to_string()
                 } else if mode == "slow" {
-                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    tokio::time::sleep(Duration::from_secs(30)).await;
                     "{}".to_string()
                 } else {
                     "I would route this to billing, probably.".to_string()

@@ -1,4 +1,4 @@
-//! Authentication pitfalls (RFC 8725) and the rules of DESIGN §2: every token must be
+//! Authentication pitfalls (RFC 8725) and the authentication rules of docs/architecture.md: every token must be
 //! signed with the configured key and algorithm, carry and pass every required claim, and
 //! name a user and tenant that exist, belong together and are active.
 
@@ -404,12 +404,14 @@ async fn single_tenant_mode_maps_tokens_without_a_tenant_to_the_default_one() {
     config.enable_tenant_isolation = false;
     config.default_tenant_slug = "legacy".into();
     let app = TestApp::with_config(switchyard_store::testing::sqlite_store().await, config).await;
-    let tenant = app.store.find_tenant_by_slug("legacy").await.unwrap();
-    let scope = switchyard_core::TenantScope::trusted_for_cli_or_tests(
-        tenant.id,
-        Default::default(),
-        switchyard_core::Role::Admin,
-    );
+    let tenant = app
+        .store
+        .find_tenant_by_slug(&app.operator, "legacy")
+        .await
+        .unwrap();
+    let scope = app
+        .operator
+        .act_as(tenant.id, Default::default(), switchyard_core::Role::Admin);
     let user = app
         .store
         .create_user(

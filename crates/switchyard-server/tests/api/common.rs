@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use switchyard_core::{TenantId, UserId};
 use switchyard_server::config::Secret;
 use switchyard_server::{App, AppState, Config, router};
-use switchyard_store::Store;
+use switchyard_store::{Opened, OperatorScope, Store};
 use tower::ServiceExt;
 
 pub const OPERATOR: &str = "operator-token-for-tests-0123456789";
@@ -31,6 +31,8 @@ pub struct TestApp {
     pub router: Router,
     pub state: AppState,
     pub store: Arc<dyn Store>,
+    /// The operator's proof, for tests that set up or inspect what only the operator may.
+    pub operator: OperatorScope,
 }
 
 /// An answer.
@@ -43,19 +45,20 @@ pub struct Resp {
 }
 
 impl TestApp {
-    pub async fn new(store: Arc<dyn Store>) -> Self {
-        Self::with_config(store, test_config()).await
+    pub async fn new(opened: Opened) -> Self {
+        Self::with_config(opened, test_config()).await
     }
 
-    pub async fn with_config(store: Arc<dyn Store>, config: Config) -> Self {
-        let app = App::new(config.validated().unwrap(), store.clone())
+    pub async fn with_config(opened: Opened, config: Config) -> Self {
+        let app = App::new(config.validated().unwrap(), opened.clone())
             .await
             .unwrap();
         let state = AppState(Arc::new(app));
         Self {
             router: router(state.clone()),
             state,
-            store,
+            store: opened.store,
+            operator: opened.operator,
         }
     }
 

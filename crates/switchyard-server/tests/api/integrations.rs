@@ -192,11 +192,14 @@ async fn the_llm_analyzer_is_asked_only_in_the_ambiguous_band_and_only_trusted_f
         let app = app.clone();
         let tenant = t.tenant;
         async move {
+            // A slow model never answers within a short timeout; any other answers at once,
+            // so its long timeout cannot run out on a busy machine.
+            let timeout_ms = if mode == "slow" { 300 } else { 5000 };
             let resp = app
                 .patch(
                     &format!("/v1/tenants/{tenant}"),
                     OPERATOR,
-                    json!({"settings": {"analyzer": "llm", "llm": {"base_url": format!("http://{addr}/{mode}/v1"), "model": "router", "timeout_ms": 500}}}),
+                    json!({"settings": {"analyzer": "llm", "llm": {"base_url": format!("http://{addr}/{mode}/v1"), "model": "router", "timeout_ms": timeout_ms}}}),
                 )
                 .await;
             assert_eq!(resp.status, 200, "{:?}", resp.body);
@@ -596,12 +599,15 @@ async fn an_embeddings_model_that_hangs_or_answers_malformed_json_leaves_the_lex
         ("hang", "timed out after 200 ms"),
         ("truncated", "not JSON"),
     ] {
+        // Only the model that hangs gets a short timeout: one answering at once must not
+        // run out of time on a busy machine.
+        let timeout_ms = if mode == "hang" { 200 } else { 5000 };
         let embedding = app
             .patch(
                 &format!("/v1/tenants/{}", t.tenant),
                 OPERATOR,
                 json!({"settings": {"analyzer": "embedding", "cascade_band": [0.0, 1.0],
-                                    "embedding": {"base_url": models.url(&format!("/{mode}/v1")), "model": "embed", "timeout_ms": 200}}}),
+                                    "embedding": {"base_url": models.url(&format!("/{mode}/v1")), "model": "embed", "timeout_ms": timeout_ms}}}),
             )
             .await;
         assert_eq!(embedding.status, 200, "{:?}", embedding.body);

@@ -4,20 +4,32 @@
 
 use axum::http::Method;
 use serde_json::{Value, json};
+use switchyard_core::Role;
 use switchyard_core::page::PageRequest;
-use switchyard_core::{Role, TenantScope};
 use switchyard_store::ConversationFilter;
 use uuid::Uuid;
 
 use crate::common::{Actors, TestApp, assert_problem, on_both_backends};
 
-/// Everything both tenants have, as the store shows it to their admins.
+/// Everything both tenants have, as the store shows it to their admins and operator.
 async fn snapshot(app: &TestApp, actors: &[&Actors]) -> String {
     let mut out = String::new();
     for a in actors {
-        let scope = TenantScope::trusted_for_cli_or_tests(a.tenant, a.admin, Role::Admin);
+        let scope = app.operator.act_as(a.tenant, a.admin, Role::Admin);
         let all = PageRequest::first(100);
-        out += &format!("{:?}\n", app.store.get_tenant(a.tenant).await.unwrap());
+        out += &format!(
+            "{:?}\n",
+            app.store.get_tenant(&app.operator, a.tenant).await.unwrap()
+        );
+        // Every table's rows, those no list shows included (idempotency records, failed
+        // agent calls).
+        out += &format!(
+            "{:?}\n",
+            app.store
+                .tenant_usage(&app.operator, a.tenant)
+                .await
+                .unwrap()
+        );
         out += &format!("{:?}\n", app.store.list_users(&scope, all).await.unwrap());
         out += &format!("{:?}\n", app.store.list_agents(&scope, all).await.unwrap());
         out += &format!(
@@ -76,6 +88,10 @@ async fn send(app: &TestApp, slot: &Slot, token: &str, id: &str) -> crate::commo
     if let Some(header) = slot.header {
         request = request.header(header, id);
     }
+    if slot.path == "/v1/chat" {
+        // A claimed key would be a row written; a refused turn must leave none.
+        request = request.header("idempotency-key", Uuid::now_v7().to_string());
+    }
     let request = match fill_body(&slot.body, id) {
         Some(body) => request
             .header("content-type", "application/json")
@@ -117,7 +133,7 @@ async fn another_tenants_ids_are_never_reachable(app: TestApp) {
         .await;
     assert_eq!(key.status, 201);
     let key = key.body["id"].as_str().unwrap().to_string();
-    let member_scope = TenantScope::trusted_for_cli_or_tests(b.tenant, b.member, Role::Member);
+    let member_scope = app.operator.act_as(b.tenant, b.member, Role::Member);
     let (conversation, _) = app
         .store
         .append_turn(

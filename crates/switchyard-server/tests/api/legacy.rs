@@ -15,9 +15,24 @@ async fn each_legacy_user_sees_exactly_their_own_conversations() {
     config.max_connections = 4;
     let store = switchyard_store::connect(&config).await.unwrap();
     let app = TestApp::new(store).await;
-    let acme = app.store.find_tenant_by_slug("acme").await.unwrap().id;
-    let globex = app.store.find_tenant_by_slug("globex").await.unwrap().id;
-    let default = app.store.find_tenant_by_slug("default").await.unwrap().id;
+    let acme = app
+        .store
+        .find_tenant_by_slug(&app.operator, "acme")
+        .await
+        .unwrap()
+        .id;
+    let globex = app
+        .store
+        .find_tenant_by_slug(&app.operator, "globex")
+        .await
+        .unwrap()
+        .id;
+    let default = app
+        .store
+        .find_tenant_by_slug(&app.operator, "default")
+        .await
+        .unwrap()
+        .id;
     let user = |id: &str| id.parse::<UserId>().unwrap();
     let cases: [(TenantId, &str, &[&str]); 4] = [
         (
@@ -91,7 +106,7 @@ async fn each_legacy_user_sees_exactly_their_own_conversations() {
     let admin = app
         .store
         .create_user(
-            &switchyard_core::TenantScope::trusted_for_cli_or_tests(
+            &app.operator.act_as(
                 acme,
                 UserId::from(uuid::Uuid::nil()),
                 switchyard_core::Role::Admin,

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use crate::common::TestApp;
 
-/// Every operation of DESIGN §3 served so far.
+/// Every operation of the v1 API.
 const OPERATIONS: &[(&str, &str)] = &[
     ("post", "/v1/auth/login"),
     ("get", "/v1/me"),

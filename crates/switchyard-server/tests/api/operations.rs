@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{TimeDelta, Utc};
 use serde_json::{Value, json};
 use switchyard_core::model::{NewTurn, TurnTarget};
-use switchyard_core::{ConversationId, MessageId, Role, TenantScope};
+use switchyard_core::{ConversationId, MessageId, Role};
 
 use crate::agent_server::{self, sse_events};
 use crate::common::{Actors, OPERATOR, TestApp, assert_problem, on_both_backends};
@@ -428,7 +428,7 @@ async fn old_turn(
     to: Option<ConversationId>,
     days_ago: i64,
 ) -> ConversationId {
-    let scope = TenantScope::trusted_for_cli_or_tests(t.tenant, t.member, Role::Member);
+    let scope = app.operator.act_as(t.tenant, t.member, Role::Member);
     let message = format!("{days_ago} days ago");
     let target = match to {
         Some(id) => TurnTarget::Existing(id),
@@ -522,8 +522,9 @@ async fn retention_uses_the_tenants_days_or_the_servers_default(app: TestApp) {
     }
     let run = |t: &Actors| {
         let (store, config, slug) = (app.store.clone(), config.clone(), t.slug.clone());
+        let operator = app.operator.clone();
         async move {
-            switchyard_server::retention::run_once(&store, &config, Some(&slug))
+            switchyard_server::retention::run_once(&store, &operator, &config, Some(&slug))
                 .await
                 .unwrap()
         }

@@ -2,7 +2,7 @@
 //! bounded, bad parameters are `400`.
 
 use serde_json::Value;
-use switchyard_core::{Role, TenantScope};
+use switchyard_core::Role;
 
 use crate::common::{TestApp, assert_problem};
 use crate::resources::new_turn;
@@ -11,7 +11,7 @@ use crate::resources::new_turn;
 async fn cursors_hold_while_conversations_arrive() {
     let app = TestApp::sqlite().await;
     let t = app.tenant().await;
-    let scope = TenantScope::trusted_for_cli_or_tests(t.tenant, t.member, Role::Member);
+    let scope = app.operator.act_as(t.tenant, t.member, Role::Member);
     let mut existing = Vec::new();
     for i in 0..25 {
         existing.push(

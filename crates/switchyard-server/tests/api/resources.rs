@@ -1,9 +1,10 @@
-//! Each resource over HTTP: status codes, shapes and validation as DESIGN §3 says.
+//! Each resource over HTTP: status codes, shapes and validation as the API promises (its
+//! OpenAPI document).
 
 use chrono::Utc;
 use serde_json::json;
 use switchyard_core::model::{NewTurn, TurnTarget};
-use switchyard_core::{ConversationId, MessageId, Role, TenantScope};
+use switchyard_core::{AgentId, ConversationId, MessageId, Role};
 
 use crate::common::{OPERATOR, TestApp, assert_problem};
 
@@ -343,7 +344,7 @@ async fn agents_with_configs_checked_per_kind() {
         .await;
     assert_eq!(patched.status, 200, "{:?}", patched.body);
     assert_eq!(patched.body["enabled"], false);
-    let scope = TenantScope::trusted_for_cli_or_tests(t.tenant, t.admin, Role::Admin);
+    let scope = app.operator.act_as(t.tenant, t.admin, Role::Admin);
     let stored = app
         .store
         .get_agent(&scope, id.parse().unwrap())
@@ -413,14 +414,19 @@ async fn agents_with_configs_checked_per_kind() {
 async fn conversations_with_their_turns() {
     let app = TestApp::sqlite().await;
     let t = app.tenant().await;
-    let scope = TenantScope::trusted_for_cli_or_tests(t.tenant, t.member, Role::Member);
+    let scope = app.operator.act_as(t.tenant, t.member, Role::Member);
+    let agent = AgentId::new();
+    let with_agent = |message: &str| NewTurn {
+        selected_agent_id: Some(agent),
+        ..new_turn(message)
+    };
     let (conversation, _) = app
         .store
-        .append_turn(&scope, new_turn("first"))
+        .append_turn(&scope, with_agent("first"))
         .await
         .unwrap();
     for i in 0..4 {
-        let mut turn = new_turn(&format!("turn {i}"));
+        let mut turn = with_agent(&format!("turn {i}"));
         turn.target = TurnTarget::Existing(conversation.id);
         app.store.append_turn(&scope, turn).await.unwrap();
     }
@@ -429,15 +435,15 @@ async fn conversations_with_their_turns() {
     let item = &list.body["items"][0];
     assert_eq!(item["id"], conversation.id.to_string());
     assert_eq!(item["message_count"], 5);
-    for key in [
-        "user_id",
-        "title",
-        "primary_intent",
-        "last_agent_id",
-        "created_at",
-        "last_activity",
-    ] {
-        assert!(item.get(key).is_some(), "{key}");
+    assert_eq!(item["user_id"], t.member.to_string());
+    assert_eq!(item["title"], "first");
+    assert_eq!(item["primary_intent"], "billing");
+    assert_eq!(item["last_agent_id"], agent.to_string());
+    for key in ["created_at", "last_activity"] {
+        assert!(
+            item[key].as_str().is_some_and(|t| t.ends_with('Z')),
+            "{key}: {item}"
+        );
     }
 
     let detail = app
@@ -451,20 +457,24 @@ async fn conversations_with_their_turns() {
     let first_page = detail.body["messages"]["items"].as_array().unwrap();
     assert_eq!(first_page.len(), 2);
     assert_eq!(first_page[0]["user_message"], "first");
-    for key in [
-        "id",
-        "conversation_id",
-        "user_message",
-        "agent_response",
-        "intent_category",
-        "intent_confidence",
-        "selected_agent_id",
-        "routing",
-        "latency_ms",
-        "created_at",
-    ] {
-        assert!(first_page[0].get(key).is_some(), "{key}");
-    }
+    let turn = &first_page[0];
+    assert!(
+        turn["id"].as_str().is_some_and(|id| id.len() == 36),
+        "{turn}"
+    );
+    assert_eq!(turn["conversation_id"], conversation.id.to_string());
+    assert_eq!(turn["agent_response"], "answer to first");
+    assert_eq!(turn["intent_category"], "billing");
+    assert_eq!(turn["intent_confidence"], 0.8);
+    assert_eq!(turn["selected_agent_id"], agent.to_string());
+    assert_eq!(turn["routing"], json!({"method": "lexical"}));
+    assert_eq!(turn["latency_ms"], 2.0);
+    assert!(
+        turn["created_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
+        "{turn}"
+    );
     let cursor = detail.body["messages"]["next_cursor"].as_str().unwrap();
     let more = app
         .get(
@@ -564,7 +574,7 @@ async fn a_member_sees_only_their_own_conversations() {
     assert_eq!(other.status, 201, "{:?}", other.body);
     let other: switchyard_core::UserId = other.body["id"].as_str().unwrap().parse().unwrap();
     let other_token = app.token(t.tenant, other);
-    let scope = TenantScope::trusted_for_cli_or_tests(t.tenant, t.member, Role::Member);
+    let scope = app.operator.act_as(t.tenant, t.member, Role::Member);
     let (mine, _) = app
         .store
         .append_turn(&scope, new_turn("my own question"))

@@ -11,30 +11,33 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use futures_util::FutureExt as _;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::query::QueryAs;
-use sqlx::{ConnectOptions, Connection, PgConnection, PgPool, Postgres};
-use switchyard_core::{TenantId, TenantScope, UserId};
-
-use crate::migrate::{self, POSTGRES};
-use crate::rows::{
-    AuthedRow, ConversationHistoryRow, ConversationRow, ConversationTurnRow, PrincipalRow, Ts,
-    WrittenTurnRow,
-};
-use crate::statements;
-use crate::{Backend, MigrationReport, StoreConfig, StoreError, StoreResult};
-use switchyard_core::ConversationId;
+use sqlx::{ConnectOptions, Connection, PgPool, Postgres};
 use switchyard_core::model::{Conversation, NewTurn, Turn, TurnTarget};
+use switchyard_core::{ConversationId, TenantId, UserId};
 
+use crate::backend::SqlBackend;
+use crate::rows::{
+    AuthedRow, ConversationHistoryRow, ConversationRow, ConversationTurnRow, PrincipalRow,
+    RoutableAgentRow, Ts, WrittenTurnRow,
+};
+use crate::{
+    Backend, FirstRead, FirstReadResult, OperatorScope, PrincipalAndRead, PrincipalRecord,
+    StoreConfig, StoreError, StoreResult, TenantScope, TokenClaim, statements,
+};
+
+mod migrate;
 mod roles;
+mod tx;
 mod warm;
 
+pub(crate) use migrate::migrate;
+pub use roles::{APP_ROLE, check_serving_role};
+use tx::PgTx;
 use warm::Conns;
-
-pub use roles::APP_ROLE;
-
-type Tx = sqlx::Transaction<'static, Postgres>;
 
 /// The store on PostgreSQL.
 #[derive(Clone, Debug)]
@@ -72,14 +75,15 @@ fn connect_options(url: &str) -> StoreResult<PgConnectOptions> {
 }
 
 impl PgStore {
-    const BACKEND: Backend = Backend::Postgres;
-    /// A tenant's settings, its row locked until the transaction ends.
-    const TENANT_SETTINGS_FOR_UPDATE: &str =
-        "SELECT settings FROM tenants WHERE id = $1 FOR UPDATE";
-
     /// Connects (migrating first when configured) and checks that pooled connections run
     /// as the application role, without any way around row-level security.
-    pub async fn connect(config: &StoreConfig) -> StoreResult<Self> {
+    /// Opens the store, with the operator's proof that comes with it (as [`crate::connect`],
+    /// for tools and tests that need the concrete backend).
+    pub async fn open(config: &StoreConfig) -> StoreResult<(Self, OperatorScope)> {
+        Ok((Self::connect(config).await?, OperatorScope::new()))
+    }
+
+    async fn connect(config: &StoreConfig) -> StoreResult<Self> {
         if config.migrate {
             migrate(config).await?;
         }
@@ -128,12 +132,34 @@ impl PgStore {
         self.conns.pool()
     }
 
-    async fn begin(&self, statement: String) -> StoreResult<Tx> {
-        self.conns.begin(statement).await.map_err(map_err)
+    async fn begin(&self, statement: String) -> StoreResult<PgTx> {
+        self.conns.begin(statement).await.map(PgTx).map_err(map_err)
     }
 
-    /// A read-only transaction confined to `tenant`.
-    async fn read(&self, tenant: TenantId) -> StoreResult<Tx> {
+    /// Runs an authenticated read (the `switchyard_authed_…` functions of migration 7): the
+    /// principal from its first row and, if the function ran the read, `finish` made of the
+    /// rest.
+    async fn authed_read<T>(
+        &self,
+        query: QueryAs<'_, Postgres, AuthedRow<T>, PgArguments>,
+        finish: impl FnOnce(Vec<T>) -> StoreResult<FirstReadResult>,
+    ) -> StoreResult<PrincipalAndRead>
+    where
+        AuthedRow<T>: Send + Unpin + for<'r> sqlx::FromRow<'r, PgRow>,
+    {
+        let rows = self.conns.fetch_all(query).await.map_err(map_err)?;
+        let (principal, rows) = AuthedRow::split(rows)?;
+        Ok((principal, rows.map(finish)))
+    }
+}
+
+impl SqlBackend for PgStore {
+    type Tx = PgTx;
+    const KIND: Backend = Backend::Postgres;
+    const TENANT_SETTINGS_FOR_UPDATE: &'static str =
+        "SELECT settings FROM tenants WHERE id = $1 FOR UPDATE";
+
+    async fn read(&self, tenant: TenantId) -> StoreResult<PgTx> {
         // The id is formatted from a typed UUID, so it cannot carry SQL.
         self.begin(format!(
             "BEGIN READ ONLY; SELECT set_config('app.tenant_id', '{}', true)",
@@ -142,8 +168,7 @@ impl PgStore {
         .await
     }
 
-    /// A read-write transaction confined to `tenant`.
-    async fn write(&self, tenant: TenantId) -> StoreResult<Tx> {
+    async fn write(&self, tenant: TenantId) -> StoreResult<PgTx> {
         self.begin(format!(
             "BEGIN; SELECT set_config('app.tenant_id', '{}', true)",
             tenant.as_uuid()
@@ -151,77 +176,45 @@ impl PgStore {
         .await
     }
 
-    /// A read-only transaction in no tenant: only the global tables are visible.
-    async fn global_read(&self) -> StoreResult<Tx> {
+    async fn global_read(&self) -> StoreResult<PgTx> {
         self.begin("BEGIN READ ONLY".to_string()).await
     }
 
-    /// A read-write transaction in no tenant.
-    async fn global_write(&self) -> StoreResult<Tx> {
+    async fn global_write(&self) -> StoreResult<PgTx> {
         self.begin("BEGIN".to_string()).await
     }
 
-    /// Confines the rest of a global transaction to `tenant` (a tenant's first admin is
-    /// created in the transaction that creates the tenant).
-    async fn enter_tenant(tx: &mut Tx, tenant: TenantId) -> StoreResult<()> {
-        sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
-            .bind(tenant.as_uuid().to_string())
-            .execute(&mut **tx)
+    async fn ping(&self) -> StoreResult<()> {
+        self.conns
+            .fetch_one(sqlx::query_as::<_, (i32,)>("SELECT 1"))
             .await
             .map_err(map_err)?;
         Ok(())
     }
 
-    /// The median, 95th and 99th percentile of the turns' latency (nearest rank).
-    async fn latency_percentiles(
-        tx: &mut Tx,
-        tenant: uuid::Uuid,
-        from: Ts,
-        to: Ts,
-    ) -> StoreResult<[Option<f64>; 3]> {
-        let (p50, p95, p99): (Option<f64>, Option<f64>, Option<f64>) = sqlx::query_as(
-            "SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY latency_ms), \
-                    percentile_disc(0.95) WITHIN GROUP (ORDER BY latency_ms), \
-                    percentile_disc(0.99) WITHIN GROUP (ORDER BY latency_ms) \
-             FROM conversation_messages WHERE tenant_id = $1 AND created_at >= $2 AND created_at < $3 \
-             AND latency_ms IS NOT NULL",
-        )
-        .bind(tenant)
-        .bind(from)
-        .bind(to)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(map_err)?;
-        Ok([p50, p95, p99])
-    }
-
-    /// The tenant and user an authentication names, in one round trip.
-    async fn fetch_principal(&self, tenant: TenantId, user: UserId) -> StoreResult<PrincipalRow> {
-        self.conns
+    async fn find_principal(&self, claim: TokenClaim) -> StoreResult<PrincipalRecord> {
+        let row = self
+            .conns
             .fetch_one(
                 sqlx::query_as::<_, PrincipalRow>(
                     "SELECT * FROM switchyard_find_principal($1, $2)",
                 )
-                .bind(tenant.as_uuid())
-                .bind(user.as_uuid()),
+                .bind(claim.tenant.as_uuid())
+                .bind(claim.user.as_uuid()),
             )
             .await
-            .map_err(map_err)
+            .map_err(map_err)?;
+        Ok(row.into_parts()?.0)
     }
 
-    /// The principal and, for an active user of an active tenant, the first read, in one
-    /// round trip (the `switchyard_authed_…` functions of migration 7).
-    async fn principal_and_read(
+    async fn find_principal_and_read(
         &self,
-        tenant: TenantId,
-        user: UserId,
-        read: &crate::FirstRead,
-    ) -> StoreResult<crate::PrincipalAndRead> {
-        use crate::FirstRead as Read;
-        use crate::FirstReadResult as Result;
-        let (tenant_id, user_id) = (tenant.as_uuid(), user.as_uuid());
+        claim: TokenClaim,
+        read: &FirstRead,
+    ) -> StoreResult<PrincipalAndRead> {
+        let (tenant_id, user_id) = (claim.tenant.as_uuid(), claim.user.as_uuid());
         match read {
-            Read::Turns(id, page) => {
+            FirstRead::Turns(id, page) => {
                 let (at, after) = crate::sql::asc_after(page);
                 let query = sqlx::query_as(
                     "SELECT * FROM switchyard_authed_conversation_with_turns($1, $2, NULL, $3, $4, $5, $6)",
@@ -234,11 +227,11 @@ impl PgStore {
                 .bind(page.fetch_limit());
                 self.authed_read(query, |rows: Vec<ConversationTurnRow>| {
                     let (conversation, turns) = ConversationTurnRow::page(rows, page)?;
-                    Ok(Result::Turns(conversation, turns))
+                    Ok(FirstReadResult::Turns(conversation, turns))
                 })
                 .await
             }
-            Read::OwnConversations(page) => {
+            FirstRead::OwnConversations(page) => {
                 let (at, after) = crate::sql::desc_after(page);
                 let query = sqlx::query_as(
                     "SELECT * FROM switchyard_authed_list_user_conversations($1, $2, $3, $4, $5)",
@@ -249,11 +242,13 @@ impl PgStore {
                 .bind(after)
                 .bind(page.fetch_limit());
                 self.authed_read(query, |rows: Vec<ConversationRow>| {
-                    Ok(Result::Conversations(ConversationRow::page(rows, page)))
+                    Ok(FirstReadResult::Conversations(ConversationRow::page(
+                        rows, page,
+                    )))
                 })
                 .await
             }
-            Read::ChatContext(id, history) => {
+            FirstRead::ChatContext(id, history) => {
                 let query =
                     sqlx::query_as("SELECT * FROM switchyard_authed_chat_context($1, $2, $3, $4)")
                         .bind(tenant_id)
@@ -262,34 +257,18 @@ impl PgStore {
                         .bind(i64::from(*history));
                 self.authed_read(query, |rows: Vec<ConversationHistoryRow>| {
                     let (conversation, turns) = ConversationHistoryRow::collect(rows)?;
-                    Ok(Result::ChatContext(conversation, turns))
+                    Ok(FirstReadResult::ChatContext(conversation, turns))
                 })
                 .await
             }
         }
     }
 
-    /// Runs an authenticated read: the principal from its first row and, if the function
-    /// ran the read, `finish` made of the rest.
-    async fn authed_read<T>(
-        &self,
-        query: QueryAs<'_, Postgres, AuthedRow<T>, PgArguments>,
-        finish: impl FnOnce(Vec<T>) -> StoreResult<crate::FirstReadResult>,
-    ) -> StoreResult<crate::PrincipalAndRead>
-    where
-        AuthedRow<T>: Send + Unpin + for<'r> sqlx::FromRow<'r, PgRow>,
-    {
-        let rows = self.conns.fetch_all(query).await.map_err(map_err)?;
-        let (principal, rows) = AuthedRow::split(rows)?;
-        Ok((principal, rows.map(finish)))
-    }
-
-    /// A page of one user's (or, with no user, the tenant's) conversations, in one round trip.
     async fn fetch_conversations(
         &self,
         scope: &TenantScope,
         user: Option<UserId>,
-        at: Ts,
+        at: DateTime<Utc>,
         after: uuid::Uuid,
         limit: i64,
     ) -> StoreResult<Vec<ConversationRow>> {
@@ -304,18 +283,17 @@ impl PgStore {
             )
             .bind(scope.tenant_id().as_uuid()),
         }
-        .bind(at)
+        .bind(Ts(at))
         .bind(after)
         .bind(limit);
         self.conns.fetch_all(query).await.map_err(map_err)
     }
 
-    /// A visible conversation with a page of its turns, in one round trip.
     async fn fetch_conversation_with_turns(
         &self,
         scope: &TenantScope,
         id: ConversationId,
-        at: Ts,
+        at: DateTime<Utc>,
         after: uuid::Uuid,
         limit: i64,
     ) -> StoreResult<Vec<ConversationTurnRow>> {
@@ -328,7 +306,7 @@ impl PgStore {
                 .bind(id.as_uuid())
                 .bind(scope.is_admin())
                 .bind(scope.user_id().as_uuid())
-                .bind(at)
+                .bind(Ts(at))
                 .bind(after)
                 .bind(limit),
             )
@@ -336,7 +314,6 @@ impl PgStore {
             .map_err(map_err)
     }
 
-    /// The user's conversation with its last turns, in one round trip.
     async fn fetch_chat_context(
         &self,
         scope: &TenantScope,
@@ -357,11 +334,10 @@ impl PgStore {
             .map_err(map_err)
     }
 
-    /// The tenant's agents-version and enabled agents, in one round trip.
     async fn fetch_routable_agents(
         &self,
         scope: &TenantScope,
-    ) -> StoreResult<Vec<crate::rows::RoutableAgentRow>> {
+    ) -> StoreResult<Vec<RoutableAgentRow>> {
         self.conns
             .fetch_all(
                 sqlx::query_as("SELECT * FROM switchyard_routable_agents($1)")
@@ -371,8 +347,6 @@ impl PgStore {
             .map_err(map_err)
     }
 
-    /// The user's and the tenant's conversations, each counted up to its limit, in one
-    /// round trip.
     async fn count_for_limits(
         &self,
         scope: &TenantScope,
@@ -391,10 +365,9 @@ impl PgStore {
             .map_err(map_err)
     }
 
-    /// A new conversation with its first turn, in one round trip: the function checks the
-    /// limits under the tenant's advisory lock (held until the statement commits, so
-    /// counting and inserting cannot race past a limit), inserts the conversation and
-    /// writes the turn.
+    /// One round trip: the function checks the limits under the tenant's advisory lock
+    /// (held until the statement commits, so counting and inserting cannot race past a
+    /// limit), inserts the conversation and writes the turn.
     async fn write_new_turn(
         &self,
         scope: &TenantScope,
@@ -451,8 +424,7 @@ impl PgStore {
         Ok(row.into_written(turn))
     }
 
-    /// A turn of an existing conversation with the conversation's update, in one round trip
-    /// (one statement, so one transaction).
+    /// One round trip (one statement, so one transaction).
     async fn write_existing_turn(
         &self,
         scope: &TenantScope,
@@ -480,194 +452,4 @@ impl PgStore {
         let row = self.conns.fetch_one(query).await.map_err(map_err)?;
         Ok(row.into_written(turn))
     }
-
-    async fn ping_impl(&self) -> StoreResult<()> {
-        self.conns
-            .fetch_one(sqlx::query_as::<_, (i32,)>("SELECT 1"))
-            .await
-            .map_err(map_err)?;
-        Ok(())
-    }
-
-    async fn delete_tenant_impl(&self, id: TenantId) -> StoreResult<()> {
-        // The foreign keys cascade from the tenant to everything it owns (referential
-        // actions are not subject to row-level security).
-        let mut tx = self.global_write().await?;
-        let done = sqlx::query("DELETE FROM tenants WHERE id = $1")
-            .bind(id.as_uuid())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        tx.commit().await.map_err(map_err)
-    }
-}
-
-mod store_impl {
-    use super::{PgStore, Tx, map_err};
-    use crate::sql::{impl_store, store_prelude};
-    store_prelude!();
-    impl_store!(PgStore);
-}
-
-/// Applies pending migrations as the owner (`migration_url`, else `url`), then makes sure
-/// the application role exists and holds exactly its privileges. Concurrent runs (several
-/// replicas starting at once) wait for each other on an advisory lock.
-pub(crate) async fn migrate(config: &StoreConfig) -> StoreResult<MigrationReport> {
-    let url = config.migration_url.as_deref().unwrap_or(&config.url);
-    let mut conn: PgConnection = connect_options(url)?.connect().await.map_err(map_err)?;
-    sqlx::query("SELECT pg_advisory_lock($1)")
-        .bind(MIGRATION_LOCK)
-        .execute(&mut conn)
-        .await
-        .map_err(map_err)?;
-    let result = migrate_locked(&mut conn, &config.default_tenant_slug).await;
-    let unlock = sqlx::query("SELECT pg_advisory_unlock($1)")
-        .bind(MIGRATION_LOCK)
-        .execute(&mut conn)
-        .await;
-    let report = result?;
-    unlock.map_err(map_err)?;
-    conn.close().await.map_err(map_err)?;
-    Ok(report)
-}
-
-/// The advisory lock that serialises migration runs ("switchyd" in ASCII).
-const MIGRATION_LOCK: i64 = 0x7377_6974_6368_7964;
-
-/// Whether the database has the earlier single-tenant layout: conversations with string
-/// ids and no tenant.
-async fn is_legacy(conn: &mut PgConnection) -> StoreResult<bool> {
-    let (legacy,): (bool,) = sqlx::query_as(
-        "SELECT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() \
-           AND table_name = 'conversations' AND column_name = 'id' AND data_type = 'character varying') \
-         AND NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() \
-           AND table_name = 'conversations' AND column_name = 'tenant_id')",
-    )
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(map_err)?;
-    Ok(legacy)
-}
-
-/// Upgrades the earlier single-tenant layout in place and applies every migration, in one
-/// transaction: a failure leaves the database as it was.
-async fn upgrade_legacy(
-    conn: &mut PgConnection,
-    default_tenant: &str,
-) -> StoreResult<MigrationReport> {
-    if default_tenant.is_empty()
-        || !default_tenant
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    {
-        return Err(StoreError::Config(format!(
-            "the default tenant slug {default_tenant:?} is not a slug"
-        )));
-    }
-    let mut tx = conn.begin().await.map_err(map_err)?;
-    // The slug is checked above to be a-z, 0-9 and -: it cannot close the quotes.
-    let upgrade =
-        migrate::POSTGRES_LEGACY_UPGRADE.replace(":default_tenant", &format!("'{default_tenant}'"));
-    sqlx::raw_sql(sqlx::AssertSqlSafe(upgrade))
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| {
-            StoreError::Other(format!(
-                "upgrading the single-tenant layout failed (nothing was changed): {}",
-                map_err(e)
-            ))
-        })?;
-    sqlx::raw_sql(migrate::POSTGRES_V1_REST)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-    let mut report = MigrationReport {
-        upgraded_legacy: true,
-        ..MigrationReport::default()
-    };
-    for m in POSTGRES {
-        if m.version > 1 {
-            sqlx::raw_sql(m.sql).execute(&mut *tx).await.map_err(|e| {
-                StoreError::Other(format!(
-                    "migration {} ({}) failed: {}",
-                    m.version,
-                    m.name,
-                    map_err(e)
-                ))
-            })?;
-        }
-        sqlx::query(
-            "INSERT INTO switchyard_migrations (version, name, checksum) VALUES ($1, $2, $3)",
-        )
-        .bind(m.version)
-        .bind(m.name)
-        .bind(m.checksum())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        report.applied.push(m.version);
-    }
-    tx.commit().await.map_err(map_err)?;
-    tracing::info!(
-        default_tenant,
-        "upgraded a database of the single-tenant layout"
-    );
-    Ok(report)
-}
-
-async fn migrate_locked(
-    conn: &mut PgConnection,
-    default_tenant: &str,
-) -> StoreResult<MigrationReport> {
-    roles::ensure_app_role(conn).await?;
-    sqlx::raw_sql(
-        "CREATE TABLE IF NOT EXISTS switchyard_migrations (
-            version     BIGINT PRIMARY KEY,
-            name        TEXT NOT NULL,
-            checksum    TEXT NOT NULL,
-            applied_at  TIMESTAMPTZ NOT NULL DEFAULT now()
-        )",
-    )
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
-    let applied: Vec<(i64, String)> =
-        sqlx::query_as("SELECT version, checksum FROM switchyard_migrations ORDER BY version")
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(map_err)?;
-    if applied.is_empty() && is_legacy(conn).await? {
-        let report = upgrade_legacy(conn, default_tenant).await?;
-        roles::grant_app_privileges(conn).await?;
-        return Ok(report);
-    }
-    let mut report = MigrationReport::default();
-    for m in migrate::pending(POSTGRES, &applied)? {
-        let mut tx = conn.begin().await.map_err(map_err)?;
-        sqlx::raw_sql(m.sql).execute(&mut *tx).await.map_err(|e| {
-            StoreError::Other(format!(
-                "migration {} ({}) failed: {}",
-                m.version,
-                m.name,
-                map_err(e)
-            ))
-        })?;
-        sqlx::query(
-            "INSERT INTO switchyard_migrations (version, name, checksum) VALUES ($1, $2, $3)",
-        )
-        .bind(m.version)
-        .bind(m.name)
-        .bind(m.checksum())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        tracing::info!(version = m.version, name = m.name, "applied migration");
-        report.applied.push(m.version);
-    }
-    roles::grant_app_privileges(conn).await?;
-    Ok(report)
 }

@@ -92,8 +92,10 @@ pub(super) async fn grant_app_privileges(conn: &mut PgConnection) -> StoreResult
     tx.commit().await.map_err(map_err)
 }
 
-/// Refuses to serve from a pool whose connections could see past row-level security.
-pub(super) async fn check_serving_role(pool: &PgPool) -> StoreResult<()> {
+/// Refuses to serve from a pool whose connections could see past row-level security: a
+/// superuser, a role with `BYPASSRLS`, or the tables' owner. The store runs it on its pool
+/// before serving.
+pub async fn check_serving_role(pool: &PgPool) -> StoreResult<()> {
     let (role, superuser, bypass, owns): (String, bool, bool, bool) = sqlx::query_as(
         "SELECT r.rolname::text, r.rolsuper, r.rolbypassrls, \
                 EXISTS (SELECT 1 FROM pg_tables t WHERE t.tableowner = r.rolname AND t.tablename = 'conversations') \

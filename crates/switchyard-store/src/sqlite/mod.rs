@@ -7,23 +7,28 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Connection, Sqlite, SqliteConnection};
-use switchyard_core::{TenantId, TenantScope, UserId};
+use sqlx::{Connection, SqliteConnection};
+use switchyard_core::model::{Conversation, NewTurn, Turn, TurnTarget};
+use switchyard_core::{ConversationId, TenantId, UserId};
 
+use crate::backend::{Args, SqlBackend, Tx as _};
 use crate::migrate::{self, SQLITE};
 use crate::rows::{
-    ConversationHistoryRow, ConversationRow, ConversationTurnRow, PrincipalRow, Ts, TurnRow,
+    ConversationHistoryRow, ConversationRow, ConversationTurnRow, PrincipalRow, RoutableAgentRow,
+    TurnRow,
 };
-use crate::statements;
-use crate::{Backend, MigrationReport, StoreConfig, StoreError, StoreResult};
-use sqlx::types::Json;
-use switchyard_core::ConversationId;
-use switchyard_core::model::{Conversation, NewTurn, Turn, TurnTarget};
+use crate::{
+    Backend, FirstRead, MigrationReport, OperatorScope, PrincipalAndRead, PrincipalRecord,
+    StoreConfig, StoreError, StoreResult, TenantScope, TokenClaim, statements,
+};
 
-type Tx = sqlx::Transaction<'static, Sqlite>;
+mod tx;
+
+use tx::SqliteTx;
 
 /// The store on SQLite.
 #[derive(Clone, Debug)]
@@ -63,12 +68,14 @@ fn is_memory(url: &str) -> bool {
 }
 
 impl SqliteStore {
-    const BACKEND: Backend = Backend::Sqlite;
-    /// A tenant's settings (`BEGIN IMMEDIATE` already serialises writers: no row lock).
-    const TENANT_SETTINGS_FOR_UPDATE: &str = "SELECT settings FROM tenants WHERE id = $1";
-
     /// Opens (creating if missing) and migrates the database.
-    pub async fn connect(config: &StoreConfig) -> StoreResult<Self> {
+    /// Opens the store, with the operator's proof that comes with it (as [`crate::connect`],
+    /// for tools and tests that need the concrete backend).
+    pub async fn open(config: &StoreConfig) -> StoreResult<(Self, OperatorScope)> {
+        Ok((Self::connect(config).await?, OperatorScope::new()))
+    }
+
+    async fn connect(config: &StoreConfig) -> StoreResult<Self> {
         let options = connect_options(&config.url)?;
         // A private in-memory database lives as long as its one connection.
         let memory = is_memory(&config.url);
@@ -102,246 +109,226 @@ impl SqliteStore {
         &self.pool
     }
 
-    async fn read(&self, _tenant: TenantId) -> StoreResult<Tx> {
-        self.pool.begin().await.map_err(map_err)
-    }
-
-    async fn write(&self, _tenant: TenantId) -> StoreResult<Tx> {
-        self.pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(map_err)
-    }
-
-    async fn global_read(&self) -> StoreResult<Tx> {
-        self.pool.begin().await.map_err(map_err)
-    }
-
-    async fn global_write(&self) -> StoreResult<Tx> {
-        self.pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(map_err)
-    }
-
-    async fn enter_tenant(_tx: &mut Tx, _tenant: TenantId) -> StoreResult<()> {
-        Ok(())
-    }
-
-    /// The median, 95th and 99th percentile of the turns' latency (nearest rank: the
-    /// value at position ceil(p·n) in order, as PostgreSQL's `percentile_disc`).
-    async fn latency_percentiles(
-        tx: &mut Tx,
-        tenant: uuid::Uuid,
-        from: Ts,
-        to: Ts,
-    ) -> StoreResult<[Option<f64>; 3]> {
-        let (n,): (i64,) = sqlx::query_as(
-            "SELECT count(*) FROM conversation_messages WHERE tenant_id = $1 AND created_at >= $2 \
-             AND created_at < $3 AND latency_ms IS NOT NULL",
-        )
-        .bind(tenant)
-        .bind(from)
-        .bind(to)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(map_err)?;
-        let mut out = [None; 3];
-        if n == 0 {
-            return Ok(out);
-        }
-        for (slot, p) in out.iter_mut().zip([0.5_f64, 0.95, 0.99]) {
-            let offset = ((p * n as f64).ceil() as i64 - 1).clamp(0, n - 1);
-            let (value,): (f64,) = sqlx::query_as(
-                "SELECT latency_ms FROM conversation_messages WHERE tenant_id = $1 AND created_at >= $2 \
-                 AND created_at < $3 AND latency_ms IS NOT NULL ORDER BY latency_ms LIMIT 1 OFFSET $4",
-            )
-            .bind(tenant)
-            .bind(from)
-            .bind(to)
-            .bind(offset)
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(map_err)?;
-            *slot = Some(value);
-        }
-        Ok(out)
-    }
-
     /// The conversation update and the turn insert of a turn write. The update comes
     /// first: it checks the conversation is the user's and, inside the write transaction,
     /// counts concurrent turns one by one.
     async fn write_turn(
-        tx: &mut Tx,
+        tx: &mut SqliteTx,
         scope: &TenantScope,
         conversation: ConversationId,
         turn: &NewTurn,
     ) -> StoreResult<(Conversation, Turn)> {
-        let tenant = scope.tenant_id().as_uuid();
-        let at = Ts(turn.created_at);
-        let updated: Conversation =
-            sqlx::query_as::<_, ConversationRow>(statements::UPDATE_CONVERSATION_FOR_TURN)
-                .bind(tenant)
-                .bind(conversation.as_uuid())
-                .bind(scope.user_id().as_uuid())
-                .bind(at)
-                .bind(turn.intent_category.as_deref())
-                .bind(turn.selected_agent_id.map(|a| a.as_uuid()))
-                .fetch_one(&mut **tx)
-                .await
-                .map_err(map_err)?
-                .into();
-        let stored: Turn = sqlx::query_as::<_, TurnRow>(statements::INSERT_TURN)
-            .bind(tenant)
-            .bind(turn.id.as_uuid())
-            .bind(conversation.as_uuid())
-            .bind(&turn.user_message)
-            .bind(&turn.agent_response)
-            .bind(turn.intent_category.as_deref())
-            .bind(turn.intent_confidence)
-            .bind(turn.selected_agent_id.map(|a| a.as_uuid()))
-            .bind(Json(&turn.routing))
-            .bind(turn.latency_ms)
-            .bind(at)
-            .bind(turn.routing_method.as_deref())
-            .bind(turn.routing_confidence)
-            .bind(turn.fallback_used)
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(map_err)?
-            .into();
-        Ok((updated, stored))
+        let updated: ConversationRow = tx
+            .fetch_one(
+                statements::UPDATE_CONVERSATION_FOR_TURN,
+                Args::new()
+                    .bind(scope.tenant_id())
+                    .bind(conversation)
+                    .bind(scope.user_id())
+                    .bind(turn.created_at)
+                    .bind(turn.intent_category.as_deref())
+                    .bind(turn.selected_agent_id),
+            )
+            .await?;
+        let stored: TurnRow = tx
+            .fetch_one(
+                statements::INSERT_TURN,
+                Args::new()
+                    .bind(scope.tenant_id())
+                    .bind(turn.id)
+                    .bind(conversation)
+                    .bind(&turn.user_message)
+                    .bind(&turn.agent_response)
+                    .bind(turn.intent_category.as_deref())
+                    .bind(turn.intent_confidence)
+                    .bind(turn.selected_agent_id)
+                    .json(&turn.routing)
+                    .bind(turn.latency_ms)
+                    .bind(turn.created_at)
+                    .bind(turn.routing_method.as_deref())
+                    .bind(turn.routing_confidence)
+                    .bind(turn.fallback_used),
+            )
+            .await?;
+        Ok((updated.into(), stored.into()))
     }
 
-    /// The principal alone: SQLite answers each statement in the process, with no round trip
-    /// to save, so the caller runs the read on its own.
-    async fn principal_and_read(
+    /// The user's and the tenant's conversations, each counted up to its limit.
+    async fn counts_for_limits(
+        tx: &mut SqliteTx,
+        scope: &TenantScope,
+        max_per_user: i64,
+        max_per_tenant: i64,
+    ) -> StoreResult<(i64, i64)> {
+        tx.fetch_one(
+            statements::COUNT_FOR_LIMITS,
+            Args::new()
+                .bind(scope.tenant_id())
+                .bind(scope.user_id())
+                .bind(max_per_user.max(0))
+                .bind(max_per_tenant.max(0)),
+        )
+        .await
+    }
+
+    /// Runs one statement in a read transaction of its own.
+    async fn read_all<R: crate::backend::Row>(
         &self,
         tenant: TenantId,
-        user: UserId,
-        _read: &crate::FirstRead,
-    ) -> StoreResult<crate::PrincipalAndRead> {
-        Ok((
-            self.fetch_principal(tenant, user).await?.into_parts()?.0,
-            None,
-        ))
+        sql: &'static str,
+        args: Args,
+    ) -> StoreResult<Vec<R>> {
+        let mut tx = self.read(tenant).await?;
+        let rows = tx.fetch_all(sql, args).await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+}
+
+impl SqlBackend for SqliteStore {
+    type Tx = SqliteTx;
+    const KIND: Backend = Backend::Sqlite;
+    /// `BEGIN IMMEDIATE` already serialises writers: no row lock.
+    const TENANT_SETTINGS_FOR_UPDATE: &'static str = "SELECT settings FROM tenants WHERE id = $1";
+
+    async fn read(&self, _tenant: TenantId) -> StoreResult<SqliteTx> {
+        self.pool.begin().await.map(SqliteTx).map_err(map_err)
     }
 
-    /// The tenant and user an authentication names.
-    async fn fetch_principal(&self, tenant: TenantId, user: UserId) -> StoreResult<PrincipalRow> {
-        let mut tx = self.read(tenant).await?;
-        let row = sqlx::query_as::<_, PrincipalRow>(statements::FIND_PRINCIPAL)
-            .bind(tenant.as_uuid())
-            .bind(user.as_uuid())
-            .fetch_one(&mut *tx)
+    async fn write(&self, _tenant: TenantId) -> StoreResult<SqliteTx> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map(SqliteTx)
+            .map_err(map_err)
+    }
+
+    async fn global_read(&self) -> StoreResult<SqliteTx> {
+        self.pool.begin().await.map(SqliteTx).map_err(map_err)
+    }
+
+    async fn global_write(&self) -> StoreResult<SqliteTx> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map(SqliteTx)
+            .map_err(map_err)
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
             .await
             .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(row)
+        Ok(())
     }
 
-    /// A page of one user's (or, with no user, the tenant's) conversations.
+    async fn find_principal(&self, claim: TokenClaim) -> StoreResult<PrincipalRecord> {
+        let mut rows: Vec<PrincipalRow> = self
+            .read_all(
+                claim.tenant,
+                statements::FIND_PRINCIPAL,
+                Args::new().bind(claim.tenant).bind(claim.user),
+            )
+            .await?;
+        let row = rows.pop().ok_or(StoreError::NotFound)?;
+        Ok(row.into_parts()?.0)
+    }
+
+    /// SQLite answers each statement in the process, with no round trip to save: the
+    /// principal, then the read in its scope.
+    async fn find_principal_and_read(
+        &self,
+        claim: TokenClaim,
+        read: &FirstRead,
+    ) -> StoreResult<PrincipalAndRead> {
+        let principal = SqlBackend::find_principal(self, claim).await?;
+        let result = match principal.active_scope() {
+            Some(scope) => Some(read.run(self, &scope).await),
+            None => None,
+        };
+        Ok((principal, result))
+    }
+
     async fn fetch_conversations(
         &self,
         scope: &TenantScope,
         user: Option<UserId>,
-        at: Ts,
+        at: DateTime<Utc>,
         after: uuid::Uuid,
         limit: i64,
     ) -> StoreResult<Vec<ConversationRow>> {
-        let mut tx = self.read(scope.tenant_id()).await?;
-        let rows = match user {
-            Some(user) => sqlx::query_as::<_, ConversationRow>(statements::LIST_USER_CONVERSATIONS)
-                .bind(scope.tenant_id().as_uuid())
-                .bind(user.as_uuid()),
-            None => sqlx::query_as::<_, ConversationRow>(statements::LIST_ALL_CONVERSATIONS)
-                .bind(scope.tenant_id().as_uuid()),
-        }
-        .bind(at)
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&mut *tx)
+        let (sql, args) = match user {
+            Some(user) => (
+                statements::LIST_USER_CONVERSATIONS,
+                Args::new().bind(scope.tenant_id()).bind(user),
+            ),
+            None => (
+                statements::LIST_ALL_CONVERSATIONS,
+                Args::new().bind(scope.tenant_id()),
+            ),
+        };
+        self.read_all(
+            scope.tenant_id(),
+            sql,
+            args.bind(at).bind(after).bind(limit),
+        )
         .await
-        .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(rows)
     }
 
-    /// A visible conversation with a page of its turns.
     async fn fetch_conversation_with_turns(
         &self,
         scope: &TenantScope,
         id: ConversationId,
-        at: Ts,
+        at: DateTime<Utc>,
         after: uuid::Uuid,
         limit: i64,
     ) -> StoreResult<Vec<ConversationTurnRow>> {
-        let mut tx = self.read(scope.tenant_id()).await?;
-        let rows = sqlx::query_as::<_, ConversationTurnRow>(statements::CONVERSATION_WITH_TURNS)
-            .bind(scope.tenant_id().as_uuid())
-            .bind(id.as_uuid())
-            .bind(scope.is_admin())
-            .bind(scope.user_id().as_uuid())
-            .bind(at)
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(rows)
+        self.read_all(
+            scope.tenant_id(),
+            statements::CONVERSATION_WITH_TURNS,
+            Args::new()
+                .bind(scope.tenant_id())
+                .bind(id)
+                .bind(scope.is_admin())
+                .bind(scope.user_id())
+                .bind(at)
+                .bind(after)
+                .bind(limit),
+        )
+        .await
     }
 
-    /// The user's conversation with its last turns.
     async fn fetch_chat_context(
         &self,
         scope: &TenantScope,
         id: ConversationId,
         history: i64,
     ) -> StoreResult<Vec<ConversationHistoryRow>> {
-        let mut tx = self.read(scope.tenant_id()).await?;
-        let rows = sqlx::query_as::<_, ConversationHistoryRow>(statements::CHAT_CONTEXT)
-            .bind(scope.tenant_id().as_uuid())
-            .bind(id.as_uuid())
-            .bind(scope.user_id().as_uuid())
-            .bind(history)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(rows)
+        self.read_all(
+            scope.tenant_id(),
+            statements::CHAT_CONTEXT,
+            Args::new()
+                .bind(scope.tenant_id())
+                .bind(id)
+                .bind(scope.user_id())
+                .bind(history),
+        )
+        .await
     }
 
-    /// The tenant's agents-version and enabled agents, in one statement.
     async fn fetch_routable_agents(
         &self,
         scope: &TenantScope,
-    ) -> StoreResult<Vec<crate::rows::RoutableAgentRow>> {
-        sqlx::query_as(statements::ROUTABLE_AGENTS)
-            .bind(scope.tenant_id().as_uuid())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)
+    ) -> StoreResult<Vec<RoutableAgentRow>> {
+        self.read_all(
+            scope.tenant_id(),
+            statements::ROUTABLE_AGENTS,
+            Args::new().bind(scope.tenant_id()),
+        )
+        .await
     }
 
-    /// The user's and the tenant's conversations, each counted up to its limit.
-    async fn counts_for_limits(
-        tx: &mut Tx,
-        scope: &TenantScope,
-        max_per_user: i64,
-        max_per_tenant: i64,
-    ) -> StoreResult<(i64, i64)> {
-        sqlx::query_as(statements::COUNT_FOR_LIMITS)
-            .bind(scope.tenant_id().as_uuid())
-            .bind(scope.user_id().as_uuid())
-            .bind(max_per_user.max(0))
-            .bind(max_per_tenant.max(0))
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(map_err)
-    }
-
-    /// [`Self::counts_for_limits`] in a read transaction of its own.
     async fn count_for_limits(
         &self,
         scope: &TenantScope,
@@ -350,13 +337,12 @@ impl SqliteStore {
     ) -> StoreResult<(i64, i64)> {
         let mut tx = self.read(scope.tenant_id()).await?;
         let counts = Self::counts_for_limits(&mut tx, scope, max_per_user, max_per_tenant).await?;
-        tx.commit().await.map_err(map_err)?;
+        tx.commit().await?;
         Ok(counts)
     }
 
-    /// A new conversation with its first turn. The limits are counted in the write
-    /// transaction (`BEGIN IMMEDIATE` serialises every writer, so nothing can race past
-    /// them), each side only up to its limit.
+    /// The limits are counted in the write transaction (`BEGIN IMMEDIATE` serialises every
+    /// writer, so nothing can race past them), each side only up to its limit.
     async fn write_new_turn(
         &self,
         scope: &TenantScope,
@@ -388,25 +374,22 @@ impl SqliteStore {
                 limit: *max_per_tenant,
             });
         }
-        let at = Ts(turn.created_at);
-        sqlx::query(
+        tx.execute(
             "INSERT INTO conversations (tenant_id, id, user_id, title, primary_intent, last_agent_id, \
              message_count, created_at, last_activity) VALUES ($1, $2, $3, $4, NULL, NULL, 0, $5, $5)",
+            Args::new()
+                .bind(scope.tenant_id())
+                .bind(*id)
+                .bind(scope.user_id())
+                .bind(crate::sql::clamp_title(title.clone()))
+                .bind(turn.created_at),
         )
-        .bind(scope.tenant_id().as_uuid())
-        .bind(id.as_uuid())
-        .bind(scope.user_id().as_uuid())
-        .bind(crate::sql::clamp_title(title.clone()))
-        .bind(at)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
+        .await?;
         let written = Self::write_turn(&mut tx, scope, *id, turn).await?;
-        tx.commit().await.map_err(map_err)?;
+        tx.commit().await?;
         Ok(written)
     }
 
-    /// A turn of an existing conversation, with the conversation's update.
     async fn write_existing_turn(
         &self,
         scope: &TenantScope,
@@ -415,37 +398,9 @@ impl SqliteStore {
     ) -> StoreResult<(Conversation, Turn)> {
         let mut tx = self.write(scope.tenant_id()).await?;
         let written = Self::write_turn(&mut tx, scope, conversation, turn).await?;
-        tx.commit().await.map_err(map_err)?;
+        tx.commit().await?;
         Ok(written)
     }
-
-    async fn ping_impl(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
-        Ok(())
-    }
-
-    async fn delete_tenant_impl(&self, id: TenantId) -> StoreResult<()> {
-        let mut tx = self.global_write().await?;
-        let done = sqlx::query("DELETE FROM tenants WHERE id = $1")
-            .bind(id.as_uuid())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        tx.commit().await.map_err(map_err)
-    }
-}
-
-mod store_impl {
-    use super::{SqliteStore, Tx, map_err};
-    use crate::sql::{impl_store, store_prelude};
-    store_prelude!();
-    impl_store!(SqliteStore);
 }
 
 /// Applies pending migrations to the database at `config.url`.

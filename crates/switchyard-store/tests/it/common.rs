@@ -8,11 +8,12 @@ use switchyard_core::model::{
     AgentFields, AgentKind, NewTenant, NewTurn, NewUser, Tenant, Turn, TurnTarget, User,
 };
 use switchyard_core::settings::TenantSettings;
-use switchyard_core::{ConversationId, MessageId, Role, TenantScope};
-use switchyard_store::Store;
+use switchyard_core::{ConversationId, MessageId, Role};
+use switchyard_store::{OperatorScope, Store, TenantScope};
 
 /// A tenant with an admin and a member, ready to act.
 pub struct Actors {
+    pub operator: OperatorScope,
     pub tenant: Tenant,
     pub admin: TenantScope,
     pub member: TenantScope,
@@ -24,9 +25,10 @@ fn unique(prefix: &str) -> String {
 }
 
 /// A new tenant with a random slug, its first admin and one member.
-pub async fn tenant(store: &Arc<dyn Store>) -> Actors {
+pub async fn tenant(store: &Arc<dyn Store>, operator: &OperatorScope) -> Actors {
     let (tenant, admin) = store
         .create_tenant(
+            operator,
             NewTenant {
                 slug: unique("t"),
                 name: "Test tenant".into(),
@@ -42,7 +44,7 @@ pub async fn tenant(store: &Arc<dyn Store>) -> Actors {
         .await
         .unwrap();
     let admin = admin.unwrap();
-    let admin = TenantScope::trusted_for_cli_or_tests(tenant.id, admin.id, Role::Admin);
+    let admin = operator.act_as(tenant.id, admin.id, Role::Admin);
     let member_user = store
         .create_user(
             &admin,
@@ -55,8 +57,9 @@ pub async fn tenant(store: &Arc<dyn Store>) -> Actors {
         )
         .await
         .unwrap();
-    let member = TenantScope::trusted_for_cli_or_tests(tenant.id, member_user.id, Role::Member);
+    let member = operator.act_as(tenant.id, member_user.id, Role::Member);
     Actors {
+        operator: operator.clone(),
         tenant,
         admin,
         member,
@@ -78,7 +81,9 @@ pub async fn another_member(store: &Arc<dyn Store>, actors: &Actors) -> TenantSc
         )
         .await
         .unwrap();
-    TenantScope::trusted_for_cli_or_tests(actors.tenant.id, user.id, Role::Member)
+    actors
+        .operator
+        .act_as(actors.tenant.id, user.id, Role::Member)
 }
 
 /// An echo agent's fields.
@@ -142,7 +147,7 @@ pub async fn start_conversation(
     (conversation.id, turn)
 }
 
-/// Runs each named async scenario `fn(Arc<dyn Store>)` once on SQLite and once on
+/// Runs each named async scenario `fn(Opened)` once on SQLite and once on
 /// PostgreSQL (skipped loudly when PostgreSQL is not reachable and not required).
 macro_rules! on_both_backends {
     ($($scenario:ident),* $(,)?) => {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use switchyard_core::TenantId;
 use switchyard_core::model::{AgentCallError, NewApiKey};
-use switchyard_store::{Store, StoreConfig, testing};
+use switchyard_store::{Opened, Store, StoreConfig, testing};
 
 use crate::common::{Actors, agent, follow_up_turn, start_conversation, tenant};
 
@@ -64,13 +64,13 @@ async fn fill(store: &Arc<dyn Store>, t: &Actors) {
 
 type Counts = BTreeMap<&'static str, i64>;
 
-async fn erase_and_count<F, Fut>(store: Arc<dyn Store>, counts: F)
+async fn erase_and_count<F, Fut>(Opened { store, operator }: Opened, counts: F)
 where
     F: Fn(TenantId) -> Fut,
     Fut: std::future::Future<Output = Counts>,
 {
-    let doomed = tenant(&store).await;
-    let kept = tenant(&store).await;
+    let doomed = tenant(&store, &operator).await;
+    let kept = tenant(&store, &operator).await;
     fill(&store, &doomed).await;
     fill(&store, &kept).await;
     let doomed_before = counts(doomed.tenant.id).await;
@@ -79,7 +79,10 @@ where
         doomed_before.values().all(|n| *n > 0),
         "every table has rows of the tenant: {doomed_before:?}"
     );
-    store.delete_tenant(doomed.tenant.id).await.unwrap();
+    store
+        .delete_tenant(&operator, doomed.tenant.id)
+        .await
+        .unwrap();
     let doomed_after = counts(doomed.tenant.id).await;
     assert!(doomed_after.values().all(|n| *n == 0), "{doomed_after:?}");
     assert_eq!(
@@ -87,19 +90,20 @@ where
         kept_before,
         "the other tenant is untouched"
     );
-    assert!(store.get_tenant(doomed.tenant.id).await.is_err());
-    assert!(store.get_tenant(kept.tenant.id).await.is_ok());
+    assert!(store.get_tenant(&operator, doomed.tenant.id).await.is_err());
+    assert!(store.get_tenant(&operator, kept.tenant.id).await.is_ok());
 }
 
 #[tokio::test]
 async fn sqlite_erasure() {
     let mut config = StoreConfig::new(format!("sqlite://{}", testing::sqlite_path().display()));
     config.max_connections = 2;
-    let store = switchyard_store::sqlite::SqliteStore::connect(&config)
+    let (store, operator) = switchyard_store::sqlite::SqliteStore::open(&config)
         .await
         .unwrap();
     let pool = store.pool().clone();
-    erase_and_count(Arc::new(store), |tenant| {
+    let store: Arc<dyn Store> = Arc::new(store);
+    erase_and_count(Opened { store, operator }, |tenant| {
         let pool = pool.clone();
         async move {
             let mut counts = Counts::new();

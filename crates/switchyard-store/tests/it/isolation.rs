@@ -1,12 +1,10 @@
 //! The original design's isolation groups — conversation isolation, message-history
 //! isolation, service-level isolation, cross-tenant prevention — on both backends.
 
-use std::sync::Arc;
-
 use switchyard_core::model::{AgentFields, NewApiKey, NewUser, UserPatch};
 use switchyard_core::page::PageRequest;
-use switchyard_core::{ApiKeyId, Role, TenantScope};
-use switchyard_store::{ConversationFilter, Store, StoreError};
+use switchyard_core::{ApiKeyId, Role};
+use switchyard_store::{ConversationFilter, Opened, StoreError, TokenClaim};
 
 use crate::common::{agent, follow_up_turn, on_both_backends, start_conversation, tenant};
 
@@ -18,9 +16,9 @@ fn assert_not_found<T: std::fmt::Debug>(result: Result<T, StoreError>, what: &st
 }
 
 /// Tenant B can neither list, read nor delete tenant A's conversations.
-async fn conversation_isolation(store: Arc<dyn Store>) {
-    let a = tenant(&store).await;
-    let b = tenant(&store).await;
+async fn conversation_isolation(Opened { store, operator }: Opened) {
+    let a = tenant(&store, &operator).await;
+    let b = tenant(&store, &operator).await;
     let (a_conv, _) = start_conversation(&store, &a.member, "my invoice is wrong").await;
     let (b_conv, _) = start_conversation(&store, &b.member, "vpn is down").await;
 
@@ -65,9 +63,9 @@ async fn conversation_isolation(store: Arc<dyn Store>) {
 }
 
 /// Tenant B cannot read A's turns, load them as history, or append to A's conversation.
-async fn message_history_isolation(store: Arc<dyn Store>) {
-    let a = tenant(&store).await;
-    let b = tenant(&store).await;
+async fn message_history_isolation(Opened { store, operator }: Opened) {
+    let a = tenant(&store, &operator).await;
+    let b = tenant(&store, &operator).await;
     let (a_conv, _) = start_conversation(&store, &a.member, "first").await;
     store
         .append_turn(&a.member, follow_up_turn(a_conv, "second"))
@@ -115,8 +113,8 @@ async fn message_history_isolation(store: Arc<dyn Store>) {
 
 /// Within one tenant: members see only their own conversations; admins see all; members
 /// may not ask for other users' lists.
-async fn service_level_isolation(store: Arc<dyn Store>) {
-    let a = tenant(&store).await;
+async fn service_level_isolation(Opened { store, operator }: Opened) {
+    let a = tenant(&store, &operator).await;
     let other = crate::common::another_member(&store, &a).await;
     let (mine, _) = start_conversation(&store, &a.member, "mine").await;
     let (theirs, _) = start_conversation(&store, &other, "theirs").await;
@@ -196,9 +194,9 @@ async fn service_level_isolation(store: Arc<dyn Store>) {
 }
 
 /// Nothing of tenant A can be reached, changed or referenced from tenant B's scope.
-async fn cross_tenant_prevention(store: Arc<dyn Store>) {
-    let a = tenant(&store).await;
-    let b = tenant(&store).await;
+async fn cross_tenant_prevention(Opened { store, operator }: Opened) {
+    let a = tenant(&store, &operator).await;
+    let b = tenant(&store, &operator).await;
     let a_agent = store
         .create_agent(&a.admin, agent("billing"))
         .await
@@ -312,15 +310,26 @@ async fn cross_tenant_prevention(store: Arc<dyn Store>) {
     );
     // A key is only found in its own tenant.
     assert_not_found(
-        store.find_api_key(b.tenant.id, &[2; 32]).await,
+        store.find_api_key(&operator, b.tenant.id, &[2; 32]).await,
         "find a key through another tenant",
     );
-    let found = store.find_api_key(a.tenant.id, &[2; 32]).await.unwrap();
+    let found = store
+        .find_api_key(&operator, a.tenant.id, &[2; 32])
+        .await
+        .unwrap();
     assert_eq!(found.principal.user.id, a.member.user_id());
     assert!(!found.revoked);
     // And a principal only in its own tenant.
     assert_not_found(
-        store.find_principal(b.tenant.id, a.member.user_id()).await,
+        store
+            .find_principal(
+                &operator,
+                TokenClaim {
+                    tenant: b.tenant.id,
+                    user: a.member.user_id(),
+                },
+            )
+            .await,
         "a user through another tenant",
     );
 
@@ -364,8 +373,7 @@ async fn cross_tenant_prevention(store: Arc<dyn Store>) {
     );
 
     // A made-up scope naming a tenant that does not exist sees nothing.
-    let ghost =
-        TenantScope::trusted_for_cli_or_tests(Default::default(), Default::default(), Role::Admin);
+    let ghost = operator.act_as(Default::default(), Default::default(), Role::Admin);
     assert!(
         store
             .list_agents(&ghost, PageRequest::first(10))

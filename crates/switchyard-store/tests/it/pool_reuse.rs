@@ -7,10 +7,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use switchyard_core::ConversationId;
 use switchyard_core::model::TurnTarget;
 use switchyard_core::page::PageRequest;
-use switchyard_core::{ConversationId, TenantScope};
-use switchyard_store::{ConversationFilter, Store, StoreConfig, StoreError, testing};
+use switchyard_store::{
+    ConversationFilter, Opened, Store, StoreConfig, StoreError, TenantScope, testing,
+};
 
 use crate::common::{Actors, agent, follow_up_turn, new_conversation_turn, tenant};
 
@@ -29,8 +31,11 @@ type Expected = Vec<(
     HashSet<ConversationId>,
 )>;
 
-async fn run(store: Arc<dyn Store>) -> Expected {
-    let tenants = [tenant(&store).await, tenant(&store).await];
+async fn run(Opened { store, operator }: Opened) -> Expected {
+    let tenants = [
+        tenant(&store, &operator).await,
+        tenant(&store, &operator).await,
+    ];
     for t in &tenants {
         store
             .create_agent(&t.admin, agent("billing"))
@@ -232,11 +237,12 @@ async fn postgres_pool_of_two() {
     };
     let mut config = StoreConfig::new(url);
     config.max_connections = 2;
-    let store = switchyard_store::postgres::PgStore::connect(&config)
+    let (store, operator) = switchyard_store::postgres::PgStore::open(&config)
         .await
         .unwrap();
     let pool = store.pool().clone();
-    let expected = run(Arc::new(store)).await;
+    let store: Arc<dyn Store> = Arc::new(store);
+    let expected = run(Opened { store, operator }).await;
     // Row security alone — statements that name no tenant — shows each tenant exactly its
     // own conversations and turns, on the same two connections.
     for (tenant, confirmed, maybe) in &expected {

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
-use switchyard_store::postgres::{APP_ROLE, PgStore};
-use switchyard_store::{Store, StoreConfig, testing};
+use switchyard_store::postgres::{APP_ROLE, PgStore, check_serving_role};
+use switchyard_store::{OperatorScope, Store, StoreConfig, StoreError, testing};
 
 use crate::common::{agent, start_conversation, tenant};
 
@@ -23,13 +23,13 @@ const TENANT_TABLES: [&str; 7] = [
 
 /// The concrete PostgreSQL store of this test process's database, with `connections`
 /// pooled connections; `None` when PostgreSQL is skipped.
-async fn pg(connections: u32) -> Option<(Arc<dyn Store>, PgPool, String)> {
+async fn pg(connections: u32) -> Option<(Arc<dyn Store>, OperatorScope, PgPool, String)> {
     let url = testing::postgres_database_url().await?;
     let mut config = StoreConfig::new(&url);
     config.max_connections = connections;
-    let store = PgStore::connect(&config).await.unwrap();
+    let (store, operator) = PgStore::open(&config).await.unwrap();
     let pool = store.pool().clone();
-    Some((Arc::new(store), pool, url))
+    Some((Arc::new(store), operator, pool, url))
 }
 
 /// The owner's connection (the test user, a superuser), for setting up and inspecting.
@@ -50,7 +50,7 @@ fn sql_state(err: sqlx::Error) -> String {
 
 #[tokio::test]
 async fn the_pool_runs_as_the_application_role() {
-    let Some((_, pool, _)) = pg(2).await else {
+    let Some((_, _, pool, _)) = pg(2).await else {
         return;
     };
     let (user, superuser, bypass): (String, bool, bool) = sqlx::query_as(
@@ -65,13 +65,13 @@ async fn the_pool_runs_as_the_application_role() {
 
 #[tokio::test]
 async fn with_no_tenant_set_every_tenant_table_reads_empty() {
-    let Some((store, pool, url)) = pg(1).await else {
+    let Some((store, operator, pool, url)) = pg(1).await else {
         return;
     };
     // Data in every table, for two tenants, through a pool of one connection: the same
     // connection then reads with no tenant set.
     for _ in 0..2 {
-        let a = tenant(&store).await;
+        let a = tenant(&store, &operator).await;
         store
             .create_agent(&a.admin, agent("billing"))
             .await
@@ -143,11 +143,11 @@ async fn with_no_tenant_set_every_tenant_table_reads_empty() {
 
 #[tokio::test]
 async fn the_policy_refuses_rows_of_another_tenant() {
-    let Some((store, pool, _)) = pg(2).await else {
+    let Some((store, operator, pool, _)) = pg(2).await else {
         return;
     };
-    let a = tenant(&store).await;
-    let b = tenant(&store).await;
+    let a = tenant(&store, &operator).await;
+    let b = tenant(&store, &operator).await;
     let (b_conversation, _) = start_conversation(&store, &b.member, "b's").await;
 
     // Inserting a row that names another tenant fails on the policy.
@@ -227,7 +227,7 @@ async fn the_policy_refuses_rows_of_another_tenant() {
 
 #[tokio::test]
 async fn the_application_role_cannot_truncate_or_reach_the_migrations() {
-    let Some((_, pool, _)) = pg(1).await else {
+    let Some((_, _, pool, _)) = pg(1).await else {
         return;
     };
     for table in TENANT_TABLES.iter().chain(&["tenants"]) {
@@ -255,7 +255,7 @@ async fn the_application_role_cannot_truncate_or_reach_the_migrations() {
 
 #[tokio::test]
 async fn catalog_row_security_roles_and_keys() {
-    let Some((_, _, url)) = pg(1).await else {
+    let Some((_, _, _, url)) = pg(1).await else {
         return;
     };
     let mut conn = owner(&url).await;
@@ -385,7 +385,7 @@ async fn catalog_row_security_roles_and_keys() {
 
 #[tokio::test]
 async fn migrating_again_changes_nothing() {
-    let Some((_, _, url)) = pg(1).await else {
+    let Some((_, _, _, url)) = pg(1).await else {
         return;
     };
     let report = switchyard_store::migrate(&StoreConfig::new(&url))
@@ -397,7 +397,7 @@ async fn migrating_again_changes_nothing() {
 
 #[tokio::test]
 async fn two_url_form_serves_as_a_login_member_of_the_application_role() {
-    let Some((_, _, url)) = pg(1).await else {
+    let Some((_, _, _, url)) = pg(1).await else {
         return;
     };
     let mut conn = owner(&url).await;
@@ -418,14 +418,14 @@ async fn two_url_form_serves_as_a_login_member_of_the_application_role() {
     );
     let mut config = StoreConfig::new(&app_url);
     config.migration_url = Some(url.clone());
-    let store = PgStore::connect(&config).await.unwrap();
+    let (store, operator) = PgStore::open(&config).await.unwrap();
     let (user,): (String,) = sqlx::query_as("SELECT current_user::text")
         .fetch_one(store.pool())
         .await
         .unwrap();
     assert_eq!(user, APP_ROLE);
     let store: Arc<dyn Store> = Arc::new(store);
-    let a = tenant(&store).await;
+    let a = tenant(&store, &operator).await;
     start_conversation(&store, &a.member, "works").await;
     drop(store);
 
@@ -460,10 +460,23 @@ async fn two_url_form_serves_as_a_login_member_of_the_application_role() {
             .fetch_one(&superuser_pool)
             .await
             .unwrap();
+    assert!(superuser, "the test connects as a superuser");
+    let refused = check_serving_role(&superuser_pool).await.unwrap_err();
     assert!(
-        superuser,
-        "the test connects as a superuser, which the store switches away from"
+        matches!(&refused, StoreError::Config(why) if why.contains("row-level security would not hold")),
+        "{refused:?}"
     );
+    // The store's own pool, from the same owner's URL, switched to the application role,
+    // passes the same check.
+    check_serving_role(
+        PgStore::open(&StoreConfig::new(&url))
+            .await
+            .unwrap()
+            .0
+            .pool(),
+    )
+    .await
+    .unwrap();
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP ROLE {login}")))
         .execute(&mut conn)
         .await
@@ -474,7 +487,7 @@ async fn two_url_form_serves_as_a_login_member_of_the_application_role() {
 /// for the planner to prefer a sequential scan if no index fitted.
 #[tokio::test]
 async fn hot_queries_use_indexes() {
-    let Some((_, pool, url)) = pg(2).await else {
+    let Some((_, _, pool, url)) = pg(2).await else {
         return;
     };
     let mut conn = owner(&url).await;

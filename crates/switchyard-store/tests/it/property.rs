@@ -2,12 +2,11 @@
 //! attempts on each other's rows — the set each tenant can see equals the set it created.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use proptest::prelude::*;
 use switchyard_core::page::PageRequest;
 use switchyard_core::{AgentId, ConversationId};
-use switchyard_store::{ConversationFilter, Store, StoreError};
+use switchyard_store::{ConversationFilter, Opened, StoreError};
 
 use crate::common::{Actors, agent, follow_up_turn, new_conversation_turn, tenant};
 
@@ -46,10 +45,10 @@ struct Model {
     agents: Vec<Vec<(AgentId, bool)>>,
 }
 
-async fn check(store: &Arc<dyn Store>, ops: Vec<Op>) {
+async fn check(Opened { store, operator }: &Opened, ops: Vec<Op>) {
     let mut actors: Vec<Actors> = Vec::new();
     for _ in 0..TENANTS {
-        actors.push(tenant(store).await);
+        actors.push(tenant(store, operator).await);
     }
     let mut m = Model {
         conversations: vec![Vec::new(); TENANTS],
@@ -154,7 +153,7 @@ async fn check(store: &Arc<dyn Store>, ops: Vec<Op>) {
     }
 }
 
-fn run_property(store: impl Fn(&tokio::runtime::Runtime) -> Option<Arc<dyn Store>>) {
+fn run_property(store: impl Fn(&tokio::runtime::Runtime) -> Option<Opened>) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -11,15 +11,17 @@ use std::time::Duration;
 use sqlx::Connection as _;
 use switchyard_core::page::PageRequest;
 use switchyard_store::postgres::PgStore;
-use switchyard_store::{ConversationFilter, Store, StoreConfig, testing};
+use switchyard_store::{
+    ConversationFilter, OperatorScope, Store, StoreConfig, TokenClaim, testing,
+};
 
 use crate::common::{agent, follow_up_turn, start_conversation, tenant};
 
-async fn store_with_pool(url: &str, connections: u32) -> PgStore {
+async fn store_with_pool(url: &str, connections: u32) -> (PgStore, OperatorScope) {
     let mut config = StoreConfig::new(url.to_owned());
     config.max_connections = connections;
     config.acquire_timeout = Duration::from_secs(10);
-    PgStore::connect(&config).await.unwrap()
+    PgStore::open(&config).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -27,9 +29,9 @@ async fn a_call_cancelled_mid_statement_leaves_its_connection_clean() {
     let Some(url) = testing::postgres_database_url().await else {
         return;
     };
-    let pg = store_with_pool(&url, 1).await;
+    let (pg, operator) = store_with_pool(&url, 1).await;
     let store: Arc<dyn Store> = Arc::new(pg.clone());
-    let actors = tenant(&store).await;
+    let actors = tenant(&store, &operator).await;
     let (conversation, _) = start_conversation(&store, &actors.member, "first").await;
 
     // The owner locks the conversation's row, so the next turn's write waits inside its
@@ -72,7 +74,13 @@ async fn a_call_cancelled_mid_statement_leaves_its_connection_clean() {
     assert_eq!(updated.message_count, 3);
     assert_eq!(turn.user_message, "third");
     let principal = store
-        .find_principal(actors.tenant.id, actors.member_user.id)
+        .find_principal(
+            &operator,
+            TokenClaim {
+                tenant: actors.tenant.id,
+                user: actors.member_user.id,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(principal.user.id, actors.member_user.id);
@@ -91,8 +99,9 @@ async fn kept_connections_starve_no_one_on_a_small_pool() {
     let Some(url) = testing::postgres_database_url().await else {
         return;
     };
-    let store: Arc<dyn Store> = Arc::new(store_with_pool(&url, 2).await);
-    let actors = tenant(&store).await;
+    let (store, operator) = store_with_pool(&url, 2).await;
+    let store: Arc<dyn Store> = Arc::new(store);
+    let actors = tenant(&store, &operator).await;
     store
         .create_agent(&actors.admin, agent("billing"))
         .await
@@ -104,12 +113,22 @@ async fn kept_connections_starve_no_one_on_a_small_pool() {
         let store = store.clone();
         let member = actors.member.clone();
         let admin = actors.admin.clone();
+        let operator = operator.clone();
         let (tenant_id, user_id) = (actors.tenant.id, actors.member_user.id);
         tasks.push(tokio::spawn(async move {
             match i % 4 {
                 // Single statements, kept warm between calls.
                 0 => {
-                    store.find_principal(tenant_id, user_id).await.unwrap();
+                    store
+                        .find_principal(
+                            &operator,
+                            TokenClaim {
+                                tenant: tenant_id,
+                                user: user_id,
+                            },
+                        )
+                        .await
+                        .unwrap();
                 }
                 1 => {
                     store

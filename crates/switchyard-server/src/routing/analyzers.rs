@@ -1,12 +1,6 @@
-//! The intent analyzers — the pipeline's first stage — and the cascade that decides when to
-//! ask a model.
-//!
-//! The lexical analyzer always runs first (microseconds, no network). A tenant whose
-//! `analyzer` is `llm` or `embedding` asks that model only when the lexical verdict is in
-//! the ambiguous band (`cascade_band`, default `[0, 0.8)`) — not for a pinned agent, not
-//! when the conversation sticks with its agent, not when the lexical verdict is confident —
-//! so most turns make no model call. A model that times out, fails or answers something
-//! unusable leaves the lexical decision in place, and the routing reason says why.
+//! The intent analyzers, the routing pipeline's first stage: the in-process lexical one,
+//! which always runs first (microseconds, no network), and the model-backed `llm` and
+//! `embedding` ones, which the cascade ([`super::plan`]) asks in the ambiguous band.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -19,7 +13,7 @@ use switchyard_core::routing::{Analysis, Candidate, Intent, Method};
 use switchyard_core::settings::ModelEndpoint;
 use switchyard_core::{AgentId, TenantId};
 
-use crate::routing_cache::TenantRouting;
+use super::TenantRouting;
 
 /// How many of the lexical analyzer's best candidates a model chooses among.
 pub const MODEL_CANDIDATES: usize = 10;
@@ -60,10 +54,17 @@ pub trait IntentAnalyzer: Send + Sync {
     async fn analyze(&self, input: &AnalyzerInput<'_>) -> Result<Analysis, String>;
 }
 
-/// The `lexical` analyzer: the tenant's cached in-process index (DESIGN §6), microseconds
-/// and no network. It always runs first, and never fails.
+/// The `lexical` analyzer: the tenant's cached in-process index, microseconds and no
+/// network. It always runs first, and never fails.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LexicalAnalyzer;
+
+impl LexicalAnalyzer {
+    /// The analysis, synchronously (it never waits for anything).
+    pub fn analyze_now(&self, routing: &TenantRouting, message: &str) -> Analysis {
+        routing.index.analyze(message)
+    }
+}
 
 #[async_trait]
 impl IntentAnalyzer for LexicalAnalyzer {
@@ -72,7 +73,7 @@ impl IntentAnalyzer for LexicalAnalyzer {
     }
 
     async fn analyze(&self, input: &AnalyzerInput<'_>) -> Result<Analysis, String> {
-        Ok(input.routing.index.analyze(input.message))
+        Ok(self.analyze_now(input.routing, input.message))
     }
 }
 

@@ -14,10 +14,10 @@ use std::sync::{Arc, Mutex};
 
 use switchyard_core::model::Agent;
 use switchyard_core::routing::{AgentProfile, LexicalIndex};
-use switchyard_core::{AgentId, TenantId, TenantScope};
-use switchyard_store::Store;
+use switchyard_core::{AgentId, TenantId};
+use switchyard_store::{Store, TenantScope};
 
-use crate::error::ApiError;
+use super::RoutingError;
 
 /// A tenant's routable agents and the index built from them.
 #[derive(Debug)]
@@ -150,7 +150,7 @@ impl RoutingCache {
         store: &Arc<dyn Store>,
         scope: &TenantScope,
         version: i64,
-    ) -> Result<Arc<TenantRouting>, ApiError> {
+    ) -> Result<Arc<TenantRouting>, RoutingError> {
         let tick = self.clock.fetch_add(1, Ordering::Relaxed);
         {
             let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
@@ -168,7 +168,7 @@ impl RoutingCache {
         } else {
             tokio::task::spawn_blocking(move || LexicalIndex::build(profiles))
                 .await
-                .map_err(|e| ApiError::internal(format!("building a routing index: {e}")))?
+                .map_err(|e| RoutingError::Internal(format!("building a routing index: {e}")))?
         };
         let routing = Arc::new(TenantRouting {
             version,

@@ -1,0 +1,316 @@
+//! Authentication: who is calling, proven by a credential, and the extractors every handler
+//! starts from — [`Principal`] (any user of a tenant), [`Admin`], [`Operator`] (the platform
+//! operator) and [`Authed`] (a principal with the request's first read, loaded in the same
+//! round trip).
+//!
+//! Credentials are JWTs ([`jwt`]: algorithm pinned by configuration), API keys
+//! ([`api_key`]) and the operator token. The [`Authenticator`] holds the store's
+//! [`OperatorScope`]: only it looks credentials up, and the scope of every request is the
+//! one the store issues for the user the credential names
+//! ([`PrincipalRecord::active_scope`]). Every request re-reads that user and their tenant:
+//! a deleted user, or a user or tenant that is no longer active, is refused at once,
+//! whatever the token says.
+
+use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use sha2::{Digest, Sha256};
+use switchyard_core::model::{Tenant, TenantStatus, User, UserStatus};
+use switchyard_core::{Role, TenantId, UserId};
+use switchyard_store::{
+    FirstRead, FirstReadResult, LoginRecord, OperatorScope, PrincipalRecord, StoreError,
+    StoreResult, TenantScope, TokenClaim,
+};
+
+use crate::app::AppState;
+use crate::error::ApiError;
+
+pub mod api_key;
+mod authed;
+pub mod jwt;
+pub mod password;
+
+pub use api_key::{API_KEY_MARKER, api_key_hash, api_key_tenant, new_api_key};
+pub use authed::{Authed, AuthedRead};
+pub use jwt::JwtKeys;
+pub use password::{LoginLimiter, hash_password, verify_password};
+
+/// What authenticates requests: the operator's proof (the only way to look credentials up
+/// and have scopes issued), the operator token, the single-tenant mode's default tenant,
+/// and the lockout after failed logins.
+pub struct Authenticator {
+    operator: OperatorScope,
+    operator_token_hash: Option<Vec<u8>>,
+    default_tenant: Option<TenantId>,
+    logins: LoginLimiter,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("operator_token", &self.operator_token_hash.is_some())
+            .field("default_tenant", &self.default_tenant)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Authenticator {
+    /// Authenticates with the store's operator proof; `operator_token` is the operator's
+    /// bearer token, if one is configured; `default_tenant` the tenant of tokens without
+    /// one (the single-tenant mode).
+    pub fn new(
+        operator: OperatorScope,
+        operator_token: Option<&str>,
+        default_tenant: Option<TenantId>,
+    ) -> Self {
+        Self {
+            operator,
+            operator_token_hash: operator_token.map(|t| Sha256::digest(t.as_bytes()).to_vec()),
+            default_tenant,
+            logins: LoginLimiter::default(),
+        }
+    }
+
+    fn is_operator_token(&self, token: &str) -> bool {
+        self.operator_token_hash
+            .as_ref()
+            .is_some_and(|expected| Sha256::digest(token.as_bytes()).as_slice() == expected)
+    }
+}
+
+/// An authenticated user of a tenant: the tenant and user as loaded for this request, and
+/// the scope every store call of the request goes through.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    /// The scope of this principal.
+    pub scope: TenantScope,
+    /// The user, as loaded for this request.
+    pub user: User,
+    /// The tenant, as loaded for this request.
+    pub tenant: Tenant,
+}
+
+/// An authenticated tenant admin.
+#[derive(Clone, Debug)]
+pub struct Admin(pub Principal);
+
+/// The platform operator, with the proof the operator's store calls take.
+#[derive(Clone, Debug)]
+pub struct Operator(pub OperatorScope);
+
+/// The request's bearer token.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+fn store_failure(err: StoreError) -> ApiError {
+    match err {
+        StoreError::NotFound => ApiError::unauthorized(),
+        other => ApiError::from(other),
+    }
+}
+
+/// The principal a token names, and `read` made in its scope: with a verified token in the
+/// round trip that looks the principal up where the store can
+/// ([`Store::find_principal_and_read`](switchyard_store::Store::find_principal_and_read)).
+/// Every check of the principal comes first; the read's own failure (a conversation that is
+/// not found, say) is the second value.
+async fn authenticate(
+    state: &AppState,
+    token: &str,
+    read: Option<&FirstRead>,
+) -> Result<(Principal, Option<StoreResult<FirstReadResult>>), ApiError> {
+    let auth = &state.auth;
+    // Whether the request was counted against its tenant's bucket before the database was
+    // asked. Only a verified token's tenant is trusted for that: an API key's tenant part
+    // is not verified until its hash is found, and counting on it would let anyone drain
+    // another tenant's bucket with made-up keys.
+    let mut counted = false;
+    let mut done = None;
+    let record: PrincipalRecord = if token.starts_with(API_KEY_MARKER) {
+        let tenant = api_key_tenant(token).ok_or_else(ApiError::unauthorized)?;
+        let found = state
+            .store
+            .find_api_key(&auth.operator, tenant, &api_key_hash(token))
+            .await
+            .map_err(store_failure)?;
+        if found.revoked {
+            return Err(ApiError::unauthorized());
+        }
+        found.principal
+    } else {
+        let claim = token_claim(state, token)?;
+        counted = state.limits.admit_early(claim.tenant)?;
+        let store = &state.store;
+        match read {
+            Some(read) => {
+                let (record, result) = store
+                    .find_principal_and_read(&auth.operator, claim, read)
+                    .await
+                    .map_err(store_failure)?;
+                done = result;
+                record
+            }
+            None => store
+                .find_principal(&auth.operator, claim)
+                .await
+                .map_err(store_failure)?,
+        }
+    };
+    let principal = admit(state, record, counted)?;
+    if let (Some(read), None) = (read, &done) {
+        done = Some(read.run(state.store.as_ref(), &principal.scope).await);
+    }
+    Ok((principal, done))
+}
+
+/// The tenant and user a JWT names, once its signature and claims are verified.
+fn token_claim(state: &AppState, token: &str) -> Result<TokenClaim, ApiError> {
+    let claims = state.jwt.verify(token).ok_or_else(ApiError::unauthorized)?;
+    let user: UserId = claims.sub.parse().map_err(|_| ApiError::unauthorized())?;
+    let tenant: TenantId = match (&claims.tid, state.auth.default_tenant) {
+        (Some(tid), _) => tid.parse().map_err(|_| ApiError::unauthorized())?,
+        // Single-tenant compatibility: a token without a tenant acts in the default one.
+        (None, Some(default)) => default,
+        (None, None) => return Err(ApiError::unauthorized()),
+    };
+    Ok(TokenClaim { tenant, user })
+}
+
+/// The principal a looked-up record may act as: an active user of an active tenant, within
+/// the tenant's rate limit.
+fn admit(state: &AppState, record: PrincipalRecord, counted: bool) -> Result<Principal, ApiError> {
+    if record.tenant.status != TenantStatus::Active {
+        return Err(ApiError::forbidden("the tenant is suspended"));
+    }
+    if record.user.status != UserStatus::Active {
+        return Err(ApiError::forbidden("the user is disabled"));
+    }
+    crate::metrics::tenant_request(&record.tenant.slug);
+    if counted {
+        state.limits.refresh(&state.config, &record.tenant);
+    } else if let Err(limited) = state.limits.admit(&state.config, &record.tenant) {
+        crate::metrics::limited(&record.tenant.slug, "rate");
+        return Err(limited);
+    }
+    let scope = record
+        .active_scope()
+        .ok_or_else(|| ApiError::forbidden("the user or tenant is not active"))?;
+    let span = tracing::Span::current();
+    span.record("tenant.id", tracing::field::display(record.tenant.id));
+    span.record("user.id", tracing::field::display(record.user.id));
+    Ok(Principal {
+        scope,
+        user: record.user,
+        tenant: record.tenant,
+    })
+}
+
+/// Checks a login: the user of the tenant with this e-mail address and password, active.
+/// A wrong tenant, e-mail or password all fail the same way, after the same work; after
+/// [`LoginLimiter::MAX_FAILURES`] failures within [`LoginLimiter::WINDOW`] the pair is
+/// refused until the window has passed.
+pub async fn login(
+    state: &AppState,
+    tenant_slug: &str,
+    email: &str,
+    password: String,
+) -> Result<PrincipalRecord, ApiError> {
+    let auth = &state.auth;
+    if let Some(seconds) = auth.logins.locked_for(tenant_slug, email) {
+        return Err(ApiError::too_many_requests(
+            "too many failed logins; try again later",
+            seconds,
+        ));
+    }
+    let found: Option<LoginRecord> = match state
+        .store
+        .find_login(&auth.operator, tenant_slug, email)
+        .await
+    {
+        Ok(found) => Some(found),
+        Err(StoreError::NotFound) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let hash = found.as_ref().and_then(|f| f.password_hash.clone());
+    // argon2 is slow on purpose; keep it off the request threads. The check runs (against
+    // a dummy hash) even when there is no such user, so that all failures take as long.
+    let matches = tokio::task::spawn_blocking(move || verify_password(&password, hash.as_deref()))
+        .await
+        .map_err(|e| ApiError::internal(format!("password check: {e}")))?;
+    let found = match found {
+        Some(f) if matches => f.principal,
+        _ => {
+            auth.logins.failed(tenant_slug, email);
+            return Err(ApiError::bad_login());
+        }
+    };
+    // The password was right: tell the user why they may not in, as every request would.
+    if found.tenant.status != TenantStatus::Active {
+        return Err(ApiError::forbidden("the tenant is suspended"));
+    }
+    if found.user.status != UserStatus::Active {
+        return Err(ApiError::forbidden("the user is disabled"));
+    }
+    auth.logins.succeeded(tenant_slug, email);
+    Ok(found)
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(principal) = parts.extensions.get::<Principal>() {
+            return Ok(principal.clone());
+        }
+        let token = bearer(&parts.headers).ok_or_else(ApiError::unauthorized)?;
+        let (principal, _) = authenticate(state, token, None).await?;
+        parts.extensions.insert(principal.clone());
+        Ok(principal)
+    }
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        if principal.scope.role() != Role::Admin {
+            return Err(ApiError::forbidden("this needs a tenant admin"));
+        }
+        Ok(Admin(principal))
+    }
+}
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(&parts.headers).ok_or_else(ApiError::unauthorized)?;
+        if state.auth.is_operator_token(token) {
+            tracing::Span::current().record("user.id", "operator");
+            return Ok(Operator(state.auth.operator.clone()));
+        }
+        // A valid user of some tenant is known but not allowed; anything else is unknown.
+        match Principal::from_request_parts(parts, state).await {
+            Ok(_) => Err(ApiError::forbidden("this needs the platform operator")),
+            Err(e) if e.status.is_server_error() => Err(e),
+            Err(_) => Err(ApiError::unauthorized()),
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! Routing in the server: the tenant's cached index ([`cache`]), the intent analyzers
+//! ([`analyzers`]), and the plan that runs them — the lexical analysis, the decision, and
+//! the cascade that asks a model in the ambiguous band ([`plan`]). A chat turn and
+//! `/v1/route` both route through [`plan`], so the dry run says what chat would do.
+
+pub mod analyzers;
+pub mod cache;
+mod plan;
+
+use switchyard_core::model::Tenant;
+use switchyard_core::routing::{AgentMatcher, PolicyMatcher, RouteError, RoutingPolicy};
+use switchyard_store::StoreError;
+
+pub use analyzers::{EmbeddingAnalyzer, LexicalAnalyzer, LlmAnalyzer};
+pub use cache::{RoutingCache, TenantRouting};
+pub use plan::{Plan, plan};
+
+use crate::config::Config;
+
+/// Why no routing plan could be made.
+#[derive(Debug, thiserror::Error)]
+pub enum RoutingError {
+    /// The tenant's agents could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No agent could be chosen.
+    #[error(transparent)]
+    Route(#[from] RouteError),
+    /// A bug (an index build that panicked).
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// The stages of the routing pipeline the server holds: the analyzers and the matcher.
+pub struct Analyzers {
+    /// The first stage, always: the tenant's in-process lexical index.
+    pub lexical: LexicalAnalyzer,
+    /// The `llm` analyzer of the cascade.
+    pub llm: LlmAnalyzer,
+    /// The `embedding` analyzer of the cascade.
+    pub embedding: EmbeddingAnalyzer,
+    /// The decision over an analysis.
+    pub matcher: Box<dyn AgentMatcher>,
+}
+
+impl std::fmt::Debug for Analyzers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Analyzers").finish_non_exhaustive()
+    }
+}
+
+impl Analyzers {
+    /// The analyzers calling models through `outbound`, keeping at most `max_bytes` of
+    /// agents' embeddings, with the default matcher.
+    pub fn new(outbound: std::sync::Arc<switchyard_agents::Invokers>, max_bytes: usize) -> Self {
+        Self {
+            lexical: LexicalAnalyzer,
+            llm: LlmAnalyzer::new(outbound.clone()),
+            embedding: EmbeddingAnalyzer::new(outbound, max_bytes),
+            matcher: Box::new(PolicyMatcher),
+        }
+    }
+}
+
+/// The tenant's routing thresholds: its own settings over the global ones.
+pub fn policy(config: &Config, tenant: &Tenant) -> RoutingPolicy {
+    let s = &tenant.settings;
+    RoutingPolicy {
+        min_confidence: s.min_confidence.unwrap_or(config.min_confidence),
+        min_margin: s.min_margin.unwrap_or(config.min_margin),
+        switch_margin: s.switch_margin.unwrap_or(config.switch_margin),
+    }
+}

@@ -1,0 +1,198 @@
+//! The routing plan of one message: the lexical analysis, the decision under the tenant's
+//! policy, and the cascade.
+//!
+//! The cascade: a tenant whose `analyzer` is `llm` or `embedding` asks that model only when
+//! the lexical verdict is in the ambiguous band (`cascade_band`, default `[0, 0.8)`) — not
+//! for a pinned agent, not when the conversation sticks with its agent, not when the
+//! lexical verdict is confident — so most turns make no model call. A model that times out,
+//! fails or answers something unusable leaves the lexical decision in place, and the
+//! routing reason says why.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use switchyard_core::routing::{Analysis, Decision, Method, RouteInput, RoutingPolicy};
+use switchyard_core::settings::ModelEndpoint;
+use switchyard_core::{AgentId, TenantId};
+
+use super::analyzers::{AnalyzerInput, IntentAnalyzer};
+use super::{RoutingError, TenantRouting, policy};
+use crate::app::AppState;
+use crate::auth::Principal;
+
+/// A decision and what it was made from.
+#[derive(Debug)]
+pub struct Plan {
+    /// The tenant's routing (its agents and index) the decision was made over.
+    pub routing: Arc<TenantRouting>,
+    /// The analysis the decision used (the model's, when the cascade used it).
+    pub analysis: Analysis,
+    /// The decision.
+    pub decision: Decision,
+    /// Milliseconds spent in the lexical analysis.
+    pub analyze_ms: f64,
+    /// Milliseconds spent deciding, a model's call in the cascade included.
+    pub route_ms: f64,
+    /// Analysis and decision without a model's call: Switchyard's own time.
+    pub own_ms: f64,
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1000.0
+}
+
+/// Routes `message` for `principal`: a follow-up of `last_agent`'s conversation, or pinned
+/// to `pinned`.
+pub async fn plan(
+    state: &AppState,
+    principal: &Principal,
+    message: &str,
+    last_agent: Option<AgentId>,
+    pinned: Option<AgentId>,
+) -> Result<Plan, RoutingError> {
+    let routing = state
+        .routing
+        .get(
+            &state.store,
+            &principal.scope,
+            principal.tenant.agents_version,
+        )
+        .await?;
+    state
+        .routing
+        .train_in_background(principal.scope.tenant_id());
+    let started = Instant::now();
+    let analysis = state.analyzers.lexical.analyze_now(&routing, message);
+    let analyze_ms = ms(started);
+    let started = Instant::now();
+    let policy = policy(&state.config, &principal.tenant);
+    let facts = Facts {
+        state,
+        tenant: principal.scope.tenant_id(),
+        routing: &routing,
+        policy: &policy,
+        pinned,
+        last_agent,
+    };
+    let decision = facts.decide(&analysis)?;
+    let route_ms = ms(started);
+    let mut plan = Plan {
+        routing: routing.clone(),
+        analysis,
+        decision,
+        analyze_ms,
+        route_ms,
+        own_ms: analyze_ms + route_ms,
+    };
+    if pinned.is_none() && plan.decision.method != Method::Sticky {
+        cascade(&facts, principal, message, &mut plan).await;
+    }
+    Ok(plan)
+}
+
+/// What a decision is made from besides the analysis.
+struct Facts<'a> {
+    state: &'a AppState,
+    tenant: TenantId,
+    routing: &'a TenantRouting,
+    policy: &'a RoutingPolicy,
+    pinned: Option<AgentId>,
+    last_agent: Option<AgentId>,
+}
+
+impl Facts<'_> {
+    fn decide(
+        &self,
+        analysis: &Analysis,
+    ) -> Result<Decision, switchyard_core::routing::RouteError> {
+        let tenant = self.tenant;
+        let breakers = &self.state.breakers;
+        let unavailable = |agent: AgentId| breakers.is_open(tenant, agent);
+        let input = RouteInput {
+            pinned: self.pinned,
+            last_agent: self.last_agent,
+            unavailable: &unavailable,
+        };
+        self.state.analyzers.matcher.decide(
+            self.routing.index.agent_set(),
+            analysis,
+            self.policy,
+            &input,
+        )
+    }
+}
+
+/// The model-backed analyzer the tenant chose, with its model, if any.
+fn model_analyzer<'a>(
+    state: &'a AppState,
+    principal: &Principal,
+) -> Option<(&'a dyn IntentAnalyzer, ModelEndpoint)> {
+    let settings = &principal.tenant.settings;
+    let choice = settings
+        .analyzer
+        .as_deref()
+        .unwrap_or(state.config.analyzer.as_str());
+    match choice {
+        "llm" => Some((
+            &state.analyzers.llm as &dyn IntentAnalyzer,
+            settings.llm.clone().or_else(|| state.config.global_llm())?,
+        )),
+        "embedding" => Some((
+            &state.analyzers.embedding as &dyn IntentAnalyzer,
+            settings
+                .embedding
+                .clone()
+                .or_else(|| state.config.global_embedding())?,
+        )),
+        _ => None,
+    }
+}
+
+/// Asks the tenant's model when the lexical verdict is in the ambiguous band, and takes its
+/// verdict if a decision can be made on it.
+async fn cascade(facts: &Facts<'_>, principal: &Principal, message: &str, plan: &mut Plan) {
+    let state = facts.state;
+    let Some((analyzer, endpoint)) = model_analyzer(state, principal) else {
+        return;
+    };
+    let [low, high] = principal.tenant.settings.cascade_band.unwrap_or([
+        state.config.cascade_band_low,
+        state.config.cascade_band_high,
+    ]);
+    let confidence = plan.analysis.intent.confidence;
+    if confidence < low || confidence >= high {
+        return;
+    }
+    let started = Instant::now();
+    let verdict = analyzer
+        .analyze(&AnalyzerInput {
+            tenant: principal.scope.tenant_id(),
+            routing: &plan.routing,
+            message,
+            lexical: Some(&plan.analysis),
+            endpoint: Some(&endpoint),
+        })
+        .await;
+    let method = analyzer.method().as_str();
+    let outcome = match verdict {
+        Ok(model_analysis) => match facts.decide(&model_analysis) {
+            Ok(model_decision) => {
+                plan.decision = model_decision;
+                plan.analysis = model_analysis;
+                "used"
+            }
+            Err(e) => {
+                let reason = &mut plan.decision.reason;
+                *reason = format!("{reason}; the {method} verdict could not be used: {e}");
+                "unusable"
+            }
+        },
+        Err(why) => {
+            let reason = &mut plan.decision.reason;
+            *reason = format!("{reason}; the {method} analyzer gave no verdict ({why})");
+            "failed"
+        }
+    };
+    crate::metrics::model_call(&principal.tenant.slug, method, outcome, started.elapsed());
+    plan.route_ms += ms(started);
+}

@@ -1,0 +1,185 @@
+//! Calling the chosen agent, and the next candidates when it fails: each call through the
+//! agent's circuit, all of them within the turn's deadline, every failure counted and
+//! recorded, the first one named in the decision's `failover_from`.
+
+use std::time::Instant;
+
+use chrono::Utc;
+use switchyard_agents::{AgentError, AgentInvoker as _, AgentRequest};
+use switchyard_core::model::{Agent, AgentCallError};
+use switchyard_core::routing::{AgentRef, FailoverFrom};
+use tokio::sync::mpsc;
+
+use super::{EventSink, TurnError, TurnEvent, ms};
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::routing::Plan;
+
+/// The agent that answered, and its answer.
+pub(super) struct Answered {
+    /// Who answered.
+    pub agent: AgentRef,
+    /// The answer.
+    pub text: String,
+    /// Milliseconds spent on agent calls, failed ones included.
+    pub agent_ms: f64,
+}
+
+/// One call's outcome, and whether any piece of its answer reached the client (after which
+/// no other agent may take over: the answer is begun).
+type CallOutcome = (Result<String, AgentError>, bool);
+
+/// Calls the plan's agent and then, while they fail and nothing was streamed yet, the
+/// decision's failover list in order. The first failure is recorded in the decision.
+pub(super) async fn answer(
+    state: &AppState,
+    principal: &Principal,
+    plan: &mut Plan,
+    request: &AgentRequest<'_>,
+    events: Option<&EventSink>,
+    deadline: tokio::time::Instant,
+) -> Result<Answered, TurnError> {
+    let started = Instant::now();
+    let mut candidates = vec![AgentRef {
+        agent_id: plan.decision.agent_id,
+        name: plan.decision.agent_name.clone(),
+    }];
+    candidates.extend(plan.decision.failover.iter().cloned());
+    let mut first_failure: Option<(String, AgentError)> = None;
+    let mut called = false;
+    for candidate in &candidates {
+        let Some(agent) = plan.routing.agents.get(&candidate.agent_id) else {
+            continue;
+        };
+        let (result, began) = call_within(
+            state,
+            principal,
+            agent,
+            request,
+            events,
+            deadline,
+            &mut called,
+        )
+        .await;
+        match result {
+            Ok(text) => {
+                if let Some((failed, _)) = &first_failure {
+                    crate::metrics::failover(&principal.tenant.slug, failed);
+                }
+                return Ok(Answered {
+                    agent: candidate.clone(),
+                    text,
+                    agent_ms: ms(started),
+                });
+            }
+            Err(e) => {
+                tracing::warn!(agent.name = %agent.name, error = %e, "agent call failed");
+                if first_failure.is_none() {
+                    plan.decision.failover_from = Some(FailoverFrom {
+                        agent_id: agent.id,
+                        name: agent.name.clone(),
+                        error: e.to_string(),
+                    });
+                    first_failure = Some((agent.name.clone(), e));
+                }
+                if began {
+                    // Part of this answer already reached the client; another agent's
+                    // answer cannot be spliced onto it.
+                    break;
+                }
+            }
+        }
+    }
+    let (agent, error) = first_failure
+        .unwrap_or_else(|| (plan.decision.agent_name.clone(), AgentError::CircuitOpen));
+    Err(TurnError::Agent { agent, error })
+}
+
+/// Calls one agent through its circuit, within the turn's deadline, and counts and records
+/// the outcome. `called` says whether an earlier candidate was called already.
+async fn call_within(
+    state: &AppState,
+    principal: &Principal,
+    agent: &Agent,
+    request: &AgentRequest<'_>,
+    events: Option<&EventSink>,
+    deadline: tokio::time::Instant,
+    called: &mut bool,
+) -> CallOutcome {
+    let scope = &principal.scope;
+    let started = Instant::now();
+    let outcome = match state.breakers.permit(scope.tenant_id(), agent.id) {
+        None => (Err(AgentError::CircuitOpen), false),
+        Some(permit) => {
+            let had_the_whole_turn = !*called;
+            *called = true;
+            match tokio::time::timeout_at(deadline, call(state, agent, request, events)).await {
+                Ok(outcome) => {
+                    permit.record(outcome.0.is_ok());
+                    outcome
+                }
+                // The turn's time is up: this agent timed out, and no one else may start
+                // (so the turn counts as begun). It counts against the agent's circuit only
+                // if it had the turn's whole time; an agent left only what others did not
+                // use is not to blame.
+                Err(_) => {
+                    if had_the_whole_turn {
+                        permit.record(false);
+                    }
+                    let spent = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    (Err(AgentError::Timeout(spent)), true)
+                }
+            }
+        }
+    };
+    crate::metrics::agent_call(
+        &principal.tenant.slug,
+        &agent.name,
+        outcome.0.as_ref().err().map(AgentError::kind),
+        started.elapsed(),
+    );
+    if let Err(e) = &outcome.0 {
+        let record = AgentCallError {
+            agent_id: agent.id,
+            agent_name: agent.name.clone(),
+            kind: e.kind().to_string(),
+            at: Utc::now(),
+        };
+        if let Err(store_error) = state.store.record_agent_error(scope, record).await {
+            tracing::warn!(error = %store_error, "recording an agent error failed");
+        }
+    }
+    outcome
+}
+
+/// Calls one agent, forwarding its answer's pieces to `events`.
+async fn call(
+    state: &AppState,
+    agent: &Agent,
+    request: &AgentRequest<'_>,
+    events: Option<&EventSink>,
+) -> CallOutcome {
+    let Some(events) = events else {
+        return (state.agents.invoke(agent, request, None).await, false);
+    };
+    let (tx, mut rx) = mpsc::channel::<String>(64);
+    let mut forwarded = false;
+    let result = {
+        let invocation = state.agents.invoke(agent, request, Some(&tx));
+        tokio::pin!(invocation);
+        loop {
+            tokio::select! {
+                result = &mut invocation => break result,
+                Some(piece) = rx.recv() => {
+                    forwarded = true;
+                    let _ = events.send(TurnEvent::Delta(piece));
+                }
+            }
+        }
+    };
+    while let Ok(piece) = rx.try_recv() {
+        forwarded = true;
+        let _ = events.send(TurnEvent::Delta(piece));
+    }
+    (result, forwarded)
+}

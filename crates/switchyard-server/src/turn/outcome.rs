@@ -1,0 +1,165 @@
+//! What a chat turn is asked and what it answers, as plain data: the HTTP routes turn these
+//! into their own shapes (`/v1/chat`'s answer and events, the OpenAI door's completion).
+
+use serde_json::Value;
+use switchyard_agents::AgentError;
+use switchyard_core::model::{Conversation, HistoryTurn};
+use switchyard_core::routing::{AgentRef, Decision, Intent, RouteError};
+use switchyard_core::{AgentId, ConversationId, MessageId};
+use switchyard_store::{StoreError, StoreResult};
+
+use crate::routing::RoutingError;
+
+/// The longest message, in Unicode scalar values.
+pub const MAX_MESSAGE_CHARS: usize = 32_768;
+
+/// A user's message, checked: 1 to [`MAX_MESSAGE_CHARS`] characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message(String);
+
+/// Why a message was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MessageError {
+    /// No characters.
+    #[error("`message` must not be empty")]
+    Empty,
+    /// Too many.
+    #[error("`message` has at most {MAX_MESSAGE_CHARS} characters")]
+    TooLong,
+}
+
+impl Message {
+    /// Checks a message's length.
+    pub fn parse(text: String) -> Result<Self, MessageError> {
+        match text.chars().count() {
+            0 => Err(MessageError::Empty),
+            n if n > MAX_MESSAGE_CHARS => Err(MessageError::TooLong),
+            _ => Ok(Self(text)),
+        }
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The text, owned.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+/// A conversation and its last turns, read before a turn (with the authentication, where
+/// the request named the conversation).
+pub type ChatContext = StoreResult<(Conversation, Vec<HistoryTurn>)>;
+
+/// Which conversation a turn belongs to.
+#[derive(Debug)]
+pub enum Target {
+    /// A new one, with this id (chosen by the caller, who may need it before the answer,
+    /// for a response header).
+    New(ConversationId),
+    /// An existing one of the caller's, with its context if it was read already.
+    Existing(ConversationId, Option<ChatContext>),
+}
+
+/// What a chat turn is asked.
+#[derive(Debug)]
+pub struct TurnInput {
+    /// The user's message.
+    pub message: Message,
+    /// Its conversation.
+    pub target: Target,
+    /// An agent of the tenant to pin (no routing, no failover).
+    pub agent_id: Option<AgentId>,
+    /// Passed to the agent as is.
+    pub metadata: Option<Value>,
+}
+
+/// Where a turn's time went, in milliseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Timings {
+    /// Intent analysis.
+    pub analyze: f64,
+    /// Choosing the agent (with a model's verdict in the cascade).
+    pub route: f64,
+    /// The agent call(s).
+    pub agent: f64,
+    /// Storing the turn.
+    pub store: f64,
+}
+
+/// A turn that answered, and was stored.
+#[derive(Clone, Debug)]
+pub struct TurnOutcome {
+    /// The conversation (new or continued).
+    pub conversation_id: ConversationId,
+    /// The stored turn.
+    pub message_id: MessageId,
+    /// The agent's answer.
+    pub response: String,
+    /// The agent that answered.
+    pub agent: AgentRef,
+    /// The analysed intent.
+    pub intent: Intent,
+    /// The routing decision, with `failover_from` set if another agent failed first.
+    pub decision: Decision,
+    /// Where the time went.
+    pub timings: Timings,
+}
+
+/// The routing decision of a turn, as told before the agent is called.
+#[derive(Clone, Debug)]
+pub struct Routed {
+    /// The agent chosen.
+    pub agent: AgentRef,
+    /// The analysed intent.
+    pub intent: Intent,
+    /// The decision.
+    pub decision: Decision,
+}
+
+/// What a streamed turn tells as it happens, before its outcome.
+#[derive(Clone, Debug)]
+pub enum TurnEvent {
+    /// The routing decision, before the agent is called.
+    Routed(Box<Routed>),
+    /// A piece of the agent's answer.
+    Delta(String),
+}
+
+/// Why a turn gave no answer (nothing was stored).
+#[derive(Debug, thiserror::Error)]
+pub enum TurnError {
+    /// The store refused or failed: the conversation is not found, a limit is reached, the
+    /// database is unavailable.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No agent could be chosen.
+    #[error(transparent)]
+    Route(#[from] RouteError),
+    /// The tenant has as many agent calls in flight as it may.
+    #[error("the tenant has too many agent calls in flight")]
+    Busy,
+    /// The agent (and every one that could take over) failed.
+    #[error("agent {agent:?} could not answer: {error}")]
+    Agent {
+        /// The agent that failed first.
+        agent: String,
+        /// How.
+        error: AgentError,
+    },
+    /// A bug.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<RoutingError> for TurnError {
+    fn from(e: RoutingError) -> Self {
+        match e {
+            RoutingError::Store(e) => Self::Store(e),
+            RoutingError::Route(e) => Self::Route(e),
+            RoutingError::Internal(e) => Self::Internal(e),
+        }
+    }
+}
