@@ -9,6 +9,7 @@ use std::time::Instant;
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 
+mod eval;
 mod fill;
 
 /// Switchyard's benchmark tools.
@@ -90,6 +91,37 @@ enum Command {
         /// Where to write the tokens.
         #[arg(long)]
         out: String,
+    },
+    /// Routes every test message of the public intent sets (BANKING77, HWU64) through the
+    /// server's routing with the default settings; one line per set (docs/routing.md).
+    RoutingEval {
+        /// The sentence encoder's directory.
+        #[arg(long, env = "SWITCHYARD_ENCODER_DIR")]
+        encoder_dir: Option<std::path::PathBuf>,
+        /// Only the sets whose name (`banking77-10`, `hwu64-intents-all`, …) contains this.
+        #[arg(long)]
+        only: Option<String>,
+        /// The configurations to run.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "default,full-encoder,lexical"
+        )]
+        variants: Vec<eval::Variant>,
+        /// Exit with an error if a figure of the default configuration is below its floor.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Cross-validates settings of the routing index on the sets' training files only.
+    RoutingCv {
+        /// The sentence encoder's directory (none: lexical only).
+        #[arg(long, env = "SWITCHYARD_ENCODER_DIR")]
+        encoder_dir: Option<std::path::PathBuf>,
+        /// Only the sets whose name contains this.
+        #[arg(long)]
+        only: Option<String>,
+        /// Settings of the index, `key=value` (band, target, folds, embedding_weight, …).
+        settings: Vec<String>,
     },
     /// Prints a process's resident memory now and at its peak, in MiB.
     Memory {
@@ -432,6 +464,26 @@ fn main() -> ExitCode {
                 users,
             } => fill::fill(&database_url, tenants, users, turns, turns_per_conversation).await,
             Command::Memory { pid } => memory(pid),
+            Command::RoutingEval {
+                encoder_dir,
+                only,
+                variants,
+                check,
+            } => eval::routing_eval(&eval::EvalArgs {
+                encoder_dir,
+                only,
+                variants,
+                check,
+            }),
+            Command::RoutingCv {
+                encoder_dir,
+                only,
+                settings,
+            } => eval::routing_cv(&eval::CvArgs {
+                encoder_dir,
+                only,
+                settings,
+            }),
             Command::Tokens {
                 database_url,
                 slug_prefix,

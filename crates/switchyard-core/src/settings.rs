@@ -16,9 +16,17 @@ pub struct TenantSettings {
     /// How many days turns are kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_days: Option<i64>,
-    /// Below this routing confidence the fallback agent answers.
+    /// Below this routing confidence the fallback agent answers (unset: the threshold
+    /// fitted to the tenant's own examples, see `target_false_fallback`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_confidence: Option<f64>,
+    /// The share of answerable messages the fitted fallback threshold lets fall back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_false_fallback: Option<f64>,
+    /// `false` routes the tenant without the in-process sentence encoder (lexical only),
+    /// even where the server has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoder: Option<bool>,
     /// When the two best candidates are closer than this, the fallback agent answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_margin: Option<f64>,
@@ -138,6 +146,14 @@ impl TenantSettings {
         )?;
         at_least("retention_days", self.retention_days, 1)?;
         unit("min_confidence", self.min_confidence)?;
+        if let Some(t) = self.target_false_fallback
+            && !(t > 0.0 && t <= 0.5)
+        {
+            return Err(BadSetting {
+                name: "target_false_fallback",
+                problem: format!("must be above 0 and at most 0.5, got {t}"),
+            });
+        }
         unit("min_margin", self.min_margin)?;
         unit("switch_margin", self.switch_margin)?;
         if let Some([low, high]) = self.cascade_band

@@ -14,7 +14,8 @@ use switchyard_agents::{AddressPolicy, BreakerConfig, CircuitBreakers, InvokerCo
 
 use crate::auth::{Authenticator, JwtKeys};
 use crate::config::{Config, ConfigError};
-use crate::routing::{Analyzers, RoutingCache};
+use crate::routing::encoder::InProcessEncoder;
+use crate::routing::{Analyzers, IndexBuild, RoutingCache};
 
 /// Everything the server holds.
 #[derive(Debug)]
@@ -31,6 +32,8 @@ pub struct App {
     pub routing: Arc<RoutingCache>,
     /// The routing pipeline's analyzers and matcher.
     pub(crate) analyzers: Analyzers,
+    /// The in-process sentence encoder, if the server has one (`SWITCHYARD_ENCODER_DIR`).
+    pub(crate) encoder: Option<Arc<InProcessEncoder>>,
     /// Calls agents, fetches A2A Agent Cards and calls routing models, all through one
     /// guarded HTTP client.
     pub agents: Arc<Invokers>,
@@ -58,6 +61,18 @@ impl App {
     /// Builds the application on an open store: loads the JWT keys and, in the
     /// single-tenant mode, makes sure the default tenant exists.
     pub async fn new(config: Config, opened: Opened) -> Result<Self, ConfigError> {
+        let encoder = InProcessEncoder::load(&config)?;
+        Self::with_encoder(config, opened, encoder).await
+    }
+
+    /// [`new`](Self::new) with the sentence encoder the configuration names, loaded already
+    /// (the server loads it before it opens the database, so that a model that cannot be
+    /// used stops the start before anything is touched).
+    pub(crate) async fn with_encoder(
+        config: Config,
+        opened: Opened,
+        encoder: Option<Arc<InProcessEncoder>>,
+    ) -> Result<Self, ConfigError> {
         // The metrics recorder exists before anything records.
         crate::metrics::handle();
         let Opened { store, operator } = opened;
@@ -81,7 +96,15 @@ impl App {
             open_for: std::time::Duration::from_secs(config.circuit_open_seconds),
         });
         let cache_bytes = config.routing_cache_mib.saturating_mul(1024 * 1024);
+        match &encoder {
+            Some(e) => tracing::info!(
+                "routing: lexical model and the in-process encoder {}",
+                e.describe()
+            ),
+            None => tracing::info!("routing: lexical only (SWITCHYARD_ENCODER_DIR is not set)"),
+        }
         Ok(Self {
+            encoder,
             routing: Arc::new(RoutingCache::new(config.routing_cache_tenants, cache_bytes)),
             analyzers: Analyzers::new(agents.clone(), cache_bytes),
             agents,
@@ -101,6 +124,33 @@ impl App {
 }
 
 impl App {
+    /// How `tenant`'s routing index is built: its settings over the global ones, and the
+    /// encoder unless the tenant turned it off.
+    pub(crate) fn index_build(&self, tenant: &switchyard_core::model::Tenant) -> IndexBuild {
+        crate::routing::index_build(&self.config, self.encoder.as_ref(), &tenant.settings)
+    }
+
+    /// The tenant's routing (its agents and index), built or rebuilt as needed; an index
+    /// left to complete is completed off the request path.
+    pub(crate) async fn tenant_routing(
+        &self,
+        principal: &crate::auth::Principal,
+    ) -> Result<Arc<crate::routing::TenantRouting>, crate::routing::RoutingError> {
+        let build = self.index_build(&principal.tenant);
+        let routing = self
+            .routing
+            .get(
+                &self.store,
+                &principal.scope,
+                principal.tenant.agents_version,
+                &build,
+            )
+            .await?;
+        self.routing
+            .train_in_background(principal.scope.tenant_id());
+        Ok(routing)
+    }
+
     /// The environment variables `tenant`'s agents may read an API key from: those granted
     /// to every tenant and the tenant's own grants.
     pub fn key_envs_for<'a>(&'a self, tenant: &'a switchyard_core::model::Tenant) -> Vec<&'a str> {

@@ -108,10 +108,27 @@ pub struct Config {
     pub default_tenant_slug: String,
     /// The default intent analyzer (`lexical`, `llm`, `embedding`).
     pub analyzer: String,
-    /// Below this routing confidence the fallback agent answers.
-    pub min_confidence: f64,
-    /// When the two best candidates are closer than this, the fallback agent answers.
+    /// Below this routing confidence the fallback agent answers. Unset (the default): the
+    /// threshold fitted to each tenant's own examples (see `target_false_fallback`).
+    pub min_confidence: Option<f64>,
+    /// When the two best candidates are closer than this, the fallback agent answers (0:
+    /// never on the margin alone; the calibrated confidence already counts it).
     pub min_margin: f64,
+    /// The share of answerable messages a tenant's fitted fallback threshold lets fall
+    /// back.
+    pub target_false_fallback: f64,
+    /// `SWITCHYARD_ENCODER_DIR`: a local sentence-transformers model directory (BERT
+    /// family: `config.json`, `model.safetensors`, `tokenizer.json`) for the in-process
+    /// encoder. Unset: lexical routing only.
+    pub encoder_dir: Option<PathBuf>,
+    /// Where the static token embeddings distilled from the encoder are cached (default:
+    /// `$XDG_CACHE_HOME/switchyard`, else `~/.cache/switchyard`).
+    pub encoder_cache_dir: Option<PathBuf>,
+    /// The fast analysis's confidence below which the whole encoder decides.
+    pub encoder_band: f64,
+    /// How many texts' whole-encoder embeddings are kept in memory (1.5 KiB each for a
+    /// 384-dimension model).
+    pub encoder_cache_entries: usize,
     /// How far ahead another agent must be to take a follow-up from the last agent.
     pub switch_margin: f64,
     /// Requests per second per tenant (0 = off).
@@ -190,9 +207,14 @@ impl Default for Config {
             enable_tenant_isolation: true,
             default_tenant_slug: "default".into(),
             analyzer: "lexical".into(),
-            // The routing engine's calibrated defaults (see switchyard_core::routing).
-            min_confidence: 0.5,
-            min_margin: 0.1,
+            // Fitted per tenant (see switchyard_core::routing::RoutingIndex).
+            min_confidence: None,
+            min_margin: 0.0,
+            target_false_fallback: 0.03,
+            encoder_dir: None,
+            encoder_cache_dir: None,
+            encoder_band: 0.7,
+            encoder_cache_entries: 20_000,
             switch_margin: 0.3,
             rate_limit_per_second: 200,
             rate_limit_burst: 400,
@@ -329,8 +351,17 @@ impl Config {
         if !switchyard_core::settings::ANALYZERS.contains(&self.analyzer.as_str()) {
             return bad("analyzer", "must be lexical, llm or embedding");
         }
-        if !(0.0..=1.0).contains(&self.min_confidence) {
+        if self
+            .min_confidence
+            .is_some_and(|c| !(0.0..=1.0).contains(&c))
+        {
             return bad("min_confidence", "must be between 0 and 1");
+        }
+        if !(self.target_false_fallback > 0.0 && self.target_false_fallback <= 0.5) {
+            return bad("target_false_fallback", "must be above 0 and at most 0.5");
+        }
+        if !(0.0..=1.0).contains(&self.encoder_band) {
+            return bad("encoder_band", "must be between 0 and 1");
         }
         if !(0.0..=1.0).contains(&self.min_margin) {
             return bad("min_margin", "must be between 0 and 1");

@@ -34,6 +34,7 @@ pub mod validate;
 
 pub use app::{App, AppState};
 pub use config::Config;
+pub use routing::offline;
 
 use crate::error::ApiError;
 use crate::routes::{
@@ -139,10 +140,13 @@ pub fn router(state: AppState) -> Router {
 /// Runs the server as `switchyard serve` does: opens (and migrates) the store, binds,
 /// prints `listening on http://HOST:PORT`, serves until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> Result<(), String> {
+    // The model first: one that cannot be used stops the start before the database is
+    // touched.
+    let encoder = routing::encoder::InProcessEncoder::load(&config).map_err(|e| e.to_string())?;
     let opened = switchyard_store::connect(&config.store_config())
         .await
         .map_err(|e| e.to_string())?;
-    run_with_store(config, opened, |_, _| {}).await
+    serve_app(config, opened, encoder, |_, _| {}).await
 }
 
 /// Runs the server on an open store; `ready` is called with the address and the app once
@@ -150,6 +154,16 @@ pub async fn run(config: Config) -> Result<(), String> {
 pub async fn run_with_store(
     config: Config,
     opened: switchyard_store::Opened,
+    ready: impl FnOnce(std::net::SocketAddr, &App),
+) -> Result<(), String> {
+    let encoder = routing::encoder::InProcessEncoder::load(&config).map_err(|e| e.to_string())?;
+    serve_app(config, opened, encoder, ready).await
+}
+
+async fn serve_app(
+    config: Config,
+    opened: switchyard_store::Opened,
+    encoder: Option<Arc<routing::encoder::InProcessEncoder>>,
     ready: impl FnOnce(std::net::SocketAddr, &App),
 ) -> Result<(), String> {
     let listener = serve::bind(&config.bind).await?;
@@ -168,7 +182,11 @@ pub async fn run_with_store(
         )
     });
     let upkeep = crate::metrics::spawn_upkeep(Duration::from_secs(1));
-    let app = Arc::new(App::new(config, opened).await.map_err(|e| e.to_string())?);
+    let app = Arc::new(
+        App::with_encoder(config, opened, encoder)
+            .await
+            .map_err(|e| e.to_string())?,
+    );
     let router = router(AppState(app.clone()));
     let addr = serve::announce(&listener)?;
     if let Some(listener) = metrics_listener {

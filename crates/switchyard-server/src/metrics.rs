@@ -116,6 +116,19 @@ pub fn turn(tenant: &str, agent: &str, store: Duration, total: Duration) {
         .record(total.as_secs_f64());
 }
 
+/// Counts texts the in-process encoder's whole model embedded (not from its cache).
+pub fn encoder_runs(texts: usize) {
+    metrics::counter!("switchyard_encoder_texts_total").increment(texts as u64);
+}
+
+/// Records a turn the whole encoder decided (`cached`: its embedding was in the cache) and
+/// how long getting the embedding took.
+pub fn encoder_turn(cached: bool, elapsed: Duration) {
+    metrics::counter!("switchyard_encoder_turns_total", "embedding" => if cached { "cached" } else { "computed" })
+        .increment(1);
+    metrics::histogram!("switchyard_encoder_duration_seconds").record(elapsed.as_secs_f64());
+}
+
 /// Records a call to a routing model (`llm` or `embedding`) in the cascade, and what came
 /// of it (`used`, `unusable`, `failed`).
 pub fn model_call(tenant: &str, analyzer: &str, outcome: &'static str, elapsed: Duration) {

@@ -53,8 +53,11 @@
 mod analysis;
 mod calibration;
 mod decision;
+mod embedding;
+mod index;
 mod lexical;
 mod profile;
+mod similarity;
 mod text;
 
 pub use analysis::{Analysis, Candidate, Intent};
@@ -63,8 +66,11 @@ pub use decision::{
     AgentRef, Alternative, Decision, FailoverFrom, MAX_ALTERNATIVES, Method, RouteError,
     RouteInput, RoutingPolicy, decide,
 };
+pub use embedding::TextEmbedder;
+pub use index::{Encoders, RoutingConfig, RoutingIndex};
 pub use lexical::{LexicalConfig, LexicalIndex};
 pub use profile::{AgentProfile, AgentSet};
+pub use similarity::Prototypes;
 
 /// The matching stage of the routing pipeline: from an analysis of the message (by any
 /// analyzer) to the agent that answers, under the tenant's policy and the request's facts.

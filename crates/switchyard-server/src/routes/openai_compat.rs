@@ -177,12 +177,7 @@ pub async fn list_models(
     State(state): State<AppState>,
 ) -> Result<Json<Value>, OpenAiError> {
     let routing = state
-        .routing
-        .get(
-            &state.store,
-            &principal.scope,
-            principal.tenant.agents_version,
-        )
+        .tenant_routing(&principal)
         .await
         .map_err(ApiError::from)?;
     let mut data = vec![
@@ -313,14 +308,7 @@ async fn pinned_agent(
     if model == ROUTING_MODEL {
         return Ok(None);
     }
-    let routing = state
-        .routing
-        .get(
-            &state.store,
-            &principal.scope,
-            principal.tenant.agents_version,
-        )
-        .await?;
+    let routing = state.tenant_routing(principal).await?;
     let agent = routing.agents.values().find(|a| a.name == model).ok_or_else(|| {
         ApiError::custom(
             StatusCode::NOT_FOUND,

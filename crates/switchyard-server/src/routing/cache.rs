@@ -13,19 +13,41 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use switchyard_core::model::Agent;
-use switchyard_core::routing::{AgentProfile, LexicalIndex};
+use switchyard_core::routing::{AgentProfile, Encoders, RoutingConfig, RoutingIndex};
 use switchyard_core::{AgentId, TenantId};
 use switchyard_store::{Store, TenantScope};
 
 use super::RoutingError;
+
+/// How a tenant's index is built: its routing settings, and the encoder if it uses one.
+#[derive(Clone, Debug)]
+pub struct IndexBuild {
+    /// The settings.
+    pub config: RoutingConfig,
+    /// The encoder's two heads, unless the tenant routes lexically only.
+    pub encoders: Option<Encoders>,
+}
+
+impl IndexBuild {
+    /// What tells two builds apart: a cached index built otherwise is rebuilt.
+    fn key(&self) -> (u64, bool) {
+        (
+            self.config.target_false_fallback.to_bits()
+                ^ self.config.full_band.to_bits().rotate_left(17),
+            self.encoders.is_some(),
+        )
+    }
+}
 
 /// A tenant's routable agents and the index built from them.
 #[derive(Debug)]
 pub struct TenantRouting {
     /// The `agents_version` it was built from.
     pub version: i64,
+    /// What the index was built with.
+    build: (u64, bool),
     /// The index.
-    pub index: Arc<LexicalIndex>,
+    pub index: Arc<RoutingIndex>,
     /// The agents, with their configs, by id. Their texts (description, intents, keywords,
     /// examples) are empty here: the index holds them, see [`profile`](Self::profile).
     pub agents: HashMap<AgentId, Agent>,
@@ -48,7 +70,7 @@ impl TenantRouting {
             })
             .sum();
         self.index.heap_size_bytes()
-            + std::mem::size_of::<LexicalIndex>()
+            + std::mem::size_of::<RoutingIndex>()
             + agents
             + std::mem::size_of::<Self>()
     }
@@ -117,6 +139,9 @@ impl std::fmt::Debug for RoutingCache {
 /// off the async threads.
 const BUILD_INLINE_AGENTS: usize = 200;
 
+/// Held by the index completion running now.
+static COMPLETING: Mutex<()> = Mutex::new(());
+
 impl RoutingCache {
     /// An empty cache holding at most `capacity` tenants and `max_bytes` of indexes and
     /// agents (the most recently used tenant stays even if it alone is bigger).
@@ -144,18 +169,21 @@ impl RoutingCache {
     }
 
     /// The tenant's routing at `version` (from the tenant row loaded by authentication),
-    /// built from the store if missing or stale.
+    /// built from the store if missing or stale (or built otherwise than `build` says).
     pub async fn get(
         &self,
         store: &Arc<dyn Store>,
         scope: &TenantScope,
         version: i64,
+        build: &IndexBuild,
     ) -> Result<Arc<TenantRouting>, RoutingError> {
         let tick = self.clock.fetch_add(1, Ordering::Relaxed);
+        let key = build.key();
         {
             let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(entry) = entries.map.get_mut(&scope.tenant_id())
                 && entry.routing.version >= version
+                && entry.routing.build == key
             {
                 entry.last_used = tick;
                 return Ok(entry.routing.clone());
@@ -163,15 +191,17 @@ impl RoutingCache {
         }
         let (version, mut agents) = store.routable_agents(scope).await?;
         let profiles: Vec<AgentProfile> = agents.iter_mut().map(AgentProfile::take_from).collect();
+        let (config, encoders) = (build.config.clone(), build.encoders.clone());
         let index = if profiles.len() <= BUILD_INLINE_AGENTS {
-            LexicalIndex::build(profiles)
+            RoutingIndex::build(profiles, config, encoders)
         } else {
-            tokio::task::spawn_blocking(move || LexicalIndex::build(profiles))
+            tokio::task::spawn_blocking(move || RoutingIndex::build(profiles, config, encoders))
                 .await
                 .map_err(|e| RoutingError::Internal(format!("building a routing index: {e}")))?
         };
         let routing = Arc::new(TenantRouting {
             version,
+            build: key,
             index: Arc::new(index),
             agents: agents.into_iter().map(|a| (a.id, a)).collect(),
         });
@@ -180,7 +210,7 @@ impl RoutingCache {
     }
 
     fn insert(&self, tenant: TenantId, routing: Arc<TenantRouting>, tick: u64) {
-        let needs_training = !routing.index.is_trained();
+        let needs_training = !routing.index.is_complete();
         let bytes = routing.heap_size_bytes();
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if entries
@@ -202,14 +232,15 @@ impl RoutingCache {
         entries.evict(self.capacity, self.max_bytes, tenant);
     }
 
-    /// Starts training the cached index of `tenant` off the request path if it is not
-    /// trained yet (large tenants get a quick index first); the trained one replaces it if
-    /// the agents have not changed meanwhile.
+    /// Starts completing the cached index of `tenant` off the request path if it is not
+    /// complete yet (training, the encoder's full head, the tenant's calibration); the
+    /// completed one replaces it if the agents have not changed meanwhile. Completions run
+    /// one at a time, so that a restart's many tenants do not take every core at once.
     pub fn train_in_background(self: &Arc<Self>, tenant: TenantId) {
         let routing = {
             let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
             match entries.map.get_mut(&tenant) {
-                Some(entry) if entry.training && !entry.routing.index.is_trained() => {
+                Some(entry) if entry.training && !entry.routing.index.is_complete() => {
                     // Claimed: nobody else starts the same training.
                     entry.training = false;
                     entry.routing.clone()
@@ -219,9 +250,11 @@ impl RoutingCache {
         };
         let cache = self.clone();
         tokio::task::spawn_blocking(move || {
+            let _one_at_a_time = COMPLETING.lock().unwrap_or_else(|p| p.into_inner());
             let trained = Arc::new(TenantRouting {
                 version: routing.version,
-                index: Arc::new(routing.index.trained()),
+                build: routing.build,
+                index: Arc::new(routing.index.completed()),
                 agents: routing.agents.clone(),
             });
             let bytes = trained.heap_size_bytes();
@@ -229,7 +262,7 @@ impl RoutingCache {
             let Some(entry) = entries.map.get_mut(&tenant) else {
                 return;
             };
-            if entry.routing.version == trained.version {
+            if entry.routing.version == trained.version && entry.routing.build == trained.build {
                 let grown = bytes as isize - entry.bytes as isize;
                 entry.routing = trained;
                 entry.bytes = bytes;
@@ -264,11 +297,16 @@ mod tests {
         };
         Arc::new(TenantRouting {
             version: 1,
-            index: Arc::new(LexicalIndex::build(vec![
-                agent(1, "billing"),
-                agent(2, "shipping"),
-                agent(9, "general"),
-            ])),
+            build: (0, false),
+            index: Arc::new(RoutingIndex::build(
+                vec![
+                    agent(1, "billing"),
+                    agent(2, "shipping"),
+                    agent(9, "general"),
+                ],
+                RoutingConfig::default(),
+                None,
+            )),
             agents: HashMap::new(),
         })
     }

@@ -5,17 +5,24 @@
 
 pub mod analyzers;
 pub mod cache;
+pub mod encoder;
+pub mod offline;
 mod plan;
 
-use switchyard_core::model::Tenant;
-use switchyard_core::routing::{AgentMatcher, PolicyMatcher, RouteError, RoutingPolicy};
+use std::sync::Arc;
+
+use switchyard_core::routing::{
+    AgentMatcher, PolicyMatcher, RouteError, RoutingConfig, RoutingIndex, RoutingPolicy,
+};
+use switchyard_core::settings::TenantSettings;
 use switchyard_store::StoreError;
 
 pub use analyzers::{EmbeddingAnalyzer, LexicalAnalyzer, LlmAnalyzer};
-pub use cache::{RoutingCache, TenantRouting};
+pub use cache::{IndexBuild, RoutingCache, TenantRouting};
 pub use plan::{Plan, plan};
 
 use crate::config::Config;
+use encoder::InProcessEncoder;
 
 /// Why no routing plan could be made.
 #[derive(Debug, thiserror::Error)]
@@ -62,12 +69,36 @@ impl Analyzers {
     }
 }
 
-/// The tenant's routing thresholds: its own settings over the global ones.
-pub fn policy(config: &Config, tenant: &Tenant) -> RoutingPolicy {
-    let s = &tenant.settings;
+/// The tenant's routing thresholds: its own settings over the global ones, and the
+/// fallback threshold fitted to its index where neither sets `min_confidence`.
+pub fn policy(config: &Config, s: &TenantSettings, index: &RoutingIndex) -> RoutingPolicy {
     RoutingPolicy {
-        min_confidence: s.min_confidence.unwrap_or(config.min_confidence),
+        min_confidence: s
+            .min_confidence
+            .or(config.min_confidence)
+            .unwrap_or_else(|| index.threshold()),
         min_margin: s.min_margin.unwrap_or(config.min_margin),
         switch_margin: s.switch_margin.unwrap_or(config.switch_margin),
+    }
+}
+
+/// How a tenant's routing index is built: its settings over the global ones, and the
+/// encoder unless the tenant turned it off.
+pub fn index_build(
+    config: &Config,
+    encoder: Option<&Arc<InProcessEncoder>>,
+    s: &TenantSettings,
+) -> IndexBuild {
+    IndexBuild {
+        config: RoutingConfig {
+            target_false_fallback: s
+                .target_false_fallback
+                .unwrap_or(config.target_false_fallback),
+            full_band: config.encoder_band,
+            ..RoutingConfig::default()
+        },
+        encoders: encoder
+            .filter(|_| s.encoder != Some(false))
+            .map(InProcessEncoder::encoders),
     }
 }

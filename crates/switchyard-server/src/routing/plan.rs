@@ -50,22 +50,17 @@ pub async fn plan(
     last_agent: Option<AgentId>,
     pinned: Option<AgentId>,
 ) -> Result<Plan, RoutingError> {
-    let routing = state
-        .routing
-        .get(
-            &state.store,
-            &principal.scope,
-            principal.tenant.agents_version,
-        )
-        .await?;
-    state
-        .routing
-        .train_in_background(principal.scope.tenant_id());
+    let routing = state.tenant_routing(principal).await?;
     let started = Instant::now();
-    let analysis = state.analyzers.lexical.analyze_now(&routing, message);
+    let mut analysis = state.analyzers.lexical.analyze_now(&routing, message);
+    let own = started.elapsed();
+    // The whole encoder where the fast analysis is not sure (never for a pinned agent).
+    if pinned.is_none() {
+        analysis = refine(state, &routing, message, analysis).await;
+    }
     let analyze_ms = ms(started);
     let started = Instant::now();
-    let policy = policy(&state.config, &principal.tenant);
+    let policy = policy(&state.config, &principal.tenant.settings, &routing.index);
     let facts = Facts {
         state,
         tenant: principal.scope.tenant_id(),
@@ -82,12 +77,37 @@ pub async fn plan(
         decision,
         analyze_ms,
         route_ms,
-        own_ms: analyze_ms + route_ms,
+        own_ms: own.as_secs_f64() * 1000.0 + route_ms,
     };
     if pinned.is_none() && plan.decision.method != Method::Sticky {
         cascade(&facts, principal, message, &mut plan).await;
     }
     Ok(plan)
+}
+
+/// The full head's analysis of a message the fast analysis is not sure of, with its
+/// embedding by the whole encoder (cached, or computed on a blocking thread).
+async fn refine(
+    state: &AppState,
+    routing: &TenantRouting,
+    message: &str,
+    fast: Analysis,
+) -> Analysis {
+    let Some(encoder) = &state.encoder else {
+        return fast;
+    };
+    if !routing.index.wants_full(&fast) {
+        return fast;
+    }
+    let started = Instant::now();
+    let Some((embedding, computed)) = encoder.embed_message(message).await else {
+        return fast;
+    };
+    crate::metrics::encoder_turn(!computed, started.elapsed());
+    routing
+        .index
+        .analyze_full(message, &embedding)
+        .unwrap_or(fast)
 }
 
 /// What a decision is made from besides the analysis.

@@ -71,12 +71,15 @@ pub(super) struct Vocabulary {
     pub unknown_idf: f32,
     /// The training texts, grouped by agent in set order.
     pub docs: Vec<Doc>,
+    /// Each doc's text, when asked for (to embed it).
+    pub texts: Vec<String>,
 }
 
 /// What reading the texts gives: the texts, each feature's key and document frequency, in
 /// the order first seen.
 struct Texts {
     docs: Vec<Doc>,
+    texts: Vec<String>,
     keys: Vec<u32>,
     df: Vec<u32>,
 }
@@ -84,8 +87,13 @@ struct Texts {
 impl Vocabulary {
     /// Reads the agents' training texts (each agent's examples, its keywords, and one text
     /// of its name, intents and description) and numbers their features.
-    pub fn read(set: &AgentSet, config: &LexicalConfig) -> Self {
-        let Texts { mut docs, keys, df } = read_texts(set, config);
+    pub fn read(set: &AgentSet, config: &LexicalConfig, keep_texts: bool) -> Self {
+        let Texts {
+            mut docs,
+            texts,
+            keys,
+            df,
+        } = read_texts(set, config, keep_texts);
         // Renumber the features in key order, so that a sorted array of keys maps them.
         let mut order: Vec<u32> = (0..keys.len() as u32).collect();
         order.sort_unstable_by_key(|&i| keys[i as usize]);
@@ -137,13 +145,14 @@ impl Vocabulary {
             idf_values,
             unknown_idf: (1.0 + n_docs).ln() + 1.0,
             docs,
+            texts,
         }
     }
 }
 
 /// Every training text as a vector of term frequencies over features numbered as first
 /// seen.
-fn read_texts(set: &AgentSet, config: &LexicalConfig) -> Texts {
+fn read_texts(set: &AgentSet, config: &LexicalConfig, keep_texts: bool) -> Texts {
     let spec = config.spec();
     let mut scratch = Scratch::default();
     // Distinct features per byte of example and keyword text: about 0.26 for the
@@ -169,6 +178,7 @@ fn read_texts(set: &AgentSet, config: &LexicalConfig) -> Texts {
     let mut seen_in: Vec<u32> = Vec::new();
     let mut at: Vec<u32> = Vec::new();
     let mut docs: Vec<Doc> = Vec::new();
+    let mut texts: Vec<String> = Vec::new();
     let mut add = |agent: u32, weight: f32, text: &str, scratch: &mut Scratch| {
         text::normalize(text, scratch);
         text::extract(&spec, scratch);
@@ -200,6 +210,9 @@ fn read_texts(set: &AgentSet, config: &LexicalConfig) -> Texts {
                 weight,
                 vector,
             });
+            if keep_texts {
+                texts.push(text.to_owned());
+            }
         }
     };
     let mut profile = String::new();
@@ -222,10 +235,37 @@ fn read_texts(set: &AgentSet, config: &LexicalConfig) -> Texts {
         }
     }
 
-    Texts { docs, keys, df }
+    Texts {
+        docs,
+        texts,
+        keys,
+        df,
+    }
 }
 
 impl LexicalIndex {
+    /// Every feature's count: the word and character features, then the embedding block's.
+    pub(super) fn feature_count(&self) -> usize {
+        self.features.len() + self.embedding_dims
+    }
+
+    /// Appends an embedding's coordinates to a weighted vector, as the embedding block's
+    /// features (a vector of the wrong length, or none, adds nothing).
+    pub(super) fn append_embedding(&self, vector: &mut SparseVec, embedding: &[f32]) {
+        if embedding.len() != self.embedding_dims {
+            return;
+        }
+        let base = self.features.len() as u32;
+        let w = self.config.embedding_weight;
+        vector.extend(
+            embedding
+                .iter()
+                .enumerate()
+                .filter(|(_, x)| **x != 0.0)
+                .map(|(i, x)| (base + i as u32, x * w)),
+        );
+    }
+
     /// The id of the feature with hash `h`, if any training text has it: a short scan of
     /// the features in its key's bucket.
     pub(super) fn feature(&self, h: u64) -> Option<u32> {

@@ -10,8 +10,22 @@ use crate::routing::text;
 impl LexicalIndex {
     /// Raw model scores of every agent (in set order) into `q.scores`; returns the
     /// message's known share.
-    pub(super) fn raw_scores(&self, message: &str, q: &mut QueryScratch) -> f32 {
+    pub(super) fn raw_scores(
+        &self,
+        message: &str,
+        embedding: Option<&[f32]>,
+        q: &mut QueryScratch,
+    ) -> f32 {
         let coverage = self.vectorize(message, q);
+        match (embedding, &self.embedder) {
+            (Some(e), _) => self.append_embedding(&mut q.vector, e),
+            (None, Some(embedder)) => {
+                if let Some(e) = embedder.embed(&[message]).first() {
+                    self.append_embedding(&mut q.vector, e);
+                }
+            }
+            (None, None) => {}
+        }
         q.scores.clear();
         q.scores.resize(self.set.len(), 0.0);
         if self.dense {
@@ -41,9 +55,19 @@ impl LexicalIndex {
     /// The raw winner (by position) and the features the calibrator sees for a message;
     /// for fitting a calibrator offline (`examples/banking77_cv.rs`).
     pub fn calibration_features(&self, message: &str) -> (Option<usize>, CalibrationFeatures) {
+        self.calibration_features_embedded(message, None)
+    }
+
+    /// [`calibration_features`](Self::calibration_features) of a message whose embedding
+    /// the caller already has.
+    pub fn calibration_features_embedded(
+        &self,
+        message: &str,
+        embedding: Option<&[f32]>,
+    ) -> (Option<usize>, CalibrationFeatures) {
         SCRATCH.with(|q| {
             let q = &mut *q.borrow_mut();
-            let coverage = self.raw_scores(message, q);
+            let coverage = self.raw_scores(message, embedding, q);
             let s = summarize(&q.scores, coverage, self.trained);
             (s.best, s.features)
         })
@@ -51,9 +75,28 @@ impl LexicalIndex {
 
     /// Analyses a message: its intent and every agent ranked by calibrated score.
     pub fn analyze(&self, message: &str) -> Analysis {
+        self.analyze_embedded(message, None)
+    }
+
+    /// Analyses a message whose embedding the caller already has (for an index with an
+    /// embedding block; `None` embeds it with the index's own embedder).
+    pub fn analyze_embedded(&self, message: &str, embedding: Option<&[f32]>) -> Analysis {
+        self.analyze_calibrated(message, embedding, &|features, _| {
+            self.calibration().confidence(features)
+        })
+    }
+
+    /// Analyses a message with a calibrator of the caller's: `confidence` maps the raw
+    /// scores' features and the best agent's position to the confidence.
+    pub fn analyze_calibrated(
+        &self,
+        message: &str,
+        embedding: Option<&[f32]>,
+        confidence: &dyn Fn(&CalibrationFeatures, usize) -> f64,
+    ) -> Analysis {
         SCRATCH.with(|q| {
             let q = &mut *q.borrow_mut();
-            let coverage = self.raw_scores(message, q);
+            let coverage = self.raw_scores(message, embedding, q);
             let summary = summarize(&q.scores, coverage, self.trained);
             let Some(best) = summary.best else {
                 return Analysis {
@@ -66,7 +109,7 @@ impl LexicalIndex {
                     candidates: Vec::new(),
                 };
             };
-            let confidence = self.calibration().confidence(&summary.features);
+            let confidence = confidence(&summary.features, best).clamp(0.0, 1.0);
             // Softmax probabilities rescaled so that the best one equals the calibrated
             // confidence: the order is kept and the scores never sum above 1 (what is left
             // is the chance that no agent fits).
@@ -120,29 +163,44 @@ impl LexicalIndex {
         })
     }
 
-    /// Message words that are evidence for the agent: its weight for the word is positive,
-    /// the highest of all agents', and at least half that of its strongest matched word
-    /// (so "i" and "the" do not show up next to "refund").
+    /// The message's words that moved the decision: those whose features add most to the
+    /// agent's score over the runner-up's (its weight minus the runner-up's, times the
+    /// word's value in the message), stop words never; the strongest first, at most five,
+    /// down to a quarter of the strongest.
     pub(super) fn matched_words(&self, q: &QueryScratch, agent: usize) -> Vec<String> {
         let spec = self.config.spec();
+        let runner_up = q
+            .scores
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| i != agent)
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(i, _)| i as u32);
         let mut found: Vec<(&str, f32)> = Vec::new();
         for &(s, e) in &q.text.words {
             let w = &q.text.text[s..e];
+            if text::is_stop_word(w) || found.iter().any(|(o, _)| *o == w) {
+                continue;
+            }
             let Some(f) = self.feature(text::word_hash(&spec, w)) else {
                 continue;
             };
-            let Some(weight) = self.weight(f, agent as u32) else {
+            let Some(&(_, x)) = q.vector.iter().find(|(id, _)| *id == f) else {
                 continue;
             };
-            let strongest = self.weights_of(f).iter().all(|&o| o <= weight);
-            if weight > 0.0 && strongest && !found.iter().any(|(o, _)| *o == w) {
-                found.push((w, weight));
+            let own = self.weight(f, agent as u32).unwrap_or(0.0);
+            let other = runner_up.and_then(|r| self.weight(f, r)).unwrap_or(0.0);
+            let contribution = x * (own - other);
+            if contribution > 0.0 {
+                found.push((w, contribution));
             }
         }
-        let top = found.iter().map(|&(_, w)| w).fold(0.0, f32::max);
+        found.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let top = found.first().map_or(0.0, |&(_, c)| c);
         found
             .into_iter()
-            .filter(|&(_, w)| w >= 0.5 * top)
+            .take(5)
+            .filter(|&(_, c)| c >= 0.25 * top)
             .map(|(w, _)| w.to_owned())
             .collect()
     }

@@ -31,7 +31,7 @@ impl LexicalIndex {
     /// Restricting the model to that support keeps the index's size linear in the training
     /// text rather than features × agents, which matters at 1,000 agents.
     pub(super) fn layout(&mut self, docs: &[Doc], rivals: &Rivals) {
-        let v = self.features.len();
+        let v = self.feature_count();
         let k = self.set.len();
         // Texts come grouped by agent in ascending order: agent `a`'s are `own[a]..own[a + 1]`.
         let mut own = vec![0u32; k + 1];
@@ -99,7 +99,7 @@ impl LexicalIndex {
 
     /// Switches to the dense layout if it takes less memory than the sparse one.
     pub(super) fn densify(&mut self) {
-        let (v, k) = (self.features.len(), self.set.len());
+        let (v, k) = (self.feature_count(), self.set.len());
         // In four-byte words: dense is a weight per feature and agent; sparse is an offset
         // per feature and an agent and a weight per slot.
         if v.saturating_mul(k) > v + 1 + 2 * self.weights.len() {

@@ -28,8 +28,10 @@
 //! table), [`train`] (rivals and SGD), [`infer`] (a message's analysis).
 
 use std::cell::RefCell;
+use std::sync::Arc;
 
 use super::calibration::Calibration;
+use super::embedding::TextEmbedder;
 use super::profile::{AgentProfile, AgentSet};
 use super::text::{FeatureSpec, Scratch};
 
@@ -84,6 +86,12 @@ pub struct LexicalConfig {
     /// How much training work [`LexicalIndex::build`] may do inline, in weight updates
     /// (about a nanosecond each); a larger tenant is built untrained.
     pub inline_training_budget: u64,
+    /// Weight of the embedding block (a unit-length sentence embedding) beside the word
+    /// and character blocks, when the index has an embedder.
+    pub embedding_weight: f32,
+    /// Probability that training drops a feature of the embedding block (the word and
+    /// character blocks use [`dropout`](Self::dropout)).
+    pub embedding_dropout: f32,
     /// Maps a trained model's raw scores to calibrated probabilities.
     pub calibration: Calibration,
     /// Maps an untrained (centroid) model's raw scores to calibrated probabilities.
@@ -109,6 +117,8 @@ impl Default for LexicalConfig {
             centroid_scale: 10.0,
             dense_weights: true,
             inline_training_budget: 1_000_000,
+            embedding_weight: 1.5,
+            embedding_dropout: 0.0,
             calibration: Calibration::TRAINED,
             calibration_untrained: Calibration::UNTRAINED,
         }
@@ -165,6 +175,10 @@ pub struct LexicalIndex {
     intent_vectors: Vec<Vec<SparseVec>>,
     /// Whether SGD ran.
     trained: bool,
+    /// The sentence encoder of the embedding block, if the index has one: its features are
+    /// numbered after the word and character features, `embedding_dims` of them.
+    embedder: Option<Arc<dyn TextEmbedder>>,
+    embedding_dims: usize,
 }
 
 thread_local! {
@@ -192,18 +206,41 @@ impl LexicalIndex {
 
     /// Builds the index with a given configuration, training inline only when cheap.
     pub fn build_with(agents: Vec<AgentProfile>, config: LexicalConfig) -> Self {
-        Self::build_inner(agents, config, false)
+        Self::build_inner(agents, config, false, None)
     }
 
     /// Builds the index and always trains its model, however long that takes (about two
     /// seconds for 10,000 examples): for a background task, not a request.
     pub fn build_trained(agents: Vec<AgentProfile>, config: LexicalConfig) -> Self {
-        Self::build_inner(agents, config, true)
+        Self::build_inner(agents, config, true, None)
     }
 
-    /// The same agents and configuration, trained (see [`build_trained`](Self::build_trained)).
+    /// Builds the index with an embedding block: every training text, and every message
+    /// analysed, is also embedded by `embedder`. Trains inline only when cheap, unless
+    /// `force_training`.
+    pub fn build_embedded(
+        agents: Vec<AgentProfile>,
+        config: LexicalConfig,
+        embedder: Arc<dyn TextEmbedder>,
+        force_training: bool,
+    ) -> Self {
+        Self::build_inner(agents, config, force_training, Some(embedder))
+    }
+
+    /// The same agents, configuration and embedder, trained (see
+    /// [`build_trained`](Self::build_trained)).
     pub fn trained(&self) -> Self {
-        Self::build_trained(self.set.agents().to_vec(), self.config.clone())
+        Self::build_inner(
+            self.set.agents().to_vec(),
+            self.config.clone(),
+            true,
+            self.embedder.clone(),
+        )
+    }
+
+    /// The index's sentence encoder, if it has an embedding block.
+    pub fn embedder(&self) -> Option<&Arc<dyn TextEmbedder>> {
+        self.embedder.as_ref()
     }
 
     /// Whether the model was trained (rather than scoring by class centroids).
@@ -211,7 +248,12 @@ impl LexicalIndex {
         self.trained
     }
 
-    fn build_inner(agents: Vec<AgentProfile>, config: LexicalConfig, force_training: bool) -> Self {
+    fn build_inner(
+        agents: Vec<AgentProfile>,
+        config: LexicalConfig,
+        force_training: bool,
+        embedder: Option<Arc<dyn TextEmbedder>>,
+    ) -> Self {
         let set = AgentSet::new(agents);
         let Vocabulary {
             features,
@@ -221,7 +263,8 @@ impl LexicalIndex {
             idf_values,
             unknown_idf,
             mut docs,
-        } = Vocabulary::read(&set, &config);
+            texts,
+        } = Vocabulary::read(&set, &config, embedder.is_some());
         let mut index = Self {
             set,
             config,
@@ -238,9 +281,17 @@ impl LexicalIndex {
             categories: Vec::new(),
             intent_vectors: Vec::new(),
             trained: false,
+            embedding_dims: embedder.as_ref().map_or(0, |e| e.dims()),
+            embedder,
         };
         for d in &mut docs {
             index.weigh(&mut d.vector, [0.0; 2]);
+        }
+        if let Some(embedder) = &index.embedder {
+            let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+            for (d, e) in docs.iter_mut().zip(embedder.embed(&texts)) {
+                index.append_embedding(&mut d.vector, &e);
+            }
         }
         index.layout(&docs, &Rivals::default());
         if force_training || index.training_work(&docs) <= index.config.inline_training_budget {

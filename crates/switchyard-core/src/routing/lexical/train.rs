@@ -110,6 +110,10 @@ impl LexicalIndex {
         let keep = self.keep_probability();
         // A feature is kept when the next 32 random bits fall below this.
         let keep_below = (f64::from(keep) * f64::from(u32::MAX)) as u64;
+        // The embedding block's features have their own dropout.
+        let first_embedded = self.features.len() as u32;
+        let keep_embedded = 1.0 - self.config.embedding_dropout.clamp(0.0, 0.95);
+        let keep_embedded_below = (f64::from(keep_embedded) * f64::from(u32::MAX)) as u64;
         let mut kept: SparseVec = Vec::new();
         // Dropout draws from its own stream, so the shuffles stay what they were.
         let mut drop_rng = 0x2545_f491_4f6c_dd1du64;
@@ -126,15 +130,24 @@ impl LexicalIndex {
                 let d = &docs[di as usize];
                 let lr = self.config.learning_rate * (1.0 - step / total_steps).max(0.05);
                 step += 1.0;
-                let vector: &[(u32, f32)] = if keep < 1.0 {
+                let vector: &[(u32, f32)] = if keep < 1.0 || keep_embedded < 1.0 {
                     kept.clear();
                     for &(f, x) in &d.vector {
+                        let (p, below) = if f < first_embedded {
+                            (keep, keep_below)
+                        } else {
+                            (keep_embedded, keep_embedded_below)
+                        };
+                        if p >= 1.0 {
+                            kept.push((f, x));
+                            continue;
+                        }
                         drop_rng ^= drop_rng << 13;
                         drop_rng ^= drop_rng >> 7;
                         drop_rng ^= drop_rng << 17;
-                        if drop_rng >> 32 < keep_below {
+                        if drop_rng >> 32 < below {
                             // Scaled so that a feature's expected value is what queries see.
-                            kept.push((f, x / keep));
+                            kept.push((f, x / p));
                         }
                     }
                     &kept

@@ -7,6 +7,7 @@ use switchyard_core::Role;
 use crate::common::{Actors, TestApp};
 
 mod agents;
+mod encoder;
 mod failover;
 mod routing;
 mod turns;

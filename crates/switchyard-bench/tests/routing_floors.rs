@@ -1,0 +1,85 @@
+//! Routing quality floors: `switchyard-bench routing-eval --check` on the public intent sets
+//! (docs/routing.md), run as a user runs it. With the encoder (`SWITCHYARD_ENCODER_DIR`, as
+//! CI sets it) the default configuration is held to the encoder's floors; the lexical model
+//! alone to its own on every set. The sets with every example and the encoder take minutes
+//! each; docs/routing.md gives the command that checks them.
+
+#![expect(clippy::unwrap_used, reason = "tests fail by panicking")]
+
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_switchyard-bench");
+
+fn encoder_dir() -> Option<String> {
+    let dir = std::env::var("SWITCHYARD_ENCODER_DIR").ok();
+    assert!(
+        dir.is_some() || std::env::var_os("SWITCHYARD_REQUIRE_ENCODER").is_none(),
+        "SWITCHYARD_REQUIRE_ENCODER is set but SWITCHYARD_ENCODER_DIR is not"
+    );
+    dir
+}
+
+/// Runs `routing-eval --check` with `args`; returns its lines.
+fn eval(args: &[&str], encoder: Option<&str>) -> Vec<String> {
+    let mut command = Command::new(BIN);
+    command.arg("routing-eval").arg("--check").args(args);
+    command.env_remove("SWITCHYARD_ENCODER_DIR");
+    if let Some(dir) = encoder {
+        command.arg("--encoder-dir").arg(dir);
+    }
+    let out = command.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout.lines().map(str::to_owned).collect()
+}
+
+fn lines_for<'a>(lines: &'a [String], mode: &str) -> Vec<&'a String> {
+    lines
+        .iter()
+        .filter(|l| l.starts_with("routing-eval ") && l.ends_with(&format!("mode={mode}")))
+        .collect()
+}
+
+#[test]
+fn ten_shot_tenants_route_above_their_floors() {
+    let encoder = encoder_dir();
+    let lines = eval(&["--only=-10", "--variants", "default"], encoder.as_deref());
+    let mode = if encoder.is_some() {
+        "default"
+    } else {
+        "lexical"
+    };
+    let routed = lines_for(&lines, mode);
+    assert_eq!(routed.len(), 3, "{lines:?}");
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("checked ")).count(),
+        3
+    );
+    for line in routed {
+        for field in [
+            "top1=",
+            "routed_right=",
+            "false_fallback=",
+            "oos_at_ff3=",
+            "ece=",
+            "p50_us=",
+            "p99_us=",
+        ] {
+            assert!(line.contains(field), "{field} missing from {line}");
+        }
+    }
+}
+
+#[test]
+fn the_lexical_model_alone_routes_above_its_floors_on_every_set() {
+    let lines = eval(&["--variants", "lexical"], None);
+    assert_eq!(lines_for(&lines, "lexical").len(), 6, "{lines:?}");
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("checked ")).count(),
+        6
+    );
+}
