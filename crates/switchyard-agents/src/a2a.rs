@@ -157,10 +157,10 @@ impl A2aInvoker {
             let response = call.send().await.map_err(|e| describe(e, timeout_ms))?;
             let status = response.status();
             if !status.is_success() {
-                return Err(AgentError::Failed(format!(
-                    "the agent answered HTTP {}",
-                    status.as_u16()
-                )));
+                return Err(AgentError::Status {
+                    who: "agent",
+                    status: status.as_u16(),
+                });
             }
             match (streaming, deltas) {
                 (true, Some(sink)) => stream(response, limit, sink).await,

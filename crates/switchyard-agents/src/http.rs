@@ -102,10 +102,10 @@ impl HttpInvoker {
                 .map_err(|e| describe(e, timeout_ms))?;
             let status = response.status();
             if !status.is_success() {
-                return Err(AgentError::Failed(format!(
-                    "the agent answered HTTP {}",
-                    status.as_u16()
-                )));
+                return Err(AgentError::Status {
+                    who: "agent",
+                    status: status.as_u16(),
+                });
             }
             let bytes = bounded_body(response, limit)
                 .await

@@ -22,7 +22,7 @@ mod openai;
 mod sse;
 
 pub use a2a::{AgentCard, Capabilities, Skill};
-pub use breaker::{BreakerConfig, CircuitBreakers, Permit};
+pub use breaker::{BreakerConfig, CircuitBreakers, CircuitState, Health, Labels, Names, Permit};
 pub use http::sign;
 pub use models::DEFAULT_MODEL_TIMEOUT_MS;
 pub use net::AddressPolicy;
@@ -63,6 +63,14 @@ pub enum AgentError {
     /// protocol says, or an address that may not be called.
     #[error("{0}")]
     Failed(String),
+    /// It answered an error status (`who` is "agent" or "model").
+    #[error("the {who} answered HTTP {status}")]
+    Status {
+        /// Who answered.
+        who: &'static str,
+        /// The status.
+        status: u16,
+    },
     /// It did not answer in time.
     #[error("timed out after {0} ms")]
     Timeout(u64),
@@ -75,7 +83,7 @@ impl AgentError {
     /// A short, stable name of the kind of failure (for metrics and the routing record).
     pub fn kind(&self) -> &'static str {
         match self {
-            AgentError::Failed(_) => "failed",
+            AgentError::Failed(_) | AgentError::Status { .. } => "failed",
             AgentError::Timeout(_) => "timeout",
             AgentError::CircuitOpen => "circuit_open",
         }
@@ -154,6 +162,50 @@ impl Invokers {
             client,
             config,
         })
+    }
+
+    /// Makes the agent's active health check, if it has one: a `GET` of its path on the
+    /// agent's host through the same guarded client as calls (the agent's own headers sent,
+    /// redirects not followed), answered with a success status within the agent's timeout
+    /// (at most 10 s).
+    pub async fn probe(&self, agent: &Agent) -> Option<Result<(), AgentError>> {
+        use switchyard_core::agent_config::{AgentConfig, DEFAULT_TIMEOUT_MS};
+        let config = AgentConfig::parse(agent.kind, &agent.config).ok()?;
+        let (check, base) = config.health_check()?;
+        let (timeout_ms, headers) = match &config {
+            AgentConfig::Http(c) => (c.timeout_ms, Some(&c.headers)),
+            AgentConfig::Openai(c) => (c.timeout_ms, None),
+            AgentConfig::Echo(_) | AgentConfig::A2a(_) => return None,
+        };
+        let timeout_ms = timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS).min(10_000);
+        let work = async {
+            let url = check.url(base).map_err(AgentError::Failed)?;
+            self.config
+                .addresses
+                .check_url(&url)
+                .map_err(AgentError::Failed)?;
+            let mut call = self
+                .client
+                .get(url)
+                .timeout(Duration::from_millis(timeout_ms));
+            for (name, value) in headers.into_iter().flatten() {
+                call = call.header(name.as_str(), value.as_str());
+            }
+            let response = call
+                .send()
+                .await
+                .map_err(|e| http::describe(e, timeout_ms))?;
+            let status = response.status();
+            if status.is_success() {
+                Ok(())
+            } else {
+                Err(AgentError::Status {
+                    who: "agent",
+                    status: status.as_u16(),
+                })
+            }
+        };
+        Some(work.await)
     }
 
     /// Fetches an A2A Agent Card (through the same guarded client as agent calls).

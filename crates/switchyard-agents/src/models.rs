@@ -58,10 +58,10 @@ impl Invokers {
         let work = async {
             let response = call.send().await.map_err(|e| describe(e, timeout_ms))?;
             if !response.status().is_success() {
-                return Err(AgentError::Failed(format!(
-                    "the model answered HTTP {}",
-                    response.status().as_u16()
-                )));
+                return Err(AgentError::Status {
+                    who: "model",
+                    status: response.status().as_u16(),
+                });
             }
             let bytes = bounded_body(response, limit)
                 .await

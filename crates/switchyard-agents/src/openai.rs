@@ -98,10 +98,10 @@ impl OpenAiInvoker {
             let response = call.send().await.map_err(|e| describe(e, timeout_ms))?;
             let status = response.status();
             if !status.is_success() {
-                return Err(AgentError::Failed(format!(
-                    "the model answered HTTP {}",
-                    status.as_u16()
-                )));
+                return Err(AgentError::Status {
+                    who: "model",
+                    status: status.as_u16(),
+                });
             }
             match deltas {
                 None => {

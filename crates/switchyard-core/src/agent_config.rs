@@ -26,6 +26,73 @@ pub struct EchoConfig {
     pub template: Option<String>,
 }
 
+/// The shortest interval between an agent's health checks, in seconds.
+pub const MIN_CHECK_INTERVAL_S: u64 = 1;
+/// The longest: a day.
+pub const MAX_CHECK_INTERVAL_S: u64 = 86_400;
+
+/// An active health check (docs/routing.md): `GET` of `path` on the agent's host every
+/// `interval_s` seconds, off the request path; a failing check opens the agent's circuit, a
+/// passing one closes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    /// An absolute path on the agent's scheme, host and port (`/health`), with an optional
+    /// query.
+    pub path: String,
+    /// Seconds between checks, 1 to 86,400.
+    #[serde(deserialize_with = "whole_seconds")]
+    pub interval_s: u64,
+}
+
+/// A whole number of seconds, or an error that names the field.
+fn whole_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let value = serde_json::Value::deserialize(d)?;
+    value.as_u64().ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "`health_check.interval_s` must be a whole number of seconds, got {value}"
+        ))
+    })
+}
+
+impl HealthCheck {
+    fn check(&self) -> Result<(), String> {
+        let p = &self.path;
+        if !p.starts_with('/') || p.starts_with("//") {
+            return Err(format!(
+                "`health_check.path` must be an absolute path such as \"/health\", got {p:?}"
+            ));
+        }
+        if p.len() > 512 || !p.bytes().all(|b| b.is_ascii_graphic()) || p.contains('#') {
+            return Err(
+                "`health_check.path` must be at most 512 visible ASCII characters, without `#`"
+                    .into(),
+            );
+        }
+        if !(MIN_CHECK_INTERVAL_S..=MAX_CHECK_INTERVAL_S).contains(&self.interval_s) {
+            return Err(format!(
+                "`health_check.interval_s` must be between {MIN_CHECK_INTERVAL_S} and \
+                 {MAX_CHECK_INTERVAL_S} seconds, got {}",
+                self.interval_s
+            ));
+        }
+        Ok(())
+    }
+
+    /// The URL checked: `path` on the scheme, host and port of `base`.
+    pub fn url(&self, base: &str) -> Result<Url, String> {
+        let base = Url::parse(base).map_err(|e| format!("bad url: {e}"))?;
+        let url = base
+            .join(&self.path)
+            .map_err(|e| format!("bad health check path: {e}"))?;
+        if url.host() != base.host() || url.port_or_known_default() != base.port_or_known_default()
+        {
+            return Err("the health check path leaves the agent's host".into());
+        }
+        Ok(url)
+    }
+}
+
 /// `http`: an HTTP service that takes the turn as JSON and answers `{response}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -41,6 +108,9 @@ pub struct HttpConfig {
     /// Extra request headers.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
+    /// An active health check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
 }
 
 /// `openai`: an OpenAI-compatible chat-completions endpoint.
@@ -66,6 +136,9 @@ pub struct OpenAiConfig {
     /// The most tokens of an answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
+    /// An active health check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
 }
 
 /// `a2a`: an Agent2Agent protocol agent (JSON-RPC).
@@ -265,6 +338,10 @@ impl AgentConfig {
                 if c.secret.as_ref().is_some_and(|s| s.len() < 16) {
                     return Err("`secret` must be at least 16 characters".into());
                 }
+                if let Some(check) = &c.health_check {
+                    check.check()?;
+                    check.url(&c.url)?;
+                }
                 AgentConfig::Http(c)
             }
             AgentKind::Openai => {
@@ -280,6 +357,10 @@ impl AgentConfig {
                 if c.temperature.is_some_and(|t| !(0.0..=2.0).contains(&t)) {
                     return Err("`temperature` must be between 0 and 2".into());
                 }
+                if let Some(check) = &c.health_check {
+                    check.check()?;
+                    check.url(&c.base_url)?;
+                }
                 AgentConfig::Openai(c)
             }
             AgentKind::A2a => {
@@ -291,6 +372,15 @@ impl AgentConfig {
             }
         };
         Ok(config)
+    }
+
+    /// The agent's active health check and the URL it is made against, if it has one.
+    pub fn health_check(&self) -> Option<(&HealthCheck, &str)> {
+        match self {
+            AgentConfig::Http(c) => Some((c.health_check.as_ref()?, c.url.as_str())),
+            AgentConfig::Openai(c) => Some((c.health_check.as_ref()?, c.base_url.as_str())),
+            AgentConfig::Echo(_) | AgentConfig::A2a(_) => None,
+        }
     }
 
     /// The configuration as shown by the API: secrets and header values replaced by
@@ -397,6 +487,55 @@ mod tests {
                 &json!({"url": "https://agent.example.com/a2a"})
             )
             .is_ok()
+        );
+    }
+
+    #[test]
+    fn health_checks_are_checked() {
+        let with = |check: serde_json::Value| {
+            AgentConfig::parse(
+                AgentKind::Http,
+                &json!({"url": "http://127.0.0.1:9/agent", "health_check": check}),
+            )
+        };
+        let parsed = with(json!({"path": "/health", "interval_s": 30})).expect("valid");
+        let (check, base) = parsed.health_check().expect("a check");
+        assert_eq!(
+            check.url(base).unwrap().as_str(),
+            "http://127.0.0.1:9/health"
+        );
+        assert!(with(json!({"path": "/ready?deep=1", "interval_s": 1})).is_ok());
+        for (bad, says) in [
+            (json!({"path": "health", "interval_s": 30}), "absolute path"),
+            (
+                json!({"path": "//evil.example/x", "interval_s": 30}),
+                "absolute path",
+            ),
+            (
+                json!({"path": "http://x/health", "interval_s": 30}),
+                "absolute path",
+            ),
+            (json!({"path": "/a b", "interval_s": 30}), "visible ASCII"),
+            (
+                json!({"path": "/health", "interval_s": 0}),
+                "between 1 and 86400",
+            ),
+            (
+                json!({"path": "/health", "interval_s": 86_401}),
+                "between 1 and 86400",
+            ),
+            (json!({"path": "/health"}), "interval_s"),
+        ] {
+            let e = with(bad.clone()).expect_err(&bad.to_string());
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        assert!(
+            AgentConfig::parse(
+                AgentKind::Echo,
+                &json!({"health_check": {"path": "/h", "interval_s": 5}})
+            )
+            .is_err(),
+            "echo agents have nothing to check"
         );
     }
 

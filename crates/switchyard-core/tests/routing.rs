@@ -240,7 +240,7 @@ fn a_last_agent_that_is_gone_or_unavailable_is_not_sticky() {
     };
     let d = decide(&set(), &a, &RoutingPolicy::default(), &gone).unwrap();
     assert_eq!(d.method, Method::Lexical);
-    let down = |a: AgentId| a == id(1);
+    let down = |a: AgentId| (a == id(1)).then(|| "circuit open".to_owned());
     let unavailable = RouteInput {
         last_agent: Some(id(1)),
         unavailable: &down,
@@ -249,31 +249,66 @@ fn a_last_agent_that_is_gone_or_unavailable_is_not_sticky() {
     let a = analysis(&[(9, 0.3), (1, 0.2), (2, 0.2), (3, 0.1)]);
     let d = decide(&set(), &a, &RoutingPolicy::default(), &unavailable).unwrap();
     assert_eq!(d.method, Method::Fallback);
+    assert_eq!(d.agent_name, "general");
+    assert_eq!(
+        d.skipped
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>(),
+        ["billing"],
+        "the conversation's own agent was passed over, and says so"
+    );
+    assert!(
+        d.reason.contains("billing skipped: circuit open"),
+        "{}",
+        d.reason
+    );
 }
 
+/// The decision is made as if unavailable agents were there: the best match being down
+/// sends the turn down the failover list, names it, and keeps the analysis' confidence.
 #[test]
-fn unavailable_agents_are_skipped_and_never_failed_over_to() {
+fn unavailable_agents_are_skipped_named_and_never_failed_over_to() {
     let policy = RoutingPolicy {
         min_confidence: 0.2,
         ..RoutingPolicy::default()
     };
     let a = analysis(&[(1, 0.5), (2, 0.25), (3, 0.22), (9, 0.03)]);
     let down: HashSet<AgentId> = [id(1), id(3)].into();
-    let unavailable = |a: AgentId| down.contains(&a);
+    let unavailable = |a: AgentId| down.contains(&a).then(|| "circuit open".to_owned());
     let input = RouteInput {
         unavailable: &unavailable,
         ..RouteInput::default()
     };
     let d = decide(&set(), &a, &policy, &input).unwrap();
     assert_eq!(d.agent_name, "tech");
+    assert_eq!(d.method, Method::Lexical);
     assert!(
-        (d.margin - 0.22).abs() < 1e-9,
-        "margin over available agents"
+        (d.confidence - 0.5).abs() < 1e-9,
+        "the analysis' confidence"
     );
-    assert_eq!(names(&d.failover), ["general"]);
+    assert!((d.margin - 0.25).abs() < 1e-9, "margin over every agent");
+    assert_eq!(
+        d.skipped
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>(),
+        ["billing"]
+    );
+    assert_eq!(
+        d.failover_from.as_ref().map(|f| f.name.as_str()),
+        Some("billing")
+    );
+    assert!(
+        d.reason.contains("billing skipped: circuit open"),
+        "{}",
+        d.reason
+    );
+    assert!(d.reason.contains("tech answers instead"), "{}", d.reason);
+    assert_eq!(names(&d.failover), ["general"], "shipping is down too");
     assert!(d.alternatives.iter().all(|x| !down.contains(&x.agent_id)));
 
-    let all_down = |_: AgentId| true;
+    let all_down = |_: AgentId| Some("circuit open".to_owned());
     let input = RouteInput {
         unavailable: &all_down,
         ..RouteInput::default()
@@ -284,10 +319,47 @@ fn unavailable_agents_are_skipped_and_never_failed_over_to() {
     );
 }
 
+/// A confident match that is down does not make a weak one look best: the fallback agent
+/// answers, and a follow-up does not stay with its last agent because the better one is
+/// down.
+#[test]
+fn a_down_best_match_goes_to_the_fallback_not_to_the_last_agent() {
+    let a = analysis(&[(1, 0.9996), (2, 0.0002), (3, 0.0001), (9, 0.0001)]);
+    let down = |a: AgentId| (a == id(1)).then(|| "circuit open".to_owned());
+    for last_agent in [None, Some(id(3))] {
+        let input = RouteInput {
+            last_agent,
+            unavailable: &down,
+            ..RouteInput::default()
+        };
+        let d = decide(&set(), &a, &RoutingPolicy::default(), &input).unwrap();
+        assert_eq!(d.agent_name, "general", "last agent {last_agent:?}");
+        assert_eq!(d.method, Method::Fallback);
+        assert!(d.fallback_used);
+        assert!(
+            d.confidence > 0.99,
+            "the analysis' confidence, not the fallback's"
+        );
+        assert_eq!(d.skipped.len(), 1);
+        assert_eq!(d.skipped[0].name, "billing");
+        assert!(d.reason.contains("billing skipped"), "{}", d.reason);
+    }
+    // Nothing down: no skipped agents, nothing changed.
+    let d = decide(
+        &set(),
+        &a,
+        &RoutingPolicy::default(),
+        &RouteInput::default(),
+    )
+    .unwrap();
+    assert_eq!(d.agent_name, "billing");
+    assert!(d.skipped.is_empty() && d.failover_from.is_none());
+}
+
 #[test]
 fn the_fallback_agent_is_skipped_when_unavailable() {
     let a = analysis(&[(1, 0.3), (2, 0.1), (3, 0.05), (9, 0.02)]);
-    let down = |a: AgentId| a == id(9);
+    let down = |a: AgentId| (a == id(9)).then(|| "circuit open".to_owned());
     let input = RouteInput {
         unavailable: &down,
         ..RouteInput::default()
@@ -295,6 +367,7 @@ fn the_fallback_agent_is_skipped_when_unavailable() {
     let d = decide(&set(), &a, &RoutingPolicy::default(), &input).unwrap();
     assert_eq!(d.agent_name, "billing");
     assert!(!d.fallback_used);
+    assert_eq!(d.skipped[0].name, "general");
 }
 
 #[test]
@@ -384,9 +457,11 @@ fn a_decision_serialises_to_the_routing_object() {
             "fallback_used",
             "margin",
             "method",
-            "reason"
+            "reason",
+            "skipped"
         ]
     );
+    assert_eq!(v["skipped"], serde_json::json!([]));
     assert_eq!(v["method"], "lexical");
     assert_eq!(v["failover_from"], serde_json::Value::Null);
     let alt = &v["alternatives"][0];

@@ -37,8 +37,10 @@ pub struct App {
     /// Calls agents, fetches A2A Agent Cards and calls routing models, all through one
     /// guarded HTTP client.
     pub agents: Arc<Invokers>,
-    /// Each agent's circuit.
-    pub breakers: CircuitBreakers,
+    /// Each agent's circuit, and its health.
+    pub breakers: Arc<CircuitBreakers>,
+    /// The agents' active health checks.
+    pub health_checks: crate::checks::HealthChecks,
     /// Each tenant's request bucket and in-flight agent call cap.
     pub limits: crate::limits::Limits,
     /// Chat turns running in their own tasks (a graceful shutdown waits for them).
@@ -91,10 +93,11 @@ impl App {
             })
             .map_err(ConfigError)?,
         );
-        let breakers = CircuitBreakers::new(BreakerConfig {
+        let breakers = Arc::new(CircuitBreakers::new(BreakerConfig {
             failure_threshold: config.circuit_failure_threshold,
             open_for: std::time::Duration::from_secs(config.circuit_open_seconds),
-        });
+        }));
+        let health_checks = crate::checks::HealthChecks::start(agents.clone(), breakers.clone());
         let cache_bytes = config.routing_cache_mib.saturating_mul(1024 * 1024);
         match &encoder {
             Some(e) => tracing::info!(
@@ -110,6 +113,7 @@ impl App {
             agents,
             turns: TaskTracker::new(),
             breakers,
+            health_checks,
             limits: crate::limits::Limits::default(),
             auth: Authenticator::new(
                 operator,
@@ -137,7 +141,7 @@ impl App {
         principal: &crate::auth::Principal,
     ) -> Result<Arc<crate::routing::TenantRouting>, crate::routing::RoutingError> {
         let build = self.index_build(&principal.tenant);
-        let routing = self
+        let (routing, read) = self
             .routing
             .get(
                 &self.store,
@@ -146,6 +150,13 @@ impl App {
                 &build,
             )
             .await?;
+        if read {
+            self.health_checks.register(
+                principal.scope.tenant_id(),
+                &principal.tenant.slug,
+                routing.agents.values(),
+            );
+        }
         self.routing
             .train_in_background(principal.scope.tenant_id());
         Ok(routing)

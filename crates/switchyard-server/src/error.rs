@@ -344,7 +344,7 @@ impl From<TurnError> for ApiError {
 fn agent_failure(agent: &str, e: &AgentError) -> ApiError {
     let detail = format!("agent {agent:?} could not answer: {e}");
     match e {
-        AgentError::Failed(_) => ApiError::custom(
+        AgentError::Failed(_) | AgentError::Status { .. } => ApiError::custom(
             StatusCode::BAD_GATEWAY,
             "agent-failed",
             "Agent failed",

@@ -17,6 +17,7 @@ use utoipa_axum::routes;
 pub mod api;
 mod app;
 pub mod auth;
+mod checks;
 pub mod config;
 mod console;
 mod error;
@@ -65,6 +66,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(api_keys::delete_api_key))
         .routes(routes!(agents::create_agent, agents::list_agents))
         .routes(routes!(agents::import_agent))
+        .routes(routes!(agents::test_agent))
         .routes(routes!(
             agents::get_agent,
             agents::update_agent,
@@ -191,8 +193,9 @@ async fn serve_app(
     let addr = serve::announce(&listener)?;
     if let Some(listener) = metrics_listener {
         // The private metrics address: no authentication, nothing else served.
-        let metrics =
-            Router::new().route("/metrics", get(|| async { routes::health::metrics_text() }));
+        let metrics = Router::new()
+            .route("/metrics", get(routes::health::private_metrics))
+            .with_state(AppState(app.clone()));
         tokio::spawn(serve::serve(
             listener,
             metrics,

@@ -137,3 +137,24 @@ pub fn model_call(tenant: &str, analyzer: &str, outcome: &'static str, elapsed: 
     metrics::histogram!("switchyard_model_duration_seconds", "tenant" => tenant.to_string(), "analyzer" => analyzer.to_string())
         .record(elapsed.as_secs_f64());
 }
+
+/// Sets each agent's circuit gauge, `switchyard_agent_circuit_state{tenant, agent}`: 0
+/// closed, 1 half-open, 2 open (every agent called or checked since the start).
+pub fn circuits(breakers: &switchyard_agents::CircuitBreakers) {
+    for (labels, state) in breakers.states() {
+        let labels = [
+            ("tenant", labels.tenant.to_string()),
+            ("agent", labels.agent.to_string()),
+        ];
+        metrics::gauge!("switchyard_agent_circuit_state", &labels).set(state.gauge());
+    }
+}
+
+/// Marks a deleted agent's circuit gauge closed (the exporter keeps a series once made).
+pub fn forget_circuit(labels: &switchyard_agents::Labels) {
+    let labels = [
+        ("tenant", labels.tenant.to_string()),
+        ("agent", labels.agent.to_string()),
+    ];
+    metrics::gauge!("switchyard_agent_circuit_state", &labels).set(0.0);
+}

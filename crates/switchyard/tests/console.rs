@@ -740,6 +740,47 @@ async fn console_story_sign_in_chat_history_errors_admin_and_isolation() {
     page.sign_in(&acme.slug, "admin@acme.test").await;
     page.click("#nav-agents").await;
     page.visible("#agents-table tr[data-name=weather]").await;
+    // Health: the weather agent failed the member's turn; its row says so. The Test button
+    // calls an agent once (nothing stored) and shows how it went; failed tests count like
+    // failed calls, and after five in a row the agent is passed over — which the routing
+    // card then says.
+    let weather = "#agents-table tr[data-name=weather]";
+    page.wait_text(
+        &format!("{weather} .agent-health"),
+        "1 failed in a row: cannot connect to the agent",
+    )
+    .await;
+    page.click("#agents-table tr[data-name=billing] .test-agent")
+        .await;
+    page.wait_text(
+        "#agents-table tr[data-name=billing] .test-result",
+        "Answered in",
+    )
+    .await;
+    for failures in 2..=5 {
+        page.click(&format!("{weather} .test-agent")).await;
+        page.wait_text(
+            &format!("{weather} .agent-health"),
+            &format!("{failures} failed in a row"),
+        )
+        .await;
+    }
+    page.wait_text(&format!("{weather} .test-result"), "cannot connect")
+        .await;
+    page.wait_text(&format!("{weather} .agent-health"), "down (passed over)")
+        .await;
+    page.type_into(
+        "#route-message",
+        "what is the weather forecast for tomorrow?",
+    )
+    .await;
+    page.click("#route-submit").await;
+    page.wait_text(
+        "#route-result .skipped-note",
+        "Passed over: weather (circuit open after 5 failures in a row",
+    )
+    .await;
+    page.shot("agent-health-and-skipped").await;
     page.click("#new-agent").await;
     page.type_into("#agent-name", "shipping").await;
     page.type_into("#agent-description", "parcel delivery and tracking")
@@ -849,9 +890,10 @@ async fn console_story_sign_in_chat_history_errors_admin_and_isolation() {
     page.wait_text("#chat-view [role=alert]", "Not found").await;
     page.shot("other-tenant-conversation-not-found").await;
 
-    // A limit reached: globex allows one conversation per user.
+    // A limit reached: globex allows one conversation per user. (A message nothing
+    // matches, so the card shows the fallback.)
     page.click("#new-conversation").await;
-    page.chat("hello there").await;
+    page.chat("qwzx plorb?").await;
     assert_eq!(
         page.text_of(&format!("{LAST_TURN} .agent-name")).await,
         "helpdesk"

@@ -67,8 +67,8 @@ impl Default for RoutingPolicy {
     }
 }
 
-fn never_unavailable(_: AgentId) -> bool {
-    false
+fn never_unavailable(_: AgentId) -> Option<String> {
+    None
 }
 
 /// The per-request facts a decision depends on besides the message.
@@ -78,8 +78,9 @@ pub struct RouteInput<'a> {
     pub pinned: Option<AgentId>,
     /// The agent that answered the conversation's last turn.
     pub last_agent: Option<AgentId>,
-    /// Agents that cannot take a call now (circuit open, unhealthy).
-    pub unavailable: &'a dyn Fn(AgentId) -> bool,
+    /// Why an agent cannot take a call now (circuit open, failing its health check), or
+    /// `None` when it can.
+    pub unavailable: &'a dyn Fn(AgentId) -> Option<String>,
 }
 
 impl Default for RouteInput<'_> {
@@ -121,7 +122,8 @@ pub struct Alternative {
     pub score: f64,
 }
 
-/// An agent that failed before the one that answered (set by the server on failover).
+/// An agent that failed before the one that answered (set by the server on failover), or
+/// that routing passed over because it was unavailable.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailoverFrom {
     /// The agent that failed.
@@ -130,6 +132,17 @@ pub struct FailoverFrom {
     pub name: String,
     /// What went wrong, in words.
     pub error: String,
+}
+
+/// An agent the decision would have used but passed over because it was unavailable.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skipped {
+    /// The agent.
+    pub agent_id: AgentId,
+    /// Its name.
+    pub name: String,
+    /// Why, in a few words ("circuit open after 5 failures in a row (last: …)").
+    pub reason: String,
 }
 
 /// The outcome of routing one message. Serialises to the `routing` object of a chat answer
@@ -144,17 +157,27 @@ pub struct Decision {
     pub agent_name: String,
     /// What decided it.
     pub method: Method,
-    /// The chosen agent's calibrated score (1 when pinned).
+    /// The calibrated score of the agent the rules chose — the best match, the sticky
+    /// agent, or the fallback — before any unavailable agent was passed over (1 when
+    /// pinned).
     pub confidence: f64,
-    /// Best minus second-best calibrated score among available agents (1 when pinned).
+    /// Best minus second-best calibrated score over all the tenant's agents (1 when pinned).
     pub margin: f64,
-    /// Whether the fallback agent answers because nothing was clear enough.
+    /// Whether the fallback agent answers (nothing was clear enough, or the agents that
+    /// were are unavailable).
     pub fallback_used: bool,
-    /// The agent that failed before this one answered; the server sets it on failover.
+    /// The agent that failed (or was passed over as unavailable) before this one answered.
     pub failover_from: Option<FailoverFrom>,
+    /// Agents passed over because they were unavailable, in the order they were tried.
+    pub skipped: Vec<Skipped>,
+    /// The analysis' own intent label when the turn's stored intent is another (a sticky,
+    /// pinned, fallback or failed-over turn stores the answering agent's intent); set by
+    /// the server.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guessed_intent: Option<String>,
     /// Why, in a few words (never the message text).
     pub reason: String,
-    /// The next best candidates (at most [`MAX_ALTERNATIVES`]).
+    /// The next best available candidates (at most [`MAX_ALTERNATIVES`]).
     pub alternatives: Vec<Alternative>,
     /// Whom to try, in order, if the chosen agent fails: the next available candidates at or
     /// above `min_confidence`, then the fallback agent. Empty when pinned.
@@ -190,6 +213,12 @@ struct Ranked {
 ///
 /// Works with an [`Analysis`] from any analyzer; candidates it names that are not in
 /// `agents` are ignored, and agents it does not name count as scoring 0.
+///
+/// The rules are applied as if every agent were available: an unavailable agent does not
+/// make a weaker one look like the best match, nor keep a follow-up with its last agent.
+/// Then, when the agent the rules chose is unavailable, the turn goes down the failover
+/// list (the next candidates at or above `min_confidence`, then the fallback agent), and
+/// each agent passed over is named in [`Decision::skipped`].
 pub fn decide(
     agents: &AgentSet,
     analysis: &Analysis,
@@ -204,10 +233,12 @@ pub fn decide(
         agent_id: profiles[pos].id,
         name: profiles[pos].name.clone(),
     };
-    let available = |pos: usize| !(input.unavailable)(profiles[pos].id);
+    // Asked once per agent: the answer may take a lock.
+    let down: Vec<Option<String>> = profiles.iter().map(|p| (input.unavailable)(p.id)).collect();
+    let available = |pos: usize| down[pos].is_none();
 
-    // Rank the available agents; an analysis normally arrives sorted, which makes this
-    // sort linear, but re-ranking here keeps the tie rules in one place.
+    // Rank every agent; an analysis normally arrives sorted, which makes this sort linear,
+    // but re-ranking here keeps the tie rules in one place.
     let mut ranked: Vec<Ranked> = Vec::with_capacity(agents.len());
     let mut named = vec![false; agents.len()];
     for c in &analysis.candidates {
@@ -215,16 +246,14 @@ pub fn decide(
             && !named[pos]
         {
             named[pos] = true;
-            if available(pos) {
-                ranked.push(Ranked {
-                    pos,
-                    score: sanitize(c.score),
-                });
-            }
+            ranked.push(Ranked {
+                pos,
+                score: sanitize(c.score),
+            });
         }
     }
     for (pos, seen) in named.iter().enumerate() {
-        if !seen && available(pos) {
+        if !seen {
             ranked.push(Ranked { pos, score: 0.0 });
         }
     }
@@ -243,7 +272,7 @@ pub fn decide(
     let alternatives = |chosen: usize| -> Vec<Alternative> {
         ranked
             .iter()
-            .filter(|r| r.pos != chosen)
+            .filter(|r| r.pos != chosen && available(r.pos))
             .take(MAX_ALTERNATIVES)
             .map(|r| Alternative {
                 agent_id: profiles[r.pos].id,
@@ -265,38 +294,27 @@ pub fn decide(
             margin: 1.0,
             fallback_used: false,
             failover_from: None,
+            skipped: Vec::new(),
+            guessed_intent: None,
             reason: "pinned by the request".to_owned(),
             alternatives: alternatives(pos),
             failover: Vec::new(),
         });
     }
 
-    let Some(top) = ranked.first().copied() else {
+    if !ranked.iter().any(|r| available(r.pos)) {
         return Err(RouteError::NoneAvailable);
-    };
+    }
+    let top = ranked[0];
     let second = ranked.get(1).map_or(0.0, |r| r.score);
     let margin = top.score - second;
-    let fallback = agents.fallback_position().filter(|&p| available(p));
-    let failover = |chosen: usize| -> Vec<AgentRef> {
-        let mut out: Vec<AgentRef> = ranked
-            .iter()
-            .filter(|r| r.pos != chosen && r.score >= policy.min_confidence)
-            .filter(|r| Some(r.pos) != fallback)
-            .map(|r| agent_ref(r.pos))
-            .collect();
-        if let Some(f) = fallback
-            && f != chosen
-        {
-            out.push(agent_ref(f));
-        }
-        out
-    };
+    let fallback = agents.fallback_position();
 
     // What the analyzer alone would decide.
     let low_confidence = top.score < policy.min_confidence;
     let close = ranked.len() > 1 && margin < policy.min_margin;
     let mut reason = String::new();
-    let (chosen, method) = if !low_confidence && !close {
+    let (mut intended, mut method) = if !low_confidence && !close {
         let _ = write!(
             reason,
             "best {} match (confidence {:.2}, margin {:.2})",
@@ -332,51 +350,104 @@ pub fn decide(
             }
         }
     };
+    let mut confidence = score_of(intended);
+    let mut decided_margin = margin;
 
     // Hysteresis: a follow-up stays unless the analyzer's own pick is a different agent
     // that is confident and clearly ahead of the last one.
     if let Some(last) = input.last_agent.and_then(|id| agents.position(id))
-        && available(last)
-        && chosen != last
+        && intended != last
     {
         let switch = !low_confidence && !close && top.score - score_of(last) > policy.switch_margin;
-        if !switch {
+        if switch {
+            let _ = write!(reason, "; switched from the last agent");
+        } else {
             let last_score = score_of(last);
-            return Ok(Decision {
-                agent_id: profiles[last].id,
-                agent_name: profiles[last].name.clone(),
-                method: Method::Sticky,
-                confidence: last_score,
-                margin: last_score
-                    - ranked
-                        .iter()
-                        .find(|r| r.pos != last)
-                        .map_or(0.0, |r| r.score),
-                fallback_used: false,
-                failover_from: None,
-                reason: format!(
-                    "follow-up stays with its agent (best other {:.2}, needs {:.2} over {:.2})",
-                    top.score, policy.switch_margin, last_score
-                ),
-                alternatives: alternatives(last),
-                failover: failover(last),
-            });
+            reason = format!(
+                "follow-up stays with its agent (best other {:.2}, needs {:.2} over {:.2})",
+                top.score, policy.switch_margin, last_score
+            );
+            intended = last;
+            method = Method::Sticky;
+            confidence = last_score;
+            decided_margin = last_score
+                - ranked
+                    .iter()
+                    .find(|r| r.pos != last)
+                    .map_or(0.0, |r| r.score);
         }
-        let _ = write!(reason, "; switched from the last agent");
     }
 
-    let confidence = score_of(chosen);
+    // The agents to try, in order: the one the rules chose, then the next candidates at or
+    // above `min_confidence`, then the fallback agent.
+    let mut order = vec![intended];
+    order.extend(
+        ranked
+            .iter()
+            .filter(|r| r.pos != intended && r.score >= policy.min_confidence)
+            .filter(|r| Some(r.pos) != fallback)
+            .map(|r| r.pos),
+    );
+    if let Some(f) = fallback
+        && f != intended
+    {
+        order.push(f);
+    }
+    let mut skipped = Vec::new();
+    let mut tried = order.iter().copied();
+    let chosen = loop {
+        match tried.next() {
+            Some(pos) => match &down[pos] {
+                None => break pos,
+                Some(why) => skipped.push(Skipped {
+                    agent_id: profiles[pos].id,
+                    name: profiles[pos].name.clone(),
+                    reason: why.clone(),
+                }),
+            },
+            // Everyone on the list is down: the best available candidate answers.
+            None => {
+                break ranked
+                    .iter()
+                    .find(|r| available(r.pos))
+                    .map(|r| r.pos)
+                    .ok_or(RouteError::NoneAvailable)?;
+            }
+        }
+    };
+    let failover: Vec<AgentRef> = tried.filter(|&pos| available(pos)).map(agent_ref).collect();
+    if chosen != intended {
+        for s in &skipped {
+            let _ = write!(reason, "; {} skipped: {}", s.name, s.reason);
+        }
+        if Some(chosen) == fallback {
+            reason.push_str(": fallback agent answers");
+            method = Method::Fallback;
+        } else {
+            let _ = write!(reason, ": {} answers instead", profiles[chosen].name);
+            if method == Method::Fallback || method == Method::Sticky {
+                method = analysis.analyzer;
+            }
+        }
+    }
+    let failover_from = skipped.first().map(|s| FailoverFrom {
+        agent_id: s.agent_id,
+        name: s.name.clone(),
+        error: s.reason.clone(),
+    });
     Ok(Decision {
         agent_id: profiles[chosen].id,
         agent_name: profiles[chosen].name.clone(),
         method,
         confidence,
-        margin,
+        margin: decided_margin,
         fallback_used: method == Method::Fallback,
-        failover_from: None,
+        failover_from,
+        skipped,
+        guessed_intent: None,
         reason,
         alternatives: alternatives(chosen),
-        failover: failover(chosen),
+        failover,
     })
 }
 

@@ -64,7 +64,7 @@ pub use analysis::{Analysis, Candidate, Intent};
 pub use calibration::{Calibration, CalibrationFeatures};
 pub use decision::{
     AgentRef, Alternative, Decision, FailoverFrom, MAX_ALTERNATIVES, Method, RouteError,
-    RouteInput, RoutingPolicy, decide,
+    RouteInput, RoutingPolicy, Skipped, decide,
 };
 pub use embedding::TextEmbedder;
 pub use index::{Encoders, RoutingConfig, RoutingIndex};

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use switchyard_agents::Health;
 use switchyard_core::agent_config::AgentConfig;
 use switchyard_core::model::{Agent, AgentKind};
 use utoipa::ToSchema;
@@ -38,6 +39,59 @@ pub struct AgentOut {
     pub created_at: DateTime<Utc>,
     /// When it was last changed.
     pub updated_at: DateTime<Utc>,
+    /// How its calls have gone lately, as this replica saw them.
+    pub health: HealthOut,
+}
+
+/// An agent's health: its circuit, and how its last calls (or health checks) went.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct HealthOut {
+    /// `closed` (calls go through), `open` (passed over until its time is up) or
+    /// `half_open` (the next call is a trial).
+    #[schema(example = "closed")]
+    pub state: &'static str,
+    /// Failed calls (or checks) in a row; 0 after a success.
+    pub consecutive_failures: u32,
+    /// What went wrong last, in a few words (the text routing shows).
+    pub last_error: Option<String>,
+    /// When it last failed.
+    pub last_error_at: Option<DateTime<Utc>>,
+    /// When it last answered (or passed a health check).
+    pub last_success_at: Option<DateTime<Utc>>,
+}
+
+impl From<Health> for HealthOut {
+    fn from(h: Health) -> Self {
+        Self {
+            state: h.state.as_str(),
+            consecutive_failures: h.consecutive_failures,
+            last_error: h.last_error,
+            last_error_at: h.last_error_at,
+            last_success_at: h.last_success_at,
+        }
+    }
+}
+
+/// The outcome of `POST /v1/agents/{id}/test`.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct AgentTestOut {
+    /// Whether the agent answered.
+    pub ok: bool,
+    /// The HTTP status of the agent's answer, when it answered over HTTP at all.
+    pub status: Option<u16>,
+    /// How long the call took, in milliseconds.
+    pub latency_ms: f64,
+    /// What went wrong, in a few words (the text routing shows); `null` when `ok`.
+    pub error: Option<String>,
+}
+
+impl AgentOut {
+    /// The agent as shown, with its health.
+    pub fn new(a: Agent, health: Health) -> Self {
+        let mut out = Self::from(a);
+        out.health = health.into();
+        out
+    }
 }
 
 impl From<Agent> for AgentOut {
@@ -56,6 +110,7 @@ impl From<Agent> for AgentOut {
             is_fallback: a.is_fallback,
             created_at: a.created_at,
             updated_at: a.updated_at,
+            health: Health::UNKNOWN.into(),
         }
     }
 }

@@ -114,6 +114,66 @@ pub struct DebugInfo {
     pub timings_ms: TimingsOut,
 }
 
+/// The routing decision of a turn, as answered and stored (docs/routing.md). Turns stored
+/// before a field existed lack it. (The shape `Decision` serialises to, for the document.)
+#[derive(Clone, Debug, ToSchema)]
+pub struct RoutingRecord {
+    /// `pinned`, `sticky`, `lexical`, `embedding`, `llm` or `fallback`.
+    #[schema(example = "lexical")]
+    pub method: String,
+    /// The calibrated score of the agent the rules chose, before any unavailable agent was
+    /// passed over (1 when pinned).
+    pub confidence: f64,
+    /// Best minus second-best score over all the tenant's agents.
+    pub margin: f64,
+    /// Whether the fallback agent answers.
+    pub fallback_used: bool,
+    /// The first agent that failed or was passed over before the one that answered.
+    pub failover_from: Option<FailedAgent>,
+    /// Agents passed over because they were unavailable, in the order tried.
+    pub skipped: Vec<SkippedAgent>,
+    /// The analysis's own intent label, when the turn's intent is the answering agent's
+    /// (absent otherwise).
+    pub guessed_intent: Option<String>,
+    /// Why, in a few words.
+    pub reason: String,
+    /// The next best available candidates.
+    pub alternatives: Vec<AlternativeAgent>,
+}
+
+/// An agent that failed (or was passed over) before the one that answered.
+#[derive(Clone, Debug, ToSchema)]
+pub struct FailedAgent {
+    /// Its id.
+    pub agent_id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// What went wrong, in a few words.
+    pub error: String,
+}
+
+/// An agent routing passed over because it was unavailable.
+#[derive(Clone, Debug, ToSchema)]
+pub struct SkippedAgent {
+    /// Its id.
+    pub agent_id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// Why ("circuit open after 5 failures in a row (last: …)").
+    pub reason: String,
+}
+
+/// Another candidate of a decision.
+#[derive(Clone, Debug, ToSchema)]
+pub struct AlternativeAgent {
+    /// Its id.
+    pub agent_id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// Its calibrated score.
+    pub score: f64,
+}
+
 /// The answer to a chat turn.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct ChatAnswer {
@@ -128,7 +188,7 @@ pub struct ChatAnswer {
     /// The analysed intent.
     pub intent: IntentOut,
     /// The routing decision.
-    #[schema(value_type = Object)]
+    #[schema(value_type = RoutingRecord)]
     pub routing: Value,
     /// Timings, when enabled.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -161,7 +221,7 @@ pub struct RouteAnswer {
     /// The analysed intent.
     pub intent: IntentOut,
     /// The routing decision.
-    #[schema(value_type = Object)]
+    #[schema(value_type = RoutingRecord)]
     pub routing: Value,
 }
 

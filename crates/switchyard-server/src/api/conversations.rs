@@ -61,7 +61,8 @@ pub struct TurnOut {
     pub intent_confidence: Option<f64>,
     /// The agent that answered.
     pub selected_agent_id: Option<Uuid>,
-    /// The routing decision.
+    /// The routing decision as it was stored: the fields of `RoutingRecord` (a turn stored
+    /// before a field existed lacks it; a migrated turn has the fields it came with).
     #[schema(value_type = Object)]
     pub routing: Box<serde_json::value::RawValue>,
     /// How long the turn took.

@@ -19,6 +19,18 @@ const splitList = (text, sep) =>
     .map((s) => s.trim())
     .filter(Boolean);
 
+const CIRCUITS = { closed: 'healthy', open: 'down (passed over)', half_open: 'recovering (next call is a trial)' };
+
+/** An agent's health in a few words: its circuit, and its last error if it failed lately. */
+function healthText(health) {
+  if (!health) return '—';
+  const parts = [h('span', { class: `circuit ${health.state}` }, CIRCUITS[health.state] || health.state)];
+  if (health.consecutive_failures > 0) {
+    parts.push(h('span', { class: 'health-error' }, `${health.consecutive_failures} failed in a row: ${health.last_error || 'error'}`));
+  }
+  return parts;
+}
+
 /** The agents page; `ctx.agentsChanged()` is called after a change. */
 export function agentsView(ctx) {
   const heading = h('h1', { id: 'agents-title', tabindex: '-1' }, 'Agents');
@@ -32,7 +44,7 @@ export function agentsView(ctx) {
     h(
       'thead',
       {},
-      h('tr', {}, ['Name', 'Kind', 'Intents', 'Status', 'Priority', 'Actions'].map((t) => h('th', { scope: 'col' }, t))),
+      h('tr', {}, ['Name', 'Kind', 'Intents', 'Status', 'Health', 'Priority', 'Actions'].map((t) => h('th', { scope: 'col' }, t))),
     ),
     tbody,
   );
@@ -178,7 +190,34 @@ export function agentsView(ctx) {
       }
     });
     edit.addEventListener('click', () => openForm(agent));
+    const test = h('button', { type: 'button', class: 'secondary test-agent', 'aria-label': `Test ${agent.name}` }, 'Test');
+    const testResult = h('span', { class: 'test-result', 'aria-live': 'polite' });
+    test.disabled = !agent.enabled;
+    test.title = agent.enabled ? 'Send one test call (nothing is stored)' : 'Enable the agent to test it';
+    test.addEventListener('click', async () => {
+      test.disabled = true;
+      testResult.replaceChildren('Testing…');
+      try {
+        const r = await api('POST', `/v1/agents/${encodeURIComponent(agent.id)}/test`, {});
+        const took = `${Math.round(r.latency_ms)} ms`;
+        testResult.replaceChildren(
+          r.ok
+            ? h('span', { class: 'test-ok' }, `Answered in ${took}`)
+            : h('span', { class: 'test-failed' }, `Failed after ${took}: ${r.error}${r.status ? ` (HTTP ${r.status})` : ''}`),
+        );
+        ctx.announce(r.ok ? `${agent.name} answered the test call.` : `${agent.name} failed the test call.`);
+        // The call counts in the agent's health: show it as it is now.
+        const fresh = await api('GET', `/v1/agents/${encodeURIComponent(agent.id)}`);
+        healthNow.replaceChildren(...[healthText(fresh.health)].flat());
+      } catch (error) {
+        testResult.replaceChildren(errorBox(error, 'agent'));
+      } finally {
+        test.disabled = !agent.enabled;
+      }
+    });
     const state = [agent.enabled ? 'enabled' : 'disabled', agent.is_fallback ? 'fallback' : null].filter(Boolean).join(', ');
+    const healthNow = h('span', { class: 'health-now' }, healthText(agent.health));
+    const healthCell = h('td', { 'data-label': 'Health', class: 'agent-health' }, healthNow, testResult);
     return h(
       'tr',
       { class: agent.enabled ? 'agent' : 'agent disabled', dataset: { name: agent.name, id: agent.id } },
@@ -186,8 +225,9 @@ export function agentsView(ctx) {
       h('td', { 'data-label': 'Kind' }, agent.kind),
       h('td', { 'data-label': 'Intents' }, agent.intents.join(', ') || '—'),
       h('td', { 'data-label': 'Status', class: 'agent-status' }, state),
+      healthCell,
       h('td', { 'data-label': 'Priority' }, String(agent.priority)),
-      h('td', { 'data-label': 'Actions', class: 'row-actions' }, edit, toggle),
+      h('td', { 'data-label': 'Actions', class: 'row-actions' }, edit, toggle, test),
     );
   }
 

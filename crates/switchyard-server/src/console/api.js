@@ -193,6 +193,7 @@ export async function chatStream(body, on = {}) {
           continue;
         }
         if (event.name === 'routing') on.routing?.(data);
+        else if (event.name === 'failover') on.failover?.(data);
         else if (event.name === 'delta') on.delta?.(typeof data.text === 'string' ? data.text : '');
         else if (event.name === 'done') return data;
         else if (event.name === 'error') throw new ApiError(Number(data.status) || 500, data);

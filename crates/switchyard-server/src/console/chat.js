@@ -119,6 +119,16 @@ export function chatView(ctx, conversationId) {
           chosen = decision;
           turn.meta.replaceChildren(routingCard(decision, { pending: true }));
         },
+        failover: (change) => {
+          // The agent called failed before answering: say so at once, and who takes over.
+          if (!chosen) return;
+          chosen = {
+            ...chosen,
+            agent: change.to,
+            routing: { ...chosen.routing, failover_from: chosen.routing?.failover_from || change.from },
+          };
+          turn.meta.replaceChildren(routingCard(chosen, { pending: true }));
+        },
         delta: (text) => {
           streamed += text;
           pieces += 1;

@@ -15,19 +15,23 @@ const METHODS = {
 
 /**
  * A routing card from `{agent: {id, name}, intent: {category, confidence, keywords},
- * routing: {method, confidence, margin, fallback_used, failover_from, reason,
+ * routing: {method, confidence, margin, fallback_used, failover_from, skipped, reason,
  * alternatives}}`. `lead` is the phrase before the agent's name.
  */
 export function routingCard(decision, { lead = 'Answered by', pending = false } = {}) {
   const agent = decision.agent || {};
   const intent = decision.intent || {};
   const routing = decision.routing || {};
-  const failover = routing.failover_from;
+  const skipped = Array.isArray(routing.skipped) ? routing.skipped : [];
+  // An agent passed over as unavailable is told as such, not as a failed call.
+  const failover =
+    routing.failover_from && !skipped.some((s) => s.agent_id === routing.failover_from.agent_id) ? routing.failover_from : null;
   const badges = [];
   if (routing.method) {
     badges.push(h('span', { class: 'badge method', title: METHODS[routing.method] || '' }, routing.method));
   }
   if (routing.fallback_used) badges.push(h('span', { class: 'badge fallback' }, 'fallback'));
+  if (skipped.length > 0) badges.push(h('span', { class: 'badge skipped' }, 'skipped'));
   if (failover) badges.push(h('span', { class: 'badge failover' }, 'failover'));
   if (pending) badges.push(h('span', { class: 'badge pending' }, 'answering…'));
 
@@ -40,12 +44,29 @@ export function routingCard(decision, { lead = 'Answered by', pending = false } 
     h('span', { class: 'label' }, 'intent '),
     h('span', { class: 'intent' }, intent.category || 'none'),
     ' ',
-    h('span', { class: 'confidence', title: 'intent confidence' }, percent(intent.confidence)),
+    // The intent shown is the answering agent's; when the analysis guessed another, its
+    // confidence belongs to that guess, and says so.
+    routing.guessed_intent
+      ? h('span', { class: 'guess' }, '(analysis: ', h('span', { class: 'guessed-intent' }, routing.guessed_intent), ' ', h('span', { class: 'confidence', title: 'intent confidence' }, percent(intent.confidence)), ')')
+      : h('span', { class: 'confidence', title: 'intent confidence' }, percent(intent.confidence)),
     ' ',
     badges,
   );
 
   const parts = [main];
+  if (skipped.length > 0) {
+    parts.push(
+      h(
+        'p',
+        { class: 'skipped-note' },
+        'Passed over: ',
+        skipped.map((s, i) => [i > 0 ? '; ' : '', h('strong', {}, s.name || 'an agent'), ` (${s.reason || 'unavailable'})`]),
+        ' — ',
+        h('strong', {}, agent.name || 'another agent'),
+        pending ? ' answers instead.' : lead === 'Answered by' ? ' answered instead.' : ' instead.',
+      ),
+    );
+  }
   if (failover) {
     parts.push(
       h(

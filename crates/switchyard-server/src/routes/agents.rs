@@ -3,12 +3,13 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use switchyard_core::AgentId;
+use switchyard_agents::{AgentError, AgentInvoker as _, AgentRequest, Names};
 use switchyard_core::agent_config::AgentConfig;
 use switchyard_core::model::{AgentFields, AgentKind};
+use switchyard_core::{AgentId, ConversationId, MessageId};
 use uuid::Uuid;
 
-use crate::api::{AgentOut, CreateAgent, ImportAgent, List, PageParams, PatchAgent};
+use crate::api::{AgentOut, AgentTestOut, CreateAgent, ImportAgent, List, PageParams, PatchAgent};
 use crate::app::AppState;
 use crate::auth::{Admin, Principal};
 use crate::error::{ApiError, ApiResult, Problem};
@@ -119,7 +120,11 @@ pub async fn list_agents(
 ) -> ApiResult<Json<List<AgentOut>>> {
     let page = page_request(params.limit.as_deref(), params.cursor.as_deref())?;
     let agents = state.store.list_agents(&principal.scope, page).await?;
-    Ok(Json(List::from_page(agents, AgentOut::from)))
+    let tenant = principal.scope.tenant_id();
+    Ok(Json(List::from_page(agents, |a| {
+        let health = state.breakers.health(tenant, a.id);
+        AgentOut::new(a, health)
+    })))
 }
 
 /// Reads an agent.
@@ -136,13 +141,10 @@ pub async fn get_agent(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<AgentOut>> {
-    Ok(Json(
-        state
-            .store
-            .get_agent(&principal.scope, AgentId::from(id))
-            .await?
-            .into(),
-    ))
+    let id = AgentId::from(id);
+    let agent = state.store.get_agent(&principal.scope, id).await?;
+    let health = state.breakers.health(principal.scope.tenant_id(), id);
+    Ok(Json(AgentOut::new(agent, health)))
 }
 
 /// Changes an agent: the fields given replace the current ones.
@@ -194,6 +196,8 @@ pub async fn update_agent(
     };
     check_fields(&state, &admin, &fields)?;
     let agent = state.store.update_agent(&admin.scope, id, fields).await?;
+    // A changed agent (a new address, say) starts with a closed circuit.
+    state.breakers.forget(admin.scope.tenant_id(), id);
     Ok(Json(agent.into()))
 }
 
@@ -211,11 +215,91 @@ pub async fn delete_agent(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<StatusCode> {
-    state
-        .store
-        .delete_agent(&admin.scope, AgentId::from(id))
-        .await?;
+    let id = AgentId::from(id);
+    state.store.delete_agent(&admin.scope, id).await?;
+    if let Some(labels) = state.breakers.forget(admin.scope.tenant_id(), id) {
+        crate::metrics::forget_circuit(&labels);
+    }
     Ok(super::no_content())
+}
+
+/// The message a test call sends.
+pub const TEST_MESSAGE: &str = "Switchyard test call: please answer briefly.";
+
+/// Sends one test call to the agent as a turn would (signed like one, with a new
+/// conversation and message id and `metadata: {"switchyard_test": true}`) and says how it
+/// went. Nothing is stored and no conversation is counted; the outcome counts in the agent's
+/// health like a call's.
+#[utoipa::path(
+    post,
+    path = "/v1/agents/{id}/test",
+    tag = "agents",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The agent's id")),
+    responses(
+        (status = 200, body = AgentTestOut, description = "The call was made; `ok` says whether the agent answered"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json", description = "No such agent, or it is disabled"),
+    )
+)]
+pub async fn test_agent(
+    Admin(admin): Admin,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<AgentTestOut>> {
+    let id = AgentId::from(id);
+    let agent = state.store.get_agent(&admin.scope, id).await?;
+    if !agent.enabled {
+        return Err(ApiError::custom(
+            StatusCode::NOT_FOUND,
+            "agent-disabled",
+            "Not found",
+            "the agent is disabled; enable it to test it",
+        ));
+    }
+    let allowed = state.key_envs_for(&admin.tenant);
+    let metadata = serde_json::json!({"switchyard_test": true});
+    let request = AgentRequest {
+        conversation_id: ConversationId::new(),
+        message_id: MessageId::new(),
+        message: TEST_MESSAGE,
+        history: &[],
+        intent: agent.intents.first().map(String::as_str),
+        metadata: Some(&metadata),
+        allowed_key_envs: &allowed,
+    };
+    let timeout = std::time::Duration::from_millis(state.config.request_timeout_ms);
+    let started = std::time::Instant::now();
+    let outcome = tokio::time::timeout(timeout, state.agents.invoke(&agent, &request, None))
+        .await
+        .unwrap_or_else(|_| {
+            let spent = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            Err(AgentError::Timeout(spent))
+        });
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let names = Names {
+        tenant: &admin.tenant.slug,
+        agent: &agent.name,
+    };
+    let error = outcome.as_ref().err().map(ToString::to_string);
+    state.breakers.tested(
+        admin.scope.tenant_id(),
+        id,
+        names,
+        error.as_deref().map_or(Ok(()), Err),
+    );
+    let over_http = agent.kind != AgentKind::Echo;
+    let status = match &outcome {
+        Ok(_) => over_http.then_some(200),
+        Err(AgentError::Status { status, .. }) => Some(*status),
+        Err(_) => None,
+    };
+    Ok(Json(AgentTestOut {
+        ok: outcome.is_ok(),
+        status,
+        latency_ms,
+        error,
+    }))
 }
 
 /// Registers an A2A agent from its Agent Card: the card's skills become the agent's intents,

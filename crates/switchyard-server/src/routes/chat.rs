@@ -150,7 +150,8 @@ fn replay(answer: serde_json::Value, streamed: bool) -> Response {
     Sse::new(futures_util::stream::iter(events.map(Ok::<_, Infallible>))).into_response()
 }
 
-/// A stream of `routing`, `delta`… and `done` (or `error`) events.
+/// A stream of `routing`, `delta`… and `done` (or `error`) events, with a `failover` event
+/// before the next agent's deltas when the agent called fails.
 fn stream(turn: StreamedTurn<ChatAnswer>) -> Response {
     let events = futures_util::stream::unfold(turn, |mut turn| async move {
         let event = match turn.next().await? {
@@ -161,6 +162,13 @@ fn stream(turn: StreamedTurn<ChatAnswer>) -> Response {
                     &routed.intent,
                     &routed.decision,
                 ),
+            ),
+            TurnItem::Event(TurnEvent::FailedOver(failed)) => sse_event(
+                "failover",
+                &serde_json::json!({
+                    "from": failed.from,
+                    "to": AgentSummary::from(&failed.to),
+                }),
             ),
             TurnItem::Event(TurnEvent::Delta(text)) => {
                 sse_event("delta", &serde_json::json!({ "text": text }))
@@ -180,7 +188,9 @@ fn stream(turn: StreamedTurn<ChatAnswer>) -> Response {
 ///
 /// With `Accept: text/event-stream` the answer streams as server-sent events: `routing`
 /// (`{agent, intent, routing}`), then `delta` (`{text}`) as the answer arrives, then `done`
-/// (the whole answer) or `error` (a problem). A retry with the same `Idempotency-Key` and
+/// (the whole answer) or `error` (a problem). When the agent called fails before answering
+/// and another takes over, a `failover` event (`{from: {agent_id, name, error}, to: {id,
+/// name}}`) comes before the new agent's deltas. A retry with the same `Idempotency-Key` and
 /// body returns the first answer and writes nothing; the same key with another body is a
 /// `422`, and while the first is still running a `409`.
 #[utoipa::path(
@@ -266,7 +276,9 @@ pub async fn create_route(
         }
         None => None,
     };
-    let plan = crate::routing::plan(&state, &principal, message.as_str(), last_agent, None).await?;
+    let mut plan =
+        crate::routing::plan(&state, &principal, message.as_str(), last_agent, None).await?;
+    plan.attribute_intent(plan.decision.agent_id);
     Ok(Json(RouteAnswer::new(
         AgentSummary::from(&plan.decision),
         &plan.analysis.intent,

@@ -40,12 +40,22 @@ pub async fn get_readyz(State(state): State<AppState>) -> (StatusCode, Json<Heal
     security(("bearer" = [])),
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain"), (status = 403, body = crate::error::Problem, content_type = "application/problem+json"))
 )]
-pub async fn get_metrics(_: crate::auth::Operator) -> impl axum::response::IntoResponse {
-    metrics_text()
+pub async fn get_metrics(
+    _: crate::auth::Operator,
+    State(state): State<AppState>,
+) -> impl axum::response::IntoResponse {
+    metrics_text(&state)
 }
 
-/// The metrics in Prometheus' text format.
-pub fn metrics_text() -> impl axum::response::IntoResponse {
+/// `/metrics` on the private metrics address (no authentication: the address is private).
+pub async fn private_metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
+    metrics_text(&state)
+}
+
+/// The metrics in Prometheus' text format, the agents' circuit states as of now.
+fn metrics_text(state: &AppState) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    crate::metrics::circuits(&state.breakers);
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -53,4 +63,5 @@ pub fn metrics_text() -> impl axum::response::IntoResponse {
         )],
         crate::metrics::handle().render(),
     )
+        .into_response()
 }

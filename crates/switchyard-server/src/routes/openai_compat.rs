@@ -264,14 +264,17 @@ pub async fn create_chat_completion(
             "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.response}, "finish_reason": "stop"}],
         });
         let mut response = Json(body).into_response();
-        response
-            .headers_mut()
-            .insert(CONVERSATION_HEADER.clone(), header);
+        let headers = response.headers_mut();
+        headers.insert(CONVERSATION_HEADER.clone(), header);
+        routing_headers(headers, &answer.routing);
         return Ok(response);
     }
     // Streamed: the turn runs in its own task and reaches its end (and is stored) even if
     // the client goes away; what fails before its routing decision is a plain error.
     let turn = task.start_streamed(&state).await.map_err(ApiError::from)?;
+    let routing = turn
+        .routed()
+        .and_then(|r| serde_json::to_value(&r.decision).ok());
     let id = format!("chatcmpl-{}", Uuid::now_v7().simple());
     let stream = completion_stream(id, created, model, turn);
     // Comment lines while an agent thinks, so idle proxies keep the stream open (clients
@@ -279,10 +282,51 @@ pub async fn create_chat_completion(
     let mut response = Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response();
-    response
-        .headers_mut()
-        .insert(CONVERSATION_HEADER.clone(), header);
+    let headers = response.headers_mut();
+    headers.insert(CONVERSATION_HEADER.clone(), header);
+    if let Some(routing) = &routing {
+        routing_headers(headers, routing);
+    }
     Ok(response)
+}
+
+/// The header that names the agents routing passed over as unavailable.
+static SKIPPED_HEADER: HeaderName = HeaderName::from_static("x-switchyard-skipped");
+
+/// Adds what this dialect has no field for: `X-Switchyard-Skipped`, the agents passed over
+/// as unavailable (`name; reason` each, comma-separated, percent-encoded where a header
+/// cannot carry the text as is).
+fn routing_headers(headers: &mut HeaderMap, routing: &serde_json::Value) {
+    let Some(skipped) = routing.get("skipped").and_then(|s| s.as_array()) else {
+        return;
+    };
+    if skipped.is_empty() {
+        return;
+    }
+    let listed: Vec<String> = skipped
+        .iter()
+        .map(|s| {
+            let field = |k: &str| header_text(s.get(k).and_then(|v| v.as_str()).unwrap_or(""));
+            format!("{}; {}", field("name"), field("reason"))
+        })
+        .collect();
+    if let Ok(value) = HeaderValue::from_str(&listed.join(", ")) {
+        headers.insert(SKIPPED_HEADER.clone(), value);
+    }
+}
+
+/// Text a header can carry: visible ASCII and spaces as they are, `%`, `,`, `;` and
+/// everything else percent-encoded (UTF-8).
+fn header_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if (b == b' ' || b.is_ascii_graphic()) && !matches!(b, b'%' | b',' | b';') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// The conversation the header names, if any (a header that names none is a `404`).
@@ -346,7 +390,7 @@ fn completion_stream(
             loop {
                 match turn.next().await? {
                     // The routing decision has no place in this dialect; only the pieces.
-                    TurnItem::Event(TurnEvent::Routed(_)) => {}
+                    TurnItem::Event(TurnEvent::Routed(_) | TurnEvent::FailedOver(_)) => {}
                     TurnItem::Event(TurnEvent::Delta(text)) => {
                         let piece = chunk(&id, created, &model, json!({"content": text}), None);
                         return Some((Ok(piece), Some(turn)));

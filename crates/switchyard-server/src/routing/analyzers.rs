@@ -265,10 +265,23 @@ impl IntentAnalyzer for LlmAnalyzer {
                 }),
         );
         let agent = input.routing.profile(verdict.agent);
+        // The model's label counts only if it is one of the tenant's intents or agent
+        // names (spelled as the tenant spells it): analytics by intent must not fill with
+        // labels the model made up.
+        let label = match &verdict.intent {
+            None => None,
+            Some(label) => Some(
+                known_label(input.routing.index.agent_set().agents(), label).ok_or_else(|| {
+                    format!(
+                        "the model's intent {label:?} is not one of the tenant's intents or agent names"
+                    )
+                })?,
+            ),
+        };
         Ok(Analysis {
             analyzer: Method::Llm,
             intent: Intent {
-                category: verdict.intent.or_else(|| {
+                category: label.or_else(|| {
                     agent
                         .and_then(|a| a.intents.first().cloned())
                         .or_else(|| agent.map(|a| a.name.clone()))
@@ -279,6 +292,17 @@ impl IntentAnalyzer for LlmAnalyzer {
             candidates: ranked,
         })
     }
+}
+
+/// `label` as the tenant spells it, if it is one of its agents' intents or names (compared
+/// without regard to case).
+fn known_label(agents: &[switchyard_core::routing::AgentProfile], label: &str) -> Option<String> {
+    let label = label.trim().to_lowercase();
+    agents
+        .iter()
+        .flat_map(|a| a.intents.iter().chain(std::iter::once(&a.name)))
+        .find(|known| known.to_lowercase() == label)
+        .cloned()
 }
 
 /// The `embedding` analyzer: cosine similarity between the message's embedding and each

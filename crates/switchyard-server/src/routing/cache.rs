@@ -169,14 +169,15 @@ impl RoutingCache {
     }
 
     /// The tenant's routing at `version` (from the tenant row loaded by authentication),
-    /// built from the store if missing or stale (or built otherwise than `build` says).
+    /// built from the store if missing or stale (or built otherwise than `build` says); and
+    /// whether it was read from the store just now.
     pub async fn get(
         &self,
         store: &Arc<dyn Store>,
         scope: &TenantScope,
         version: i64,
         build: &IndexBuild,
-    ) -> Result<Arc<TenantRouting>, RoutingError> {
+    ) -> Result<(Arc<TenantRouting>, bool), RoutingError> {
         let tick = self.clock.fetch_add(1, Ordering::Relaxed);
         let key = build.key();
         {
@@ -186,7 +187,7 @@ impl RoutingCache {
                 && entry.routing.build == key
             {
                 entry.last_used = tick;
-                return Ok(entry.routing.clone());
+                return Ok((entry.routing.clone(), false));
             }
         }
         let (version, mut agents) = store.routable_agents(scope).await?;
@@ -206,7 +207,7 @@ impl RoutingCache {
             agents: agents.into_iter().map(|a| (a.id, a)).collect(),
         });
         self.insert(scope.tenant_id(), routing.clone(), tick);
-        Ok(routing)
+        Ok((routing, true))
     }
 
     fn insert(&self, tenant: TenantId, routing: Arc<TenantRouting>, tick: u64) {

@@ -37,6 +37,35 @@ pub struct Plan {
     pub own_ms: f64,
 }
 
+impl Plan {
+    /// Makes the turn's intent the one of the agent that answers (docs/routing.md): the
+    /// analysis' label where its best candidate answers, else the answering agent's first
+    /// intent (or its name), with the analysis' own label kept in the routing record.
+    pub fn attribute_intent(&mut self, answering: AgentId) {
+        let best = self.analysis.candidates.first().map(|c| c.agent_id);
+        let guess = match self.decision.guessed_intent.take() {
+            Some(guess) => Some(guess),
+            None => self.analysis.intent.category.clone(),
+        };
+        if best == Some(answering) {
+            self.analysis.intent.category = guess;
+            return;
+        }
+        let Some(agent) = self.routing.index.agent_set().get(answering) else {
+            return;
+        };
+        let own = agent
+            .intents
+            .first()
+            .cloned()
+            .unwrap_or_else(|| agent.name.clone());
+        if guess.as_deref() != Some(own.as_str()) {
+            self.decision.guessed_intent = guess;
+        }
+        self.analysis.intent.category = Some(own);
+    }
+}
+
 fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
 }
@@ -125,9 +154,13 @@ impl Facts<'_> {
         &self,
         analysis: &Analysis,
     ) -> Result<Decision, switchyard_core::routing::RouteError> {
-        let tenant = self.tenant;
-        let breakers = &self.state.breakers;
-        let unavailable = |agent: AgentId| breakers.is_open(tenant, agent);
+        // Only agents that failed lately have circuits, so this is nearly always empty.
+        let down = self.state.breakers.unavailable(self.tenant);
+        let unavailable = |agent: AgentId| {
+            down.iter()
+                .find(|(id, _)| *id == agent)
+                .map(|(_, why)| why.clone())
+        };
         let input = RouteInput {
             pinned: self.pinned,
             last_agent: self.last_agent,
@@ -152,17 +185,33 @@ fn model_analyzer<'a>(
         .analyzer
         .as_deref()
         .unwrap_or(state.config.analyzer.as_str());
+    // A tenant's own model without its own key takes the server-wide key setting, but only
+    // where the operator granted that variable to the tenant: otherwise the operator's key
+    // would go to whatever address the tenant named.
+    let with_key = |own: Option<ModelEndpoint>, server_key: &Option<String>| {
+        own.map(|mut endpoint| {
+            if endpoint.api_key_env.is_none()
+                && let Some(var) = server_key
+                && state
+                    .key_envs_for(&principal.tenant)
+                    .contains(&var.as_str())
+            {
+                endpoint.api_key_env = Some(var.clone());
+            }
+            endpoint
+        })
+    };
+    let config = &state.config;
     match choice {
         "llm" => Some((
             &state.analyzers.llm as &dyn IntentAnalyzer,
-            settings.llm.clone().or_else(|| state.config.global_llm())?,
+            with_key(settings.llm.clone(), &config.llm_api_key_env)
+                .or_else(|| config.global_llm())?,
         )),
         "embedding" => Some((
             &state.analyzers.embedding as &dyn IntentAnalyzer,
-            settings
-                .embedding
-                .clone()
-                .or_else(|| state.config.global_embedding())?,
+            with_key(settings.embedding.clone(), &config.embedding_api_key_env)
+                .or_else(|| config.global_embedding())?,
         )),
         _ => None,
     }

@@ -5,12 +5,12 @@
 use std::time::Instant;
 
 use chrono::Utc;
-use switchyard_agents::{AgentError, AgentInvoker as _, AgentRequest};
+use switchyard_agents::{AgentError, AgentInvoker as _, AgentRequest, Names};
 use switchyard_core::model::{Agent, AgentCallError};
-use switchyard_core::routing::{AgentRef, FailoverFrom};
+use switchyard_core::routing::{AgentRef, Decision, FailoverFrom, Skipped};
 use tokio::sync::mpsc;
 
-use super::{EventSink, TurnError, TurnEvent, ms};
+use super::{EventSink, FailedOver, TurnError, TurnEvent, ms};
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::routing::Plan;
@@ -46,11 +46,18 @@ pub(super) async fn answer(
     }];
     candidates.extend(plan.decision.failover.iter().cloned());
     let mut first_failure: Option<(String, AgentError)> = None;
+    let mut last_failure: Option<FailoverFrom> = None;
     let mut called = false;
     for candidate in &candidates {
         let Some(agent) = plan.routing.agents.get(&candidate.agent_id) else {
             continue;
         };
+        if let (Some(events), Some(from)) = (events, last_failure.take()) {
+            let _ = events.send(TurnEvent::FailedOver(Box::new(FailedOver {
+                from,
+                to: candidate.clone(),
+            })));
+        }
         let (result, began) = call_within(
             state,
             principal,
@@ -72,14 +79,30 @@ pub(super) async fn answer(
                     agent_ms: ms(started),
                 });
             }
+            // Its circuit opened since the decision (another turn's failure): passed over
+            // like the agents the decision skipped.
+            Err(AgentError::CircuitOpen) => {
+                let health = state.breakers.health(principal.scope.tenant_id(), agent.id);
+                let reason = health
+                    .unavailable_reason()
+                    .unwrap_or_else(|| AgentError::CircuitOpen.to_string());
+                note_failover(&mut plan.decision, agent, &reason);
+                last_failure = Some(failed(agent, &reason));
+                plan.decision.skipped.push(Skipped {
+                    agent_id: agent.id,
+                    name: agent.name.clone(),
+                    reason,
+                });
+                if first_failure.is_none() {
+                    first_failure = Some((agent.name.clone(), AgentError::CircuitOpen));
+                }
+            }
             Err(e) => {
                 tracing::warn!(agent.name = %agent.name, error = %e, "agent call failed");
+                let error = e.to_string();
+                note_failover(&mut plan.decision, agent, &error);
+                last_failure = Some(failed(agent, &error));
                 if first_failure.is_none() {
-                    plan.decision.failover_from = Some(FailoverFrom {
-                        agent_id: agent.id,
-                        name: agent.name.clone(),
-                        error: e.to_string(),
-                    });
                     first_failure = Some((agent.name.clone(), e));
                 }
                 if began {
@@ -95,6 +118,22 @@ pub(super) async fn answer(
     Err(TurnError::Agent { agent, error })
 }
 
+fn failed(agent: &Agent, error: &str) -> FailoverFrom {
+    FailoverFrom {
+        agent_id: agent.id,
+        name: agent.name.clone(),
+        error: error.to_owned(),
+    }
+}
+
+/// Names the first agent that failed (or was passed over) in the decision's `failover_from`,
+/// unless one is named already.
+fn note_failover(decision: &mut Decision, agent: &Agent, error: &str) {
+    if decision.failover_from.is_none() {
+        decision.failover_from = Some(failed(agent, error));
+    }
+}
+
 /// Calls one agent through its circuit, within the turn's deadline, and counts and records
 /// the outcome. `called` says whether an earlier candidate was called already.
 async fn call_within(
@@ -108,14 +147,21 @@ async fn call_within(
 ) -> CallOutcome {
     let scope = &principal.scope;
     let started = Instant::now();
-    let outcome = match state.breakers.permit(scope.tenant_id(), agent.id) {
-        None => (Err(AgentError::CircuitOpen), false),
+    let names = Names {
+        tenant: &principal.tenant.slug,
+        agent: &agent.name,
+    };
+    let outcome = match state.breakers.permit(scope.tenant_id(), agent.id, names) {
+        None => return (Err(AgentError::CircuitOpen), false),
         Some(permit) => {
             let had_the_whole_turn = !*called;
             *called = true;
             match tokio::time::timeout_at(deadline, call(state, agent, request, events)).await {
                 Ok(outcome) => {
-                    permit.record(outcome.0.is_ok());
+                    match &outcome.0 {
+                        Ok(_) => permit.succeeded(),
+                        Err(e) => permit.failed(&e.to_string()),
+                    }
                     outcome
                 }
                 // The turn's time is up: this agent timed out, and no one else may start
@@ -123,11 +169,12 @@ async fn call_within(
                 // if it had the turn's whole time; an agent left only what others did not
                 // use is not to blame.
                 Err(_) => {
-                    if had_the_whole_turn {
-                        permit.record(false);
-                    }
                     let spent = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-                    (Err(AgentError::Timeout(spent)), true)
+                    let error = AgentError::Timeout(spent);
+                    if had_the_whole_turn {
+                        permit.failed(&error.to_string());
+                    }
+                    (Err(error), true)
                 }
             }
         }

@@ -23,8 +23,8 @@ use switchyard_core::{ConversationId, MessageId};
 use switchyard_store::StoreError;
 
 pub use outcome::{
-    ChatContext, Message, MessageError, Routed, Target, Timings, TurnError, TurnEvent, TurnInput,
-    TurnOutcome,
+    ChatContext, FailedOver, Message, MessageError, Routed, Target, Timings, TurnError, TurnEvent,
+    TurnInput, TurnOutcome,
 };
 pub use task::EventSink;
 
@@ -51,6 +51,7 @@ pub async fn run(
     let last_agent = context.conversation.as_ref().and_then(|c| c.last_agent_id);
     let message = input.message.as_str();
     let mut plan = routing::plan(state, principal, message, last_agent, input.agent_id).await?;
+    plan.attribute_intent(plan.decision.agent_id);
     let _slot = admit(state, principal, &plan)?;
     if let Some(events) = events {
         let _ = events.send(TurnEvent::Routed(Box::new(Routed {
@@ -77,6 +78,7 @@ pub async fn run(
     let deadline = deadline(&state.config, started);
     let answered =
         failover::answer(state, principal, &mut plan, &request, events, deadline).await?;
+    plan.attribute_intent(answered.agent.agent_id);
 
     // 5. The turn and its conversation, in one transaction.
     let store_started = Instant::now();

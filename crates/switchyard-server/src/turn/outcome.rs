@@ -4,7 +4,7 @@
 use serde_json::Value;
 use switchyard_agents::AgentError;
 use switchyard_core::model::{Conversation, HistoryTurn};
-use switchyard_core::routing::{AgentRef, Decision, Intent, RouteError};
+use switchyard_core::routing::{AgentRef, Decision, FailoverFrom, Intent, RouteError};
 use switchyard_core::{AgentId, ConversationId, MessageId};
 use switchyard_store::{StoreError, StoreResult};
 
@@ -119,11 +119,23 @@ pub struct Routed {
     pub decision: Decision,
 }
 
+/// A turn moving to another agent after the one called failed.
+#[derive(Clone, Debug)]
+pub struct FailedOver {
+    /// The agent that failed, and how.
+    pub from: FailoverFrom,
+    /// The agent called next.
+    pub to: AgentRef,
+}
+
 /// What a streamed turn tells as it happens, before its outcome.
 #[derive(Clone, Debug)]
 pub enum TurnEvent {
     /// The routing decision, before the agent is called.
     Routed(Box<Routed>),
+    /// The agent called failed before answering anything: the next one is called (sent
+    /// before its answer's pieces).
+    FailedOver(Box<FailedOver>),
     /// A piece of the agent's answer.
     Delta(String),
 }

@@ -149,6 +149,14 @@ pub struct StreamedTurn<T> {
 }
 
 impl<T> StreamedTurn<T> {
+    /// The turn's routing decision, while it has not been read with [`Self::next`].
+    pub fn routed(&self) -> Option<&super::Routed> {
+        match &self.first {
+            Some(TurnEvent::Routed(routed)) => Some(routed),
+            _ => None,
+        }
+    }
+
     /// The next event, then the outcome, then `None`.
     pub async fn next(&mut self) -> Option<TurnItem<T>> {
         if let Some(first) = self.first.take() {

@@ -32,6 +32,8 @@ impl Received {
 pub struct Recorder {
     pub requests: Mutex<Vec<Received>>,
     pub flaky_failures_left: AtomicUsize,
+    /// `GET /health` answers 503 while set.
+    pub unhealthy: std::sync::atomic::AtomicBool,
 }
 
 /// The running agent service.
@@ -137,6 +139,17 @@ pub async fn start() -> AgentServer {
                     return (StatusCode::SERVICE_UNAVAILABLE, "not yet").into_response();
                 }
                 axum::Json(json!({"response": "flaky recovered"})).into_response()
+            }),
+        )
+        .route(
+            "/health",
+            axum::routing::get(|State(s): State<Arc<Recorder>>, h: HeaderMap| async move {
+                record(&s, "/health", h, Bytes::new());
+                if s.unhealthy.load(Ordering::SeqCst) {
+                    (StatusCode::SERVICE_UNAVAILABLE, "down")
+                } else {
+                    (StatusCode::OK, "up")
+                }
             }),
         )
         .with_state(recorder.clone());
@@ -254,7 +267,11 @@ pub async fn start_models() -> AgentServer {
             post(|State(s): State<Arc<Recorder>>, Path(mode): Path<String>, h: HeaderMap, b: Bytes| async move {
                 record(&s, &format!("/{mode}/chat"), h, b);
                 let content = if let Some(id) = mode.strip_prefix("pick-") {
-                    json!({"intent": "picked", "confidence": 0.93, "agent_id": id, "reasoning": "it fits"}).to_string()
+                    // The agent's intent, spelled otherwise than the tenant spells it.
+                    json!({"intent": "Travel", "confidence": 0.93, "agent_id": id, "reasoning": "it fits"}).to_string()
+                } else if let Some(id) = mode.strip_prefix("label-") {
+                    // A label of the model's own making.
+                    json!({"intent": "travel_llm", "confidence": 0.93, "agent_id": id}).to_string()
                 } else if mode == "made-up" {
                     json!({"intent": "x", "confidence": 0.99, "agent_id": "billing-bot"}).to_string()
                 } else if mode == "slow" {

@@ -236,7 +236,10 @@ async fn the_llm_analyzer_is_asked_only_in_the_ambiguous_band_and_only_trusted_f
         vague.body["routing"]
     );
     assert_eq!(vague.body["agent"]["id"], travel.as_str());
-    assert_eq!(vague.body["intent"]["category"], "picked");
+    assert_eq!(
+        vague.body["intent"]["category"], "travel",
+        "the model's label, as the tenant spells it"
+    );
     assert_eq!(count(&models, &path), 1);
     let prompt = models.received(&path)[0].json();
     assert!(
@@ -269,6 +272,10 @@ async fn the_llm_analyzer_is_asked_only_in_the_ambiguous_band_and_only_trusted_f
     for (mode, why) in [
         (format!("pick-{foreign}"), "not one of the candidates"),
         ("made-up".to_string(), "not one of the candidates"),
+        (
+            format!("label-{travel}"),
+            "\"travel_llm\" is not one of the tenant's intents or agent names",
+        ),
         ("garbage".to_string(), "not the JSON"),
         ("slow".to_string(), "timed out"),
     ] {

@@ -185,6 +185,10 @@ async fn another_tenants_ids_are_never_reachable(app: TestApp) {
             ),
             agent.clone(),
         ),
+        (
+            slot(Method::POST, "/v1/agents/{id}/test", Some(json!({}))),
+            agent.clone(),
+        ),
         (slot(Method::DELETE, "/v1/agents/{id}", None), agent.clone()),
         (
             slot(Method::GET, "/v1/conversations/{id}", None),

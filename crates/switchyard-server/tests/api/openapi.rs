@@ -35,6 +35,7 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("get", "/v1/analytics/routing"),
     ("get", "/metrics"),
     ("post", "/v1/agents/import"),
+    ("post", "/v1/agents/{id}/test"),
     ("get", "/v1/models"),
     ("post", "/v1/chat/completions"),
     ("get", "/healthz"),
@@ -90,4 +91,38 @@ async fn the_document_is_served_and_lists_every_route() {
 #[test]
 fn the_document_is_snapshot_locked() {
     insta::assert_json_snapshot!("openapi", switchyard_server::openapi());
+}
+
+/// The document's `RoutingRecord` names every field a real decision carries (it is written
+/// by hand beside the type that serialises, so this keeps the two together).
+#[tokio::test]
+async fn the_routing_record_schema_lists_every_field_of_a_decision() {
+    let app = TestApp::sqlite().await;
+    let t = app.tenant().await;
+    for agent in [
+        serde_json::json!({"name": "billing", "kind": "echo", "keywords": ["invoice", "refund"]}),
+        serde_json::json!({"name": "general", "kind": "echo", "is_fallback": true}),
+    ] {
+        assert_eq!(
+            app.post("/v1/agents", &t.admin_token, agent).await.status,
+            201
+        );
+    }
+    // A pinned decision has a guessed intent, so every optional field shows.
+    let agents = app.get("/v1/agents", &t.member_token).await;
+    let general = agents.body["items"][1]["id"].clone();
+    let chat = app
+        .post(
+            "/v1/chat",
+            &t.member_token,
+            serde_json::json!({"message": "refund my invoice", "agent_id": general}),
+        )
+        .await;
+    assert_eq!(chat.status, 200, "{:?}", chat.body);
+    let doc = serde_json::to_value(switchyard_server::openapi()).unwrap();
+    let schema = &doc["components"]["schemas"]["RoutingRecord"]["properties"];
+    let documented: BTreeSet<&String> = schema.as_object().unwrap().keys().collect();
+    let sent: BTreeSet<&String> = chat.body["routing"].as_object().unwrap().keys().collect();
+    assert!(sent.contains(&"guessed_intent".to_string()), "{sent:?}");
+    assert_eq!(documented, sent);
 }

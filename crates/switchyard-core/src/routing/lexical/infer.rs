@@ -272,7 +272,12 @@ fn summarize(scores: &[f32], coverage: f32, trained: bool) -> Summary {
     if k < 2 {
         s2 = 0.0;
     }
-    let z: f32 = scores.iter().map(|&s| (s - s1).exp()).sum();
+    let mut z: f32 = scores.iter().map(|&s| (s - s1).exp()).sum();
+    if k < 2 {
+        // One agent has no rival to be more likely than: it competes with "no agent" at a
+        // raw score of 0, so a message it does not know is not a sure match.
+        z += (-s1).exp();
+    }
     Summary {
         best,
         max: s1,

@@ -9,6 +9,7 @@ use crate::common::{Actors, TestApp};
 mod agents;
 mod encoder;
 mod failover;
+mod health;
 mod routing;
 mod turns;
 
