@@ -258,6 +258,51 @@ const LEGACY_VARIABLES: &[(&str, &str)] = &[
     ("DEFAULT_TENANT_SLUG", "default_tenant_slug"),
 ];
 
+/// One line for a setting that does not parse, naming what the user wrote: the environment
+/// variable (the name they set, an alias included) with its value, or the key of the file;
+/// then what is expected.
+fn describe(e: &figment::Error) -> String {
+    let key = e.path.join(".");
+    let from_env = e
+        .metadata
+        .as_ref()
+        .is_some_and(|m| m.name.to_lowercase().contains("environment"));
+    let problem = e.kind.to_string();
+    if from_env && !key.is_empty() {
+        // The legacy names win over SWITCHYARD_… (they are merged last), so look at them first.
+        let names: Vec<String> = LEGACY_VARIABLES
+            .iter()
+            .filter(|(_, field)| *field == key)
+            .map(|(var, _)| (*var).to_owned())
+            .chain(std::iter::once(format!(
+                "SWITCHYARD_{}",
+                key.to_uppercase()
+            )))
+            .collect();
+        let set = names.iter().find_map(|name| {
+            std::env::vars_os().find_map(|(var, value)| {
+                let var = var.to_string_lossy().into_owned();
+                var.eq_ignore_ascii_case(name)
+                    .then(|| (var, value.to_string_lossy().into_owned()))
+            })
+        });
+        if let Some((var, value)) = set {
+            return format!("{var}={value:?} is not valid: {problem}").replace('\n', " ");
+        }
+    }
+    let source = e
+        .metadata
+        .as_ref()
+        .and_then(|m| m.source.as_ref())
+        .map(|s| format!(" in {s}"))
+        .unwrap_or_default();
+    if key.is_empty() {
+        format!("{problem}{source}").replace('\n', " ")
+    } else {
+        format!("`{key}`{source} is not valid: {problem}").replace('\n', " ")
+    }
+}
+
 /// A setting that cannot work, with its name.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration: {0}")]
@@ -268,10 +313,7 @@ impl Config {
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         Self::figment(file)
             .extract::<Config>()
-            .map_err(|e| {
-                // One line naming the setting, e.g. "invalid type ... for key `bind`".
-                ConfigError(e.to_string().replace('\n', " "))
-            })?
+            .map_err(|e| ConfigError(describe(&e)))?
             .validated()
     }
 
@@ -522,10 +564,28 @@ mod tests {
             jail.set_env("SWITCHYARD_DATABASE_MAX_CONNECTIONS", "many");
             let err = Config::load(None).unwrap_err().0;
             assert!(
-                err.to_lowercase().contains("database_max_connections"),
+                err.contains("SWITCHYARD_DATABASE_MAX_CONNECTIONS=\"many\" is not valid"),
                 "{err}"
             );
+            assert!(err.contains("expected"), "{err}");
             assert!(!err.contains('\n'));
+            jail.set_env("SWITCHYARD_DATABASE_MAX_CONNECTIONS", "4");
+            // An alias is named as the user wrote it, never by the internal key.
+            jail.set_env("ORCHESTRATOR_MAX_CONVERSATIONS_PER_USER", "abc");
+            let err = Config::load(None).unwrap_err().0;
+            assert!(
+                err.starts_with("ORCHESTRATOR_MAX_CONVERSATIONS_PER_USER=\"abc\" is not valid: "),
+                "{err}"
+            );
+            assert!(!err.contains("\"MAX_CONVERSATIONS_PER_USER\""), "{err}");
+            jail.set_env("ORCHESTRATOR_MAX_CONVERSATIONS_PER_USER", "7");
+            jail.set_env("ENABLE_TENANT_ISOLATION", "maybe");
+            let err = Config::load(None).unwrap_err().0;
+            assert!(
+                err.starts_with("ENABLE_TENANT_ISOLATION=\"maybe\""),
+                "{err}"
+            );
+            jail.set_env("ENABLE_TENANT_ISOLATION", "true");
             jail.set_env("SWITCHYARD_DATABASE_MAX_CONNECTIONS", "4");
             jail.set_env("SWITCHYARD_BIND", "localhost");
             let err = Config::load(None).unwrap_err().0;

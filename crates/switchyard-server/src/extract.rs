@@ -1,6 +1,6 @@
 //! Extractors whose rejections are problem documents, never axum's plain-text answers.
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
@@ -9,7 +9,8 @@ use switchyard_core::page::{Cursor, DEFAULT_LIMIT, MAX_LIMIT, PageRequest};
 use crate::error::ApiError;
 
 /// A JSON body: syntax errors are `400`, values of the wrong type or unknown fields `422`,
-/// a missing JSON content type `415`, a body over the limit `413`.
+/// text with a NUL character `422` (naming the field), a missing JSON content type `415`, a
+/// body over the limit `413`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
 
@@ -21,25 +22,59 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
-        }
+        let ApiJsonWithBytes(value, _) = ApiJsonWithBytes::from_request(req, state).await?;
+        Ok(Self(value))
     }
 }
 
-/// The problem for a JSON body that could not be read.
-pub fn json_rejection(rejection: JsonRejection) -> ApiError {
-    match rejection {
-        JsonRejection::JsonDataError(e) => ApiError::unprocessable(e.body_text()),
-        JsonRejection::JsonSyntaxError(e) => ApiError::bad_request(e.body_text()),
-        JsonRejection::MissingJsonContentType(_) => ApiError::unsupported_media_type(),
-        JsonRejection::BytesRejection(e)
-            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
-        {
-            ApiError::too_large()
+/// Refuses a body whose text holds a NUL character (U+0000) anywhere — a value or a key —
+/// naming where: no text field of the API may hold one (PostgreSQL's text cannot), so the
+/// rule is the same on both databases and for every field. Only bodies that spell the escape
+/// `\u0000` are looked into.
+fn refuse_nul(bytes: &[u8]) -> Result<(), ApiError> {
+    if !bytes.windows(6).any(|w| w == b"\\u0000") {
+        return Ok(());
+    }
+    // A body that does not parse is refused as such afterwards.
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return Ok(());
+    };
+    match nul_at(&value, String::new()) {
+        Some(path) => Err(ApiError::unprocessable(format!(
+            "`{path}` must not contain NUL characters (U+0000)"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Where in `value` a text with a NUL character is, as `field.inner[2]`.
+fn nul_at(value: &serde_json::Value, path: String) -> Option<String> {
+    use serde_json::Value;
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{path}.{key}")
         }
-        other => ApiError::bad_request(other.body_text()),
+    };
+    match value {
+        Value::String(s) if s.contains('\0') => Some(if path.is_empty() {
+            "body".to_owned()
+        } else {
+            path
+        }),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nul_at(item, format!("{path}[{i}]"))),
+        Value::Object(fields) => fields.iter().find_map(|(key, item)| {
+            if key.contains('\0') {
+                Some(join(&key.replace('\0', "\\u0000")))
+            } else {
+                nul_at(item, join(key))
+            }
+        }),
+        _ => None,
     }
 }
 
@@ -172,6 +207,7 @@ where
                     ApiError::bad_request(e.body_text())
                 }
             })?;
+        refuse_nul(&bytes)?;
         let value = serde_json::from_slice::<T>(&bytes).map_err(|e| match e.classify() {
             serde_json::error::Category::Data => ApiError::unprocessable(format!(
                 "Failed to deserialize the JSON body into the target type: {e}"

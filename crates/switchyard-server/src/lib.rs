@@ -88,7 +88,9 @@ pub fn api_router() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_router().split_for_parts().1
+    let mut doc = api_router().split_for_parts().1;
+    openapi::describe_responses(&mut doc);
+    doc
 }
 
 async fn unknown_route() -> ApiError {
@@ -111,7 +113,8 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 /// The whole service: the API, `/openapi.json`, and the middleware every request passes
 /// (request span and log line, time limit, body limit, panic guard).
 pub fn router(state: AppState) -> Router {
-    let (api, openapi) = api_router().split_for_parts();
+    let (api, mut openapi) = api_router().split_for_parts();
+    openapi::describe_responses(&mut openapi);
     let spec: Arc<str> = openapi.to_json().unwrap_or_default().into();
     let timeout = Duration::from_millis(state.config.request_timeout_ms);
     let body_limit = state.config.max_body_bytes;

@@ -11,6 +11,8 @@
 //! a deleted user, or a user or tenant that is no longer active, is refused at once,
 //! whatever the token says.
 
+use std::sync::Arc;
+
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
@@ -34,7 +36,7 @@ pub mod password;
 pub use api_key::{API_KEY_MARKER, api_key_hash, api_key_tenant, new_api_key};
 pub use authed::{Authed, AuthedRead};
 pub use jwt::JwtKeys;
-pub use password::{LoginLimiter, hash_password, verify_password};
+pub use password::{LoginLimiter, Refusal, hash_password, verify_password};
 
 /// What authenticates requests: the operator's proof (the only way to look credentials up
 /// and have scopes issued), the operator token, the single-tenant mode's default tenant,
@@ -44,7 +46,12 @@ pub struct Authenticator {
     operator_token_hash: Option<Vec<u8>>,
     default_tenant: Option<TenantId>,
     logins: LoginLimiter,
+    /// One slot per core for password checks.
+    password_checks: Arc<tokio::sync::Semaphore>,
 }
+
+/// How long a login waits for a password check slot before it is refused.
+const PASSWORD_CHECK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -69,6 +76,9 @@ impl Authenticator {
             operator_token_hash: operator_token.map(|t| Sha256::digest(t.as_bytes()).to_vec()),
             default_tenant,
             logins: LoginLimiter::default(),
+            password_checks: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+            )),
         }
     }
 
@@ -221,14 +231,38 @@ pub async fn login(
     tenant_slug: &str,
     email: &str,
     password: String,
+    address: Option<std::net::IpAddr>,
 ) -> Result<PrincipalRecord, ApiError> {
     let auth = &state.auth;
-    if let Some(seconds) = auth.logins.locked_for(tenant_slug, email) {
-        return Err(ApiError::too_many_requests(
-            "too many failed logins; try again later",
-            seconds,
-        ));
+    match auth.logins.attempt(tenant_slug, email, address) {
+        Ok(()) => {}
+        Err(Refusal::Account(seconds)) => {
+            return Err(ApiError::too_many_requests(
+                "too many failed logins; try again later",
+                seconds,
+            ));
+        }
+        Err(Refusal::Address(seconds)) => {
+            return Err(ApiError::too_many_requests(
+                "too many logins from this address; try again later",
+                seconds,
+            ));
+        }
     }
+    // At most one password check per core at once (each takes 19 MiB and a core for a
+    // while): a flood of logins waits here briefly, then is refused, instead of taking every
+    // blocking thread and the memory with it.
+    let Ok(Ok(_slot)) = tokio::time::timeout(
+        PASSWORD_CHECK_WAIT,
+        auth.password_checks.clone().acquire_owned(),
+    )
+    .await
+    else {
+        return Err(ApiError::too_many_requests(
+            "too many logins at once; try again in a moment",
+            1,
+        ));
+    };
     let found: Option<LoginRecord> = match state
         .store
         .find_login(&auth.operator, tenant_slug, email)
@@ -247,7 +281,7 @@ pub async fn login(
     let found = match found {
         Some(f) if matches => f.principal,
         _ => {
-            auth.logins.failed(tenant_slug, email);
+            auth.logins.failed(tenant_slug, email, address);
             return Err(ApiError::bad_login());
         }
     };

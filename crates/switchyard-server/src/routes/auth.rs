@@ -1,7 +1,9 @@
 //! Login and `/v1/me`.
 
-use axum::Json;
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::{Extension, Json};
 
 use crate::api::{Login, Me, MeTenant, MeUser, TokenOut};
 use crate::app::AppState;
@@ -13,7 +15,9 @@ use crate::extract::ApiJson;
 ///
 /// A wrong tenant, e-mail or password all give the same `401`, after the same work. After
 /// 10 failures for one tenant and e-mail within 5 minutes, logins for them answer `429`
-/// until the window has passed.
+/// until the window has passed; so do logins from one client address after 60 attempts in
+/// a minute or 50 failures in 5 minutes, and logins that find every password-check slot
+/// busy for 2 seconds. Each `429` has `Retry-After`.
 #[utoipa::path(
     post,
     path = "/v1/auth/login",
@@ -28,11 +32,13 @@ use crate::extract::ApiJson;
 )]
 pub async fn create_token(
     State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     ApiJson(body): ApiJson<Login>,
 ) -> ApiResult<Json<TokenOut>> {
     let email = body.email.trim().to_lowercase();
     let tenant_slug = body.tenant.trim().to_lowercase();
-    let found = crate::auth::login(&state, &tenant_slug, &email, body.password).await?;
+    let address = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
+    let found = crate::auth::login(&state, &tenant_slug, &email, body.password, address).await?;
     let (access_token, expires_in) = state.jwt.issue(found.tenant.id, found.user.id, None)?;
     Ok(Json(TokenOut {
         access_token,

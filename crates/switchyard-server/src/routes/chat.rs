@@ -201,7 +201,10 @@ fn stream(turn: StreamedTurn<ChatAnswer>) -> Response {
     request_body = ChatRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body return the first answer")),
     responses(
-        (status = 200, body = ChatAnswer, description = "The answer (or, with Accept: text/event-stream, a stream of routing, delta and done events)"),
+        (status = 200, description = "The answer; with Accept: text/event-stream, a stream of server-sent events (routing, failover, delta, done or error)", content(
+            (ChatAnswer = "application/json"),
+            (String = "text/event-stream"),
+        )),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, body = Problem, content_type = "application/problem+json", description = "A conversation limit is reached, or the same Idempotency-Key is still running"),
         (status = 413, body = Problem, content_type = "application/problem+json"),

@@ -20,8 +20,8 @@ pub struct Message(String);
 /// Why a message was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum MessageError {
-    /// No characters.
-    #[error("`message` must not be empty")]
+    /// No visible characters.
+    #[error("`message` must not be empty (or only spaces and invisible characters)")]
     Empty,
     /// Too many.
     #[error("`message` has at most {MAX_MESSAGE_CHARS} characters")]
@@ -29,13 +29,15 @@ pub enum MessageError {
 }
 
 impl Message {
-    /// Checks a message's length.
+    /// Checks a message: at least one visible character, at most [`MAX_MESSAGE_CHARS`].
     pub fn parse(text: String) -> Result<Self, MessageError> {
-        match text.chars().count() {
-            0 => Err(MessageError::Empty),
-            n if n > MAX_MESSAGE_CHARS => Err(MessageError::TooLong),
-            _ => Ok(Self(text)),
+        if text.chars().all(invisible) {
+            return Err(MessageError::Empty);
         }
+        if text.chars().count() > MAX_MESSAGE_CHARS {
+            return Err(MessageError::TooLong);
+        }
+        Ok(Self(text))
     }
 
     /// The text.
@@ -47,6 +49,14 @@ impl Message {
     pub fn into_string(self) -> String {
         self.0
     }
+}
+
+/// Whether a character shows nothing: white space, a control character, or a zero-width
+/// one (zero-width space, joiners, word joiner, byte order mark).
+fn invisible(c: char) -> bool {
+    c.is_whitespace()
+        || c.is_control()
+        || matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}')
 }
 
 /// A conversation and its last turns, read before a turn (with the authentication, where

@@ -604,3 +604,67 @@ async fn first_reads_check_the_principal_first(app: TestApp) {
 }
 
 crate::common::on_both_backends!(first_reads_check_the_principal_first);
+
+/// Logins from one client address are limited before any password is checked: after 50
+/// failures in 5 minutes or 60 attempts in a minute, that address gets `429` with
+/// `Retry-After`; another address is not held back.
+#[tokio::test]
+async fn logins_are_limited_per_client_address() {
+    let app = TestApp::sqlite().await;
+    let t = app.tenant().await;
+    let created = app
+        .post(
+            "/v1/users",
+            &t.admin_token,
+            json!({"email": "ann@x.test", "role": "member", "password": "the right password"}),
+        )
+        .await;
+    assert_eq!(created.status, 201);
+    let login = |from: [u8; 4], email: String, password: &'static str| {
+        let app = app.clone();
+        let body = json!({"tenant": t.slug, "email": email, "password": password});
+        async move {
+            let mut request = axum::http::Request::post("/v1/auth/login")
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(body.to_string()))
+                .unwrap();
+            let peer = std::net::SocketAddr::from((from, 40_000));
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            app.send(request).await
+        }
+    };
+    // 50 failures from one address, over as many made-up accounts (no account lockout
+    // helps): the address is held back, even with the right password.
+    let guesser = [203, 0, 113, 7];
+    for n in 0..50 {
+        let resp = login(guesser, format!("guess{n}@x.test"), "a wrong password").await;
+        assert_problem(&resp, 401);
+    }
+    let held = login(guesser, "ann@x.test".into(), "the right password").await;
+    assert_problem(&held, 429);
+    assert!(held.headers.contains_key("retry-after"));
+    // 60 attempts a minute from one address, even good ones: the 61st waits.
+    let flood = [203, 0, 113, 8];
+    for _ in 0..60 {
+        let resp = login(flood, "ann@x.test".into(), "the right password").await;
+        assert_eq!(resp.status, 200, "{:?}", resp.body);
+    }
+    let held = login(flood, "ann@x.test".into(), "the right password").await;
+    assert_problem(&held, 429);
+    let wait: u64 = held.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=61).contains(&wait), "{wait}");
+    assert!(
+        held.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("from this address")
+    );
+    let elsewhere = login([198, 51, 100, 9], "ann@x.test".into(), "the right password").await;
+    assert_eq!(elsewhere.status, 200, "{:?}", elsewhere.body);
+}

@@ -5,6 +5,7 @@
 
 mod agent_server;
 mod auth;
+mod bad_input;
 mod chat;
 mod common;
 mod integrations;
