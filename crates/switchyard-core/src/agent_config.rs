@@ -180,15 +180,31 @@ fn check_timeout(t: Option<u64>) -> Result<(), String> {
     }
 }
 
+/// The IPv4 address inside a NAT64 address of the well-known prefix `64:ff9b::/96`, which a
+/// NAT64 gateway turns into a call to that IPv4 address.
+fn nat64_v4(v6: std::net::Ipv6Addr) -> Option<std::net::Ipv4Addr> {
+    let s = v6.segments();
+    (s[..6] == [0x64, 0xff9b, 0, 0, 0, 0]).then(|| {
+        let [a, b] = s[6].to_be_bytes();
+        let [c, d] = s[7].to_be_bytes();
+        std::net::Ipv4Addr::new(a, b, c, d)
+    })
+}
+
 /// Whether an address must never be called: link-local (which includes the cloud metadata
-/// service at 169.254.169.254), unspecified, multicast or broadcast.
+/// service at 169.254.169.254), another cloud's metadata address (100.100.100.200),
+/// unspecified, multicast or broadcast — as IPv4, IPv4-mapped IPv6 or NAT64 (`64:ff9b::/96`).
 pub fn is_forbidden_ip(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
-            v4.is_link_local() || v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast()
+            v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.octets() == [100, 100, 100, 200]
         }
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
+            if let Some(v4) = v6.to_ipv4_mapped().or_else(|| nat64_v4(v6)) {
                 return is_forbidden_ip(IpAddr::V4(v4));
             }
             v6.is_unspecified() || v6.is_multicast() || (v6.segments()[0] & 0xffc0) == 0xfe80
@@ -207,7 +223,7 @@ pub fn is_private_ip(ip: IpAddr) -> bool {
                 || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64
         }
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
+            if let Some(v4) = v6.to_ipv4_mapped().or_else(|| nat64_v4(v6)) {
                 return is_private_ip(IpAddr::V4(v4));
             }
             v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00
@@ -402,12 +418,26 @@ impl AgentConfig {
 
     /// A new configuration from an update: where the update repeats [`REDACTED`] for a
     /// secret or a header value (as an edited copy of an API answer does), the current
-    /// value is kept.
+    /// value is kept — unless the update sends the agent to another origin (scheme, host or
+    /// port of `url` or `base_url`): a stored credential never follows an agent to a host
+    /// of the editor's choosing, so there the placeholders are dropped, and the secret and
+    /// headers must be given again to be sent.
     pub fn keep_redacted(
         update: &serde_json::Value,
         current: &serde_json::Value,
     ) -> serde_json::Value {
         let mut merged = update.clone();
+        if origin(update) != origin(current) {
+            if let Some(new) = merged.as_object_mut() {
+                if new.get("secret").and_then(|s| s.as_str()) == Some(REDACTED) {
+                    new.remove("secret");
+                }
+                if let Some(headers) = new.get_mut("headers").and_then(|h| h.as_object_mut()) {
+                    headers.retain(|_, value| value.as_str() != Some(REDACTED));
+                }
+            }
+            return merged;
+        }
         if let (Some(new), Some(old)) = (merged.as_object_mut(), current.as_object()) {
             if new.get("secret").and_then(|s| s.as_str()) == Some(REDACTED) {
                 match old.get("secret") {
@@ -430,10 +460,57 @@ impl AgentConfig {
     }
 }
 
+/// The origin (scheme, host, port) an agent's configuration sends calls to, if it names one.
+fn origin(config: &serde_json::Value) -> Option<(String, String, Option<u16>)> {
+    let text = config
+        .get("url")
+        .or_else(|| config.get("base_url"))?
+        .as_str()?;
+    let url = Url::parse(text).ok()?;
+    Some((
+        url.scheme().to_owned(),
+        url.host_str()?.to_ascii_lowercase(),
+        url.port_or_known_default(),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn stored_secrets_do_not_follow_an_agent_to_another_host() {
+        let stored = json!({"url": "https://agent.example/a", "secret": "0123456789abcdef",
+                            "headers": {"Authorization": "Bearer t", "X-Plain": "v"}});
+        let mut edited = AgentConfig::redacted(&stored);
+        edited["url"] = json!("https://attacker.example/a");
+        let merged = AgentConfig::keep_redacted(&edited, &stored);
+        assert_eq!(
+            merged,
+            json!({"url": "https://attacker.example/a", "headers": {}})
+        );
+        // Given again, they are taken.
+        edited["secret"] = json!("a-new-secret-for-the-new-host");
+        edited["headers"] = json!({"Authorization": "Bearer new"});
+        let merged = AgentConfig::keep_redacted(&edited, &stored);
+        assert_eq!(merged["secret"], "a-new-secret-for-the-new-host");
+        assert_eq!(merged["headers"]["Authorization"], "Bearer new");
+        // Another port is another origin; another path on the same origin is not.
+        let mut port = AgentConfig::redacted(&stored);
+        port["url"] = json!("https://agent.example:8443/a");
+        assert!(
+            AgentConfig::keep_redacted(&port, &stored)
+                .get("secret")
+                .is_none()
+        );
+        let mut path = AgentConfig::redacted(&stored);
+        path["url"] = json!("https://AGENT.example/b");
+        assert_eq!(
+            AgentConfig::keep_redacted(&path, &stored)["secret"],
+            "0123456789abcdef"
+        );
+    }
 
     #[test]
     fn configs_are_checked_per_kind() {
@@ -451,6 +528,8 @@ mod tests {
             json!({"url": "ftp://x"}),
             json!({"url": "http://169.254.169.254/latest"}),
             json!({"url": "http://[fe80::1]/"}),
+            json!({"url": "http://100.100.100.200/latest/meta-data"}),
+            json!({"url": "http://[64:ff9b::a9fe:a9fe]/latest"}),
             json!({"url": "http://metadata.google.internal/"}),
             json!({"url": "http://user:pw@example.com/"}),
             json!({"url": "http://example.com", "timeout_ms": 0}),
@@ -547,12 +626,13 @@ mod tests {
             shown,
             json!({"url": "http://x", "secret": "***", "headers": {"Authorization": "***"}})
         );
+        // Another path on the same host: the stored secret and header stay.
         let mut edited = shown.clone();
-        edited["url"] = json!("http://y");
+        edited["url"] = json!("http://x/v2");
         let merged = AgentConfig::keep_redacted(&edited, &stored);
         assert_eq!(
             merged,
-            json!({"url": "http://y", "secret": "0123456789abcdef", "headers": {"Authorization": "Bearer t"}})
+            json!({"url": "http://x/v2", "secret": "0123456789abcdef", "headers": {"Authorization": "Bearer t"}})
         );
     }
 
@@ -561,6 +641,14 @@ mod tests {
         assert!(is_forbidden_ip("169.254.169.254".parse().unwrap()));
         assert!(is_forbidden_ip("::ffff:169.254.169.254".parse().unwrap()));
         assert!(is_forbidden_ip("fd00:ec2::254".parse().unwrap()));
+        assert!(is_forbidden_ip("100.100.100.200".parse().unwrap()));
+        assert!(is_forbidden_ip("64:ff9b::a9fe:a9fe".parse().unwrap()));
+        assert!(is_forbidden_ip("64:ff9b::169.254.169.254".parse().unwrap()));
+        assert!(is_forbidden_ip("64:ff9b::6464:64c8".parse().unwrap()));
+        assert!(!is_forbidden_ip("64:ff9b::808:808".parse().unwrap()));
+        assert!(is_private_ip("64:ff9b::7f00:1".parse().unwrap()));
+        assert!(!is_forbidden_ip("100.64.0.1".parse().unwrap()));
+        assert!(is_private_ip("100.64.0.1".parse().unwrap()));
         assert!(!is_forbidden_ip("10.0.0.1".parse().unwrap()));
         assert!(is_private_ip("10.0.0.1".parse().unwrap()));
         assert!(is_private_ip("127.0.0.1".parse().unwrap()));

@@ -213,7 +213,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             let opened = open(&config).await?;
             let mut out: Box<dyn std::io::Write> = match output {
                 Some(path) => Box::new(std::io::BufWriter::new(
-                    std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?,
+                    private_file(&path).map_err(|e| format!("{}: {e}", path.display()))?,
                 )),
                 None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
             };
@@ -407,4 +407,18 @@ async fn issue_token(
         .map_err(|e| e.detail)?;
     println!("{token}");
     Ok(())
+}
+
+/// A file for an export, readable and writable by its owner only (0600): it holds a tenant's
+/// users, agents and conversations.
+fn private_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(path)?;
+    // An existing file keeps its mode when opened: make it private too.
+    #[cfg(unix)]
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    Ok(file)
 }

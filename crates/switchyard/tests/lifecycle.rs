@@ -199,6 +199,15 @@ async fn export_from_sqlite_import_into_postgres_shows_the_same_conversations() 
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("3 conversations, 6 turns"));
+    // The database the server made and the export are its owner's alone.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let db = std::path::Path::new(sqlite.trim_start_matches("sqlite://"));
+        assert_eq!(mode(db), 0o600, "the SQLite file is private");
+        assert_eq!(mode(&file), 0o600, "the export is private");
+    }
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(
         !text.contains("a-secret-that-stays-home") && !text.contains("Bearer private"),

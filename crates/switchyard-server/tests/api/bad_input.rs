@@ -1,6 +1,7 @@
 //! Bad input answers a clear 4xx and loses nothing, the same on SQLite and PostgreSQL:
 //! text with NUL characters anywhere in a body, broken Unicode, messages with nothing
-//! visible in them. (docs/operations.md, *Security*.)
+//! visible in them; and a deleted conversation leaves nothing to replay.
+//! (docs/operations.md, *Security*.)
 
 use axum::body::Body;
 use axum::http::{Method, Request};
@@ -216,8 +217,55 @@ async fn messages_with_nothing_visible_are_empty(app: TestApp) {
     assert_eq!(ok.status, 200, "{:?}", ok.body);
 }
 
+/// Deleting a conversation deletes the recorded answers of its turns: a retry with the same
+/// `Idempotency-Key` runs again instead of replaying the deleted messages.
+async fn a_deleted_conversation_is_not_replayed(app: TestApp) {
+    let t = app.tenant().await;
+    app.post(
+        "/v1/agents",
+        &t.admin_token,
+        json!({"name": "echo", "kind": "echo", "is_fallback": true}),
+    )
+    .await;
+    let send = |key: &'static str, message: &'static str| {
+        let request = Request::post("/v1/chat")
+            .header("authorization", format!("Bearer {}", t.member_token))
+            .header("content-type", "application/json")
+            .header("idempotency-key", key)
+            .body(Body::from(json!({"message": message}).to_string()))
+            .unwrap();
+        let app = app.clone();
+        async move { app.send(request).await }
+    };
+    let first = send("delete-me", "my secret account number").await;
+    assert_eq!(first.status, 200, "{:?}", first.body);
+    let kept = send("keep-me", "another conversation").await;
+    assert_eq!(kept.status, 200);
+    let id = first.body["conversation_id"].as_str().unwrap().to_owned();
+    let deleted = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/conversations/{id}"),
+            Some(&t.member_token),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, 204);
+    let retried = send("delete-me", "my secret account number").await;
+    assert_eq!(retried.status, 200);
+    assert_ne!(
+        retried.body["conversation_id"], first.body["conversation_id"],
+        "a new turn, not the deleted one replayed"
+    );
+    assert_ne!(retried.body["message_id"], first.body["message_id"]);
+    // Another conversation's record is untouched.
+    let again = send("keep-me", "another conversation").await;
+    assert_eq!(again.body, kept.body);
+}
+
 on_both_backends!(
     nul_characters_are_refused_naming_the_field,
     broken_unicode_is_a_bad_request_not_a_crash,
     messages_with_nothing_visible_are_empty,
+    a_deleted_conversation_is_not_replayed,
 );

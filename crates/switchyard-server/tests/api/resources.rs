@@ -353,6 +353,26 @@ async fn agents_with_configs_checked_per_kind() {
     assert_eq!(stored.config["secret"], "0123456789abcdef");
     assert_eq!(stored.config["headers"]["Authorization"], "Bearer x");
     assert_eq!(stored.config["url"], "http://127.0.0.1:9/v2");
+    // Sent to another host, the stored credentials stay behind unless given again: one
+    // admin cannot send another's secret to a host of their choosing.
+    let mut moved = patched.body["config"].clone();
+    moved["url"] = json!("http://127.0.0.2:9/v2");
+    let patched = app
+        .patch(
+            &format!("/v1/agents/{id}"),
+            &t.admin_token,
+            json!({"config": moved}),
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{:?}", patched.body);
+    let stored = app
+        .store
+        .get_agent(&scope, id.parse().unwrap())
+        .await
+        .unwrap();
+    assert!(stored.config.get("secret").is_none(), "{}", stored.config);
+    assert_eq!(stored.config["headers"], json!({}));
+    assert_eq!(stored.config["url"], "http://127.0.0.2:9/v2");
     assert_problem(
         &app.patch(
             &format!("/v1/agents/{id}"),

@@ -78,6 +78,16 @@ pub(crate) async fn delete<B: SqlBackend>(
     if done == 0 {
         return Err(StoreError::NotFound);
     }
+    // A recorded answer of a turn of it would replay the deleted messages to a retried
+    // request for a day: it goes too. (Records hold the answer, which names the
+    // conversation; they live a day, so the tenant's are few.)
+    tx.execute(
+        "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND CAST(response AS TEXT) LIKE $2",
+        Args::new()
+            .bind(scope.tenant_id())
+            .bind(format!("%\"conversation_id\":%\"{id}\"%")),
+    )
+    .await?;
     tx.commit().await
 }
 

@@ -63,6 +63,24 @@ fn connect_options(url: &str) -> StoreResult<SqliteConnectOptions> {
         .busy_timeout(Duration::from_secs(5)))
 }
 
+/// Creates a database file that does not exist yet readable and writable by its owner only
+/// (0600): it holds every tenant's conversations and the server's signing secret. SQLite
+/// gives its `-wal` and `-shm` files the same permissions. An existing file keeps its own.
+fn create_private(path: &std::path::Path) -> StoreResult<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Config(format!(
+            "cannot create the SQLite database {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
 fn is_memory(url: &str) -> bool {
     url.contains(":memory:") || url.contains("mode=memory")
 }
@@ -79,6 +97,9 @@ impl SqliteStore {
         let options = connect_options(&config.url)?;
         // A private in-memory database lives as long as its one connection.
         let memory = is_memory(&config.url);
+        if !memory {
+            create_private(options.get_filename())?;
+        }
         let pool = SqlitePoolOptions::new()
             .max_connections(if memory { 1 } else { config.max_connections })
             .min_connections(if memory { 1 } else { 0 })
