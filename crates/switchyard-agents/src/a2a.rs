@@ -236,20 +236,42 @@ fn step(result: &Value, answered: bool) -> Result<Step, AgentError> {
 
 /// What an Agent Card says about an agent (the parts Switchyard uses).
 #[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AgentCard {
     /// The agent's name.
     pub name: String,
     /// What it does.
-    #[serde(default)]
     pub description: String,
     /// Its JSON-RPC endpoint.
     pub url: String,
+    /// The agent's own version.
+    pub version: String,
     /// What it can do.
-    #[serde(default)]
     pub capabilities: Capabilities,
+    /// The media types it takes.
+    pub default_input_modes: Vec<String>,
+    /// The media types it answers with.
+    pub default_output_modes: Vec<String>,
     /// Its skills.
-    #[serde(default)]
     pub skills: Vec<Skill>,
+}
+
+impl AgentCard {
+    /// What the A2A specification requires of a card beyond its fields' presence, and what
+    /// Switchyard needs: a name, at least one skill, and text in and out.
+    fn check(&self) -> Result<(), String> {
+        if self.name.trim().is_empty() {
+            return Err("the Agent Card's `name` is empty".into());
+        }
+        if self.skills.is_empty() {
+            return Err("the Agent Card lists no skills".into());
+        }
+        let text = |modes: &[String]| modes.iter().any(|m| m == "text" || m.starts_with("text/"));
+        if !text(&self.default_input_modes) || !text(&self.default_output_modes) {
+            return Err("the Agent Card's default input and output modes must include text".into());
+        }
+        Ok(())
+    }
 }
 
 /// An Agent Card's capabilities.
@@ -266,13 +288,10 @@ pub struct Skill {
     /// Its id.
     pub id: String,
     /// Its name.
-    #[serde(default)]
     pub name: String,
     /// What it does.
-    #[serde(default)]
     pub description: String,
     /// Words describing it.
-    #[serde(default)]
     pub tags: Vec<String>,
     /// Sample requests.
     #[serde(default)]
@@ -300,6 +319,7 @@ impl A2aInvoker {
         let bytes = bounded_body(response, 256 * 1024).await?;
         let mut card: AgentCard = serde_json::from_slice(&bytes)
             .map_err(|e| format!("the Agent Card is not valid: {e}"))?;
+        card.check()?;
         // A relative endpoint is relative to the card.
         card.url = url
             .join(&card.url)

@@ -87,7 +87,7 @@ impl App {
         let agents = Arc::new(
             Invokers::new(InvokerConfig {
                 addresses: AddressPolicy {
-                    deny_private: config.agent_deny_private,
+                    deny_private: config.denies_private(),
                 },
                 ..InvokerConfig::default()
             })
@@ -98,6 +98,13 @@ impl App {
             open_for: std::time::Duration::from_secs(config.circuit_open_seconds),
         }));
         let health_checks = crate::checks::HealthChecks::start(agents.clone(), breakers.clone());
+        if config.enable_tenant_isolation && !config.denies_private() {
+            tracing::warn!(
+                "agents may call private and loopback addresses (SWITCHYARD_AGENT_DENY_PRIVATE=false): \
+                 any tenant admin can reach this network through an agent; meant for development \
+                 or a single trusted tenant"
+            );
+        }
         let cache_bytes = config.routing_cache_mib.saturating_mul(1024 * 1024);
         match &encoder {
             Some(e) => tracing::info!(

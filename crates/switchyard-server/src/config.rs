@@ -139,8 +139,10 @@ pub struct Config {
     pub max_inflight_agent_calls: u32,
     /// How many earlier turns of the conversation an agent receives.
     pub history_turns: u32,
-    /// Refuse agent URLs on private and loopback addresses.
-    pub agent_deny_private: bool,
+    /// Refuse outbound calls to private, loopback and carrier-grade NAT addresses. Unset:
+    /// refused when tenants can register agents (`enable_tenant_isolation`), allowed in the
+    /// single-tenant mode; see [`Config::denies_private`].
+    pub agent_deny_private: Option<bool>,
     /// `SWITCHYARD_AGENT_KEY_ENVS`: environment variables (comma-separated) that every
     /// tenant's `openai` agents may name as `api_key_env`; a tenant's own grants are its
     /// `agent_key_envs` setting. No other variable is ever read for an agent.
@@ -220,7 +222,7 @@ impl Default for Config {
             rate_limit_burst: 400,
             max_inflight_agent_calls: 64,
             history_turns: 10,
-            agent_deny_private: false,
+            agent_deny_private: None,
             agent_key_envs: String::new(),
             circuit_failure_threshold: 5,
             circuit_open_seconds: 30,
@@ -466,6 +468,14 @@ impl Config {
             .filter(|v| !v.is_empty())
     }
 
+    /// Whether outbound calls to private and loopback addresses are refused: as set, or by
+    /// default when tenants can register agents (a tenant must not reach the operator's
+    /// internal network through an agent).
+    pub fn denies_private(&self) -> bool {
+        self.agent_deny_private
+            .unwrap_or(self.enable_tenant_isolation)
+    }
+
     /// The global chat model of the `llm` analyzer, if configured.
     pub fn global_llm(&self) -> Option<switchyard_core::settings::ModelEndpoint> {
         Some(switchyard_core::settings::ModelEndpoint {
@@ -552,6 +562,28 @@ mod tests {
             assert_eq!(format!("{:?}", c.admin_token), "Some(\"***\")");
             Ok(())
         });
+    }
+
+    #[test]
+    fn private_addresses_are_refused_by_default_when_tenants_register_agents() {
+        let multi = Config::default();
+        assert!(multi.enable_tenant_isolation && multi.denies_private());
+        let single = Config {
+            enable_tenant_isolation: false,
+            ..Config::default()
+        };
+        assert!(!single.denies_private(), "one trusted tenant: allowed");
+        let allowed = Config {
+            agent_deny_private: Some(false),
+            ..Config::default()
+        };
+        assert!(!allowed.denies_private(), "the operator's choice wins");
+        let denied = Config {
+            enable_tenant_isolation: false,
+            agent_deny_private: Some(true),
+            ..Config::default()
+        };
+        assert!(denied.denies_private());
     }
 
     #[test]

@@ -58,6 +58,8 @@ impl Server {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("SWITCHYARD_DATABASE_URL", db)
             .env("SWITCHYARD_BIND", "127.0.0.1:0")
+            // The agents of these tests listen on loopback.
+            .env("SWITCHYARD_AGENT_DENY_PRIVATE", "false")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -379,6 +381,8 @@ async fn the_demo_starts_with_two_tenants_and_its_curl_lines_work() {
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("SWITCHYARD_BIND", "127.0.0.1:0")
+        // The agents of these tests listen on loopback.
+        .env("SWITCHYARD_AGENT_DENY_PRIVATE", "false")
         .env("RUST_LOG", "warn")
         .current_dir(&dir)
         .stdout(Stdio::piped())

@@ -30,6 +30,8 @@ impl Server {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("SWITCHYARD_BIND", "127.0.0.1:0")
+            // The agents of these tests listen on loopback.
+            .env("SWITCHYARD_AGENT_DENY_PRIVATE", "false")
             .env("SWITCHYARD_ADMIN_TOKEN", OPERATOR)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
@@ -656,4 +658,105 @@ async fn postgres_stops_and_returns_mid_load_without_losing_an_acknowledged_turn
 fn http_client() -> reqwest::ClientBuilder {
     switchyard_agents::install_tls_provider();
     reqwest::Client::builder()
+}
+
+/// Sends raw HTTP/1.1 on a socket and reads one answer (headers and a `Content-Length`
+/// body), waiting at most `wait`.
+async fn raw_exchange(url: &str, request: &[u8], wait: Duration) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let addr = url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    let read = async {
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut buf).await.unwrap_or(0);
+            if n == 0 {
+                return;
+            }
+            out.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&out).to_lowercase();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length = text[..end]
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                if out.len() >= end + 4 + length {
+                    return;
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(wait, read).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Before authentication, a request costs little: a bad credential is refused before its
+/// body is read, a body that does not arrive in time is a `408`, and made-up API keys from
+/// one address stop costing database queries after 20 a minute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthenticated_requests_cost_little() {
+    let server = Server::start(&[
+        ("SWITCHYARD_DATABASE_URL", sqlite_url()),
+        ("SWITCHYARD_HEADER_READ_TIMEOUT_MS", "500".to_string()),
+    ]);
+    let client = http_client().build().unwrap();
+    let token = tenant(
+        &client,
+        &server.url,
+        vec![json!({"name": "general", "kind": "echo", "is_fallback": true})],
+    )
+    .await;
+
+    // A good token, and a body that stops half-way: 408 after the limit, not 120 s later.
+    let started = Instant::now();
+    let request = format!(
+        "POST /v1/chat HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"message\": \"hel"
+    );
+    let answer = raw_exchange(&server.url, request.as_bytes(), Duration::from_secs(10)).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("did not arrive in time"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // A forged token: refused at once, the body never waited for.
+    let request = "POST /v1/chat HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer not.a.token\r\n\
+                   Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{";
+    let started = Instant::now();
+    let answer = raw_exchange(&server.url, request.as_bytes(), Duration::from_secs(2)).await;
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(
+        started.elapsed() < Duration::from_millis(450),
+        "no wait for the body"
+    );
+
+    // Made-up API keys in the right form: 401 each, then 429 for that address.
+    let forged = |n: u32| format!("sy_{:064x}{}", n, uuid::Uuid::now_v7().simple());
+    for n in 0..20 {
+        let resp = client
+            .get(format!("{}/v1/agents", server.url))
+            .bearer_auth(forged(n))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 401, "key {n}");
+    }
+    let resp = client
+        .get(format!("{}/v1/agents", server.url))
+        .bearer_auth(forged(99))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    assert!(resp.headers().contains_key("retry-after"));
+    // A login token is not held back by it.
+    let resp = client
+        .get(format!("{}/v1/agents", server.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
 }

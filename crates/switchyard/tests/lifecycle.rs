@@ -34,6 +34,8 @@ impl Server {
             .env_clear()
             .env("SWITCHYARD_DATABASE_URL", db)
             .env("SWITCHYARD_BIND", "127.0.0.1:0")
+            // The agents of these tests listen on loopback.
+            .env("SWITCHYARD_AGENT_DENY_PRIVATE", "false")
             .env("SWITCHYARD_ADMIN_TOKEN", OPERATOR)
             .env(
                 "SWITCHYARD_JWT_SECRET",

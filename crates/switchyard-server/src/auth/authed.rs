@@ -14,7 +14,7 @@ use std::future::Future;
 use axum::extract::{FromRequest, Request};
 use switchyard_store::{FirstRead, FirstReadResult, StoreResult};
 
-use super::{Principal, authenticate, bearer};
+use super::{Principal, authenticate, bearer, peer, precheck};
 use crate::app::AppState;
 use crate::error::ApiError;
 
@@ -57,15 +57,30 @@ impl<R: AuthedRead> FromRequest<AppState> for Authed<R> {
         let token = bearer(req.headers())
             .ok_or_else(ApiError::unauthorized)?
             .to_owned();
-        let asked = match R::parse(req, state).await {
+        let address = peer(req.extensions());
+        // No body is read for a request whose credential cannot be good, and none for longer
+        // than a client may take to send its headers.
+        precheck(state, &token, address)?;
+        let limit = std::time::Duration::from_millis(state.config.header_read_timeout_ms);
+        let parsed = tokio::time::timeout(limit, R::parse(req, state))
+            .await
+            .map_err(|_| {
+                ApiError::custom(
+                    axum::http::StatusCode::REQUEST_TIMEOUT,
+                    "request-timeout",
+                    "Request timeout",
+                    "the request body did not arrive in time",
+                )
+            })?;
+        let asked = match parsed {
             Ok(asked) => asked,
             Err(refusal) => {
-                authenticate(state, &token, None).await?;
+                authenticate(state, &token, None, address).await?;
                 return Err(refusal);
             }
         };
         let first_read = R::first_read(&asked, state);
-        let (principal, read) = authenticate(state, &token, first_read.as_ref()).await?;
+        let (principal, read) = authenticate(state, &token, first_read.as_ref(), address).await?;
         let read = R::finish(asked, &principal, read)?;
         Ok(Self { principal, read })
     }

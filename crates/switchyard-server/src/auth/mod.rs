@@ -11,6 +11,7 @@
 //! a deleted user, or a user or tenant that is no longer active, is refused at once,
 //! whatever the token says.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
@@ -135,6 +136,7 @@ async fn authenticate(
     state: &AppState,
     token: &str,
     read: Option<&FirstRead>,
+    address: Option<IpAddr>,
 ) -> Result<(Principal, Option<StoreResult<FirstReadResult>>), ApiError> {
     let auth = &state.auth;
     // Whether the request was counted against its tenant's bucket before the database was
@@ -144,14 +146,24 @@ async fn authenticate(
     let mut counted = false;
     let mut done = None;
     let record: PrincipalRecord = if token.starts_with(API_KEY_MARKER) {
-        let tenant = api_key_tenant(token).ok_or_else(ApiError::unauthorized)?;
-        let found = state
+        // An address that sent many keys naming nothing costs no more database queries.
+        refuse_key_guessers(state, address)?;
+        let unknown = || {
+            auth.logins.unknown_key(address);
+            ApiError::unauthorized()
+        };
+        let tenant = api_key_tenant(token).ok_or_else(unknown)?;
+        let found = match state
             .store
             .find_api_key(&auth.operator, tenant, &api_key_hash(token))
             .await
-            .map_err(store_failure)?;
+        {
+            Ok(found) => found,
+            Err(StoreError::NotFound) => return Err(unknown()),
+            Err(e) => return Err(store_failure(e)),
+        };
         if found.revoked {
-            return Err(ApiError::unauthorized());
+            return Err(unknown());
         }
         found.principal
     } else {
@@ -178,6 +190,46 @@ async fn authenticate(
         done = Some(read.run(state.store.as_ref(), &principal.scope).await);
     }
     Ok((principal, done))
+}
+
+fn refuse_key_guessers(state: &AppState, address: Option<IpAddr>) -> Result<(), ApiError> {
+    match state.auth.logins.unknown_keys_for(address) {
+        Some(seconds) => Err(ApiError::too_many_requests(
+            "too many unknown API keys from this address; try again later",
+            seconds,
+        )),
+        None => Ok(()),
+    }
+}
+
+/// What can be checked of a bearer token without the database — a JWT's signature and
+/// claims, an API key's form (and its sender's record of unknown keys), the operator token —
+/// so that a request without a credential worth looking up is refused before its body is
+/// read.
+pub(crate) fn precheck(
+    state: &AppState,
+    token: &str,
+    address: Option<IpAddr>,
+) -> Result<(), ApiError> {
+    if token.starts_with(API_KEY_MARKER) {
+        refuse_key_guessers(state, address)?;
+        if api_key_tenant(token).is_none() {
+            state.auth.logins.unknown_key(address);
+            return Err(ApiError::unauthorized());
+        }
+        return Ok(());
+    }
+    if state.auth.is_operator_token(token) {
+        return Ok(());
+    }
+    token_claim(state, token).map(|_| ())
+}
+
+/// The client's address, where the server recorded it (in-process callers have none).
+pub(crate) fn peer(extensions: &axum::http::Extensions) -> Option<IpAddr> {
+    extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
 }
 
 /// The tenant and user a JWT names, once its signature and claims are verified.
@@ -307,7 +359,7 @@ impl FromRequestParts<AppState> for Principal {
             return Ok(principal.clone());
         }
         let token = bearer(&parts.headers).ok_or_else(ApiError::unauthorized)?;
-        let (principal, _) = authenticate(state, token, None).await?;
+        let (principal, _) = authenticate(state, token, None, peer(&parts.extensions)).await?;
         parts.extensions.insert(principal.clone());
         Ok(principal)
     }

@@ -128,6 +128,7 @@ pub struct LoginLimiter {
     accounts: Mutex<Windows<(String, String)>>,
     address_failures: Mutex<Windows<IpAddr>>,
     address_attempts: Mutex<Windows<IpAddr>>,
+    unknown_keys: Mutex<Windows<IpAddr>>,
 }
 
 impl Default for LoginLimiter {
@@ -146,6 +147,11 @@ impl Default for LoginLimiter {
             address_attempts: Mutex::new(Windows::new(
                 Duration::from_secs(60),
                 Self::ADDRESS_ATTEMPTS,
+                Self::MAX_KEYS,
+            )),
+            unknown_keys: Mutex::new(Windows::new(
+                Duration::from_secs(60),
+                Self::UNKNOWN_KEYS,
                 Self::MAX_KEYS,
             )),
         }
@@ -172,6 +178,9 @@ impl LoginLimiter {
     pub const ADDRESS_FAILURES: usize = 50;
     /// Attempts allowed per client address within a minute.
     pub const ADDRESS_ATTEMPTS: usize = 60;
+    /// API keys that name nothing allowed per client address within a minute; over it,
+    /// further keys from that address are refused without a database query.
+    pub const UNKNOWN_KEYS: usize = 20;
     /// The window.
     pub const WINDOW: Duration = Duration::from_secs(300);
     /// Keys remembered per kind (they come from clients); see [`Windows`].
@@ -214,6 +223,18 @@ impl LoginLimiter {
         lock(&self.accounts).push((tenant.to_owned(), email.to_owned()), now);
         if let Some(ip) = address {
             lock(&self.address_failures).push(ip, now);
+        }
+    }
+
+    /// If `address` sent too many unknown API keys lately, the seconds until it may again.
+    pub fn unknown_keys_for(&self, address: Option<IpAddr>) -> Option<u64> {
+        lock(&self.unknown_keys).full_for(&address?, Instant::now())
+    }
+
+    /// Records an API key that named nothing (or a revoked one).
+    pub fn unknown_key(&self, address: Option<IpAddr>) {
+        if let Some(ip) = address {
+            lock(&self.unknown_keys).push(ip, Instant::now());
         }
     }
 

@@ -333,6 +333,23 @@ pub async fn start_a2a() -> AgentServer {
                 }))
             }),
         )
+        // JSON with a name and a url, but no Agent Card.
+        .route(
+            "/not-a-card.json",
+            get(|| async { axum::Json(json!({"name": "Anything", "url": "/a2a"})) }),
+        )
+        // A card in form, for an agent that speaks no text.
+        .route(
+            "/image-card.json",
+            get(|| async {
+                axum::Json(json!({
+                    "name": "Painter", "description": "Draws", "url": "/a2a", "version": "1",
+                    "capabilities": {}, "defaultInputModes": ["image/png"],
+                    "defaultOutputModes": ["image/png"],
+                    "skills": [{"id": "draw", "name": "Draw", "description": "Draws", "tags": []}]
+                }))
+            }),
+        )
         .route(
             "/a2a",
             post(|State(s): State<Arc<Recorder>>, h: HeaderMap, b: Bytes| async move {

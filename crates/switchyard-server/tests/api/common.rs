@@ -16,11 +16,14 @@ use tower::ServiceExt;
 pub const OPERATOR: &str = "operator-token-for-tests-0123456789";
 pub const JWT_SECRET: &str = "a-jwt-secret-for-tests-only-0123456789abcdef";
 
-/// A configuration for tests: an operator token and a fixed HS256 secret.
+/// A configuration for tests: an operator token, a fixed HS256 secret, and agents allowed on
+/// loopback.
 pub fn test_config() -> Config {
     Config {
         admin_token: Some(Secret::new(OPERATOR)),
         jwt_secret: Some(Secret::new(JWT_SECRET)),
+        // The tests' agents listen on loopback.
+        agent_deny_private: Some(false),
         ..Config::default()
     }
 }

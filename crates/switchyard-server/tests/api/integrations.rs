@@ -70,6 +70,25 @@ async fn a2a_agents_are_imported_from_their_card_and_answer() {
         .await,
         422,
     );
+    // JSON that is not an Agent Card, and a card of an agent that speaks no text.
+    for (path, says) in [
+        (
+            "/not-a-card.json",
+            "the Agent Card is not valid: missing field",
+        ),
+        ("/image-card.json", "must include text"),
+    ] {
+        let refused = app
+            .post(
+                "/v1/agents/import",
+                &t.admin_token,
+                json!({"card_url": a2a.url(path)}),
+            )
+            .await;
+        assert_problem(&refused, 422);
+        let detail = refused.body["detail"].as_str().unwrap();
+        assert!(detail.contains(says), "{path}: {detail}");
+    }
     assert_problem(
         &app.post(
             "/v1/agents/import",

@@ -77,7 +77,7 @@ async fn http_agents_get_a_signed_request_with_only_their_conversations_history(
 async fn private_addresses_can_be_refused() {
     let agents = agent_server::start().await;
     let mut config = crate::common::test_config();
-    config.agent_deny_private = true;
+    config.agent_deny_private = Some(true);
     let app = TestApp::with_config(switchyard_store::testing::sqlite_store().await, config).await;
     let t = app.tenant().await;
     let by_ip = http_agent(&app, &t, "by-ip", agents.url("/ok"), json!({})).await;
