@@ -13,6 +13,15 @@ pub struct TenantSettings {
     /// The most conversations the tenant may have.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_conversations_per_tenant: Option<i64>,
+    /// The most agents the tenant may have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_agents: Option<i64>,
+    /// The most users the tenant may have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_users: Option<i64>,
+    /// The most API keys the tenant may have (revoked ones included until deleted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_api_keys: Option<i64>,
     /// How many days turns are kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_days: Option<i64>,
@@ -144,6 +153,9 @@ impl TenantSettings {
             self.max_conversations_per_tenant,
             0,
         )?;
+        at_least("max_agents", self.max_agents, 0)?;
+        at_least("max_users", self.max_users, 1)?;
+        at_least("max_api_keys", self.max_api_keys, 0)?;
         at_least("retention_days", self.retention_days, 1)?;
         unit("min_confidence", self.min_confidence)?;
         if let Some(t) = self.target_false_fallback

@@ -97,6 +97,12 @@ pub struct Config {
     pub max_conversations_per_user: i64,
     /// The most conversations one tenant may have.
     pub max_conversations_per_tenant: i64,
+    /// The most agents a tenant may have (its `max_agents` setting wins).
+    pub max_agents_per_tenant: i64,
+    /// The most users a tenant may have (its `max_users` setting wins).
+    pub max_users_per_tenant: i64,
+    /// The most API keys a tenant may have (its `max_api_keys` setting wins).
+    pub max_api_keys_per_tenant: i64,
     /// `ORCHESTRATOR_MESSAGE_RETENTION_DAYS`.
     pub message_retention_days: i64,
     /// `ORCHESTRATOR_ENABLE_DEBUG_INFO`: timings in chat answers.
@@ -204,6 +210,9 @@ impl Default for Config {
             request_timeout_ms: 120_000,
             max_conversations_per_user: 100,
             max_conversations_per_tenant: 10_000,
+            max_agents_per_tenant: 1_000,
+            max_users_per_tenant: 10_000,
+            max_api_keys_per_tenant: 100,
             message_retention_days: 365,
             enable_debug_info: false,
             enable_tenant_isolation: true,
@@ -385,6 +394,15 @@ impl Config {
         }
         if self.max_conversations_per_user < 0 {
             return bad("max_conversations_per_user", "must not be negative");
+        }
+        for (name, value) in [
+            ("max_agents_per_tenant", self.max_agents_per_tenant),
+            ("max_users_per_tenant", self.max_users_per_tenant),
+            ("max_api_keys_per_tenant", self.max_api_keys_per_tenant),
+        ] {
+            if value < 0 {
+                return bad(name, "must not be negative");
+            }
         }
         if self.max_conversations_per_tenant < 0 {
             return bad("max_conversations_per_tenant", "must not be negative");

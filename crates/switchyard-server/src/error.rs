@@ -279,6 +279,9 @@ impl From<StoreError> for ApiError {
                 "per_user" => format!(
                     "you have reached the limit of {limit} conversations; delete one to start another"
                 ),
+                "agents" => format!("the tenant has reached its limit of {limit} agents"),
+                "users" => format!("the tenant has reached its limit of {limit} users"),
+                "api_keys" => format!("the tenant has reached its limit of {limit} API keys"),
                 _ => format!("the tenant has reached its limit of {limit} conversations"),
             }),
             StoreError::Invalid(e) => ApiError::unprocessable(e),

@@ -168,6 +168,17 @@ pub struct MigrationReport {
     pub upgraded_legacy: bool,
 }
 
+/// What a tenant owns that is counted against its quotas.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owned {
+    /// Its agents.
+    Agents,
+    /// Its users.
+    Users,
+    /// Its API keys (revoked ones included until deleted).
+    ApiKeys,
+}
+
 /// Which conversations a list shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConversationFilter {
@@ -524,6 +535,8 @@ pub trait Store: Send + Sync + 'static {
         max_per_user: i64,
         max_per_tenant: i64,
     ) -> StoreResult<(i64, i64)>;
+    /// How many of `kind` the scope's tenant has (for its quotas).
+    async fn count_owned(&self, scope: &TenantScope, kind: Owned) -> StoreResult<i64>;
     /// Stores a turn and updates its conversation (`last_activity`, `message_count`,
     /// `primary_intent`, `last_agent_id`) in one transaction; a new conversation is
     /// created in the same transaction if the limits allow.

@@ -100,6 +100,7 @@ pub async fn create_agent(
         is_fallback: body.is_fallback,
     };
     check_fields(&state, &admin, &fields)?;
+    super::check_quota(&state, &admin, switchyard_store::Owned::Agents).await?;
     let agent = state.store.create_agent(&admin.scope, fields).await?;
     Ok((StatusCode::CREATED, Json(agent.into())))
 }
@@ -356,6 +357,7 @@ pub async fn import_agent(
         is_fallback: body.is_fallback,
     };
     check_fields(&state, &admin, &fields)?;
+    super::check_quota(&state, &admin, switchyard_store::Owned::Agents).await?;
     let agent = state.store.create_agent(&admin.scope, fields).await?;
     Ok((StatusCode::CREATED, Json(agent.into())))
 }

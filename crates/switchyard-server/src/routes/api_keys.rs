@@ -25,6 +25,7 @@ use crate::validate::name_problem;
     responses(
         (status = 201, body = CreatedApiKey),
         (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "The tenant has as many API keys as it may"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -37,6 +38,7 @@ pub async fn create_api_key(
         return Err(ApiError::unprocessable(problem));
     }
     let user_id = body.user_id.map_or(admin.scope.user_id(), UserId::from);
+    super::check_quota(&state, &admin, switchyard_store::Owned::ApiKeys).await?;
     let (secret, prefix, secret_hash) = new_api_key(admin.scope.tenant_id());
     let key = state
         .store

@@ -60,6 +60,7 @@ pub async fn create_user(
         return Err(ApiError::unprocessable(problem));
     }
     let role = role(&body.role)?;
+    super::check_quota(&state, &admin, switchyard_store::Owned::Users).await?;
     let password_hash = hashed(body.password).await?;
     let user = state
         .store

@@ -263,9 +263,80 @@ async fn a_deleted_conversation_is_not_replayed(app: TestApp) {
     assert_eq!(again.body, kept.body);
 }
 
+/// A tenant's agents, users and API keys are capped (its settings over the server's): one
+/// past the cap is `409 …/limit-reached` and nothing is created; another tenant is not held
+/// back by it.
+async fn tenants_have_quotas_on_agents_users_and_keys(app: TestApp) {
+    let t = app.tenant().await;
+    let other = app.tenant().await;
+    let set = app
+        .patch(
+            &format!("/v1/tenants/{}", t.tenant),
+            crate::common::OPERATOR,
+            json!({"settings": {"max_agents": 1, "max_users": 2, "max_api_keys": 1}}),
+        )
+        .await;
+    assert_eq!(set.status, 200, "{:?}", set.body);
+    let admin = &t.admin_token;
+    for (path, first, second, says) in [
+        (
+            "/v1/agents",
+            json!({"name": "one", "kind": "echo"}),
+            json!({"name": "two", "kind": "echo"}),
+            "limit of 1 agents",
+        ),
+        // The admin and the member exist already: a third user is one too many.
+        (
+            "/v1/users",
+            json!(null),
+            json!({"email": "third@example.com", "role": "member"}),
+            "limit of 2 users",
+        ),
+        (
+            "/v1/api-keys",
+            json!({"name": "ci"}),
+            json!({"name": "another"}),
+            "limit of 1 API keys",
+        ),
+    ] {
+        if !first.is_null() {
+            let created = app.post(path, admin, first).await;
+            assert_eq!(created.status, 201, "{path}: {:?}", created.body);
+        }
+        let refused = app.post(path, admin, second.clone()).await;
+        assert_problem(&refused, 409);
+        assert!(
+            refused.body["type"]
+                .as_str()
+                .unwrap()
+                .ends_with("limit-reached"),
+            "{:?}",
+            refused.body
+        );
+        assert!(
+            refused.body["detail"].as_str().unwrap().contains(says),
+            "{:?}",
+            refused.body
+        );
+        let elsewhere = app.post(path, &other.admin_token, second).await;
+        assert_eq!(elsewhere.status, 201, "{path} in another tenant");
+    }
+    let agents = app.get("/v1/agents", admin).await;
+    assert_eq!(agents.body["items"].as_array().unwrap().len(), 1);
+    let bad = app
+        .patch(
+            &format!("/v1/tenants/{}", t.tenant),
+            crate::common::OPERATOR,
+            json!({"settings": {"max_agents": -1}}),
+        )
+        .await;
+    assert_problem(&bad, 422);
+}
+
 on_both_backends!(
     nul_characters_are_refused_naming_the_field,
     broken_unicode_is_a_bad_request_not_a_crash,
     messages_with_nothing_visible_are_empty,
     a_deleted_conversation_is_not_replayed,
+    tenants_have_quotas_on_agents_users_and_keys,
 );

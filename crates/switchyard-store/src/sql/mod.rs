@@ -422,6 +422,10 @@ impl<B: SqlBackend> Store for B {
         conversations::chat_context(self, scope, id, history).await
     }
 
+    async fn count_owned(&self, scope: &TenantScope, kind: crate::Owned) -> StoreResult<i64> {
+        tenants::count_owned(self, scope, kind).await
+    }
+
     async fn count_conversations(
         &self,
         scope: &TenantScope,

@@ -10,7 +10,7 @@ use switchyard_core::settings::TenantSettings;
 use super::{id_after, tenant_cols, users};
 use crate::backend::{Args, SqlBackend, Tx};
 use crate::rows::{TenantRow, convert_all};
-use crate::{StoreError, StoreResult};
+use crate::{StoreError, StoreResult, TenantScope};
 
 /// Creates a tenant, and its first admin when given, in one transaction.
 pub(crate) async fn create<B: SqlBackend>(
@@ -195,4 +195,23 @@ pub(crate) async fn usage<B: SqlBackend>(db: &B, id: TenantId) -> StoreResult<Te
         idempotency_keys,
         agent_call_errors,
     })
+}
+
+/// How many of `kind` the scope's tenant has.
+pub(crate) async fn count_owned<B: SqlBackend>(
+    db: &B,
+    scope: &TenantScope,
+    kind: crate::Owned,
+) -> StoreResult<i64> {
+    let sql = match kind {
+        crate::Owned::Agents => "SELECT count(*) FROM agents WHERE tenant_id = $1",
+        crate::Owned::Users => "SELECT count(*) FROM users WHERE tenant_id = $1",
+        crate::Owned::ApiKeys => "SELECT count(*) FROM api_keys WHERE tenant_id = $1",
+    };
+    let mut tx = db.read(scope.tenant_id()).await?;
+    let (n,): (i64,) = tx
+        .fetch_one(sql, Args::new().bind(scope.tenant_id()))
+        .await?;
+    tx.commit().await?;
+    Ok(n)
 }
