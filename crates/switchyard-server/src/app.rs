@@ -126,6 +126,7 @@ impl App {
                 operator,
                 config.admin_token.as_ref().map(|t| t.expose()),
                 default_tenant,
+                config.login_attempts_per_address,
             ),
             config,
             store,

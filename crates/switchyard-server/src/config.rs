@@ -97,6 +97,8 @@ pub struct Config {
     pub max_conversations_per_user: i64,
     /// The most conversations one tenant may have.
     pub max_conversations_per_tenant: i64,
+    /// Logins one client address may attempt in a minute (docs/operations.md, *Security*).
+    pub login_attempts_per_address: usize,
     /// The most agents a tenant may have (its `max_agents` setting wins).
     pub max_agents_per_tenant: i64,
     /// The most users a tenant may have (its `max_users` setting wins).
@@ -210,6 +212,7 @@ impl Default for Config {
             request_timeout_ms: 120_000,
             max_conversations_per_user: 100,
             max_conversations_per_tenant: 10_000,
+            login_attempts_per_address: crate::auth::LoginLimiter::ADDRESS_ATTEMPTS,
             max_agents_per_tenant: 1_000,
             max_users_per_tenant: 10_000,
             max_api_keys_per_tenant: 100,

@@ -71,12 +71,13 @@ impl Authenticator {
         operator: OperatorScope,
         operator_token: Option<&str>,
         default_tenant: Option<TenantId>,
+        login_attempts_per_address: usize,
     ) -> Self {
         Self {
             operator,
             operator_token_hash: operator_token.map(|t| Sha256::digest(t.as_bytes()).to_vec()),
             default_tenant,
-            logins: LoginLimiter::default(),
+            logins: LoginLimiter::new(login_attempts_per_address),
             password_checks: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
             )),

@@ -119,7 +119,7 @@ impl<K: std::hash::Hash + Eq + Clone> Windows<K> {
 
 /// Who may try a login now (docs/operations.md, *Security*): per tenant and e-mail, at most
 /// [`MAX_FAILURES`](Self::MAX_FAILURES) failures within [`WINDOW`](Self::WINDOW); per client
-/// address, at most [`ADDRESS_ATTEMPTS`](Self::ADDRESS_ATTEMPTS) attempts a minute and
+/// address, at most a set number of attempts a minute and
 /// [`ADDRESS_FAILURES`](Self::ADDRESS_FAILURES) failures within the window. Over any of them,
 /// `429` with `Retry-After`, before any password is checked. (Per server process: each
 /// replica counts its own.)
@@ -133,6 +133,13 @@ pub struct LoginLimiter {
 
 impl Default for LoginLimiter {
     fn default() -> Self {
+        Self::new(Self::ADDRESS_ATTEMPTS)
+    }
+}
+
+impl LoginLimiter {
+    /// A limiter letting each client address make `address_attempts` logins a minute.
+    pub fn new(address_attempts: usize) -> Self {
         Self {
             accounts: Mutex::new(Windows::new(
                 Self::WINDOW,
@@ -146,7 +153,7 @@ impl Default for LoginLimiter {
             )),
             address_attempts: Mutex::new(Windows::new(
                 Duration::from_secs(60),
-                Self::ADDRESS_ATTEMPTS,
+                address_attempts.max(1),
                 Self::MAX_KEYS,
             )),
             unknown_keys: Mutex::new(Windows::new(
@@ -176,8 +183,11 @@ impl LoginLimiter {
     pub const MAX_FAILURES: usize = 10;
     /// Failures allowed per client address within the window.
     pub const ADDRESS_FAILURES: usize = 50;
-    /// Attempts allowed per client address within a minute.
-    pub const ADDRESS_ATTEMPTS: usize = 60;
+    /// Attempts allowed per client address within a minute, by default
+    /// (`SWITCHYARD_LOGIN_ATTEMPTS_PER_ADDRESS`): about a tenth of what two cores can check,
+    /// so one address cannot take the password checks, while a script signing in its users
+    /// from one machine is not held back.
+    pub const ADDRESS_ATTEMPTS: usize = 600;
     /// API keys that name nothing allowed per client address within a minute; over it,
     /// further keys from that address are refused without a database query.
     pub const UNKNOWN_KEYS: usize = 20;

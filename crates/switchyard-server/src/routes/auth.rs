@@ -15,8 +15,8 @@ use crate::extract::ApiJson;
 ///
 /// A wrong tenant, e-mail or password all give the same `401`, after the same work. After
 /// 10 failures for one tenant and e-mail within 5 minutes, logins for them answer `429`
-/// until the window has passed; so do logins from one client address after 60 attempts in
-/// a minute or 50 failures in 5 minutes, and logins that find every password-check slot
+/// until the window has passed; so do logins from one client address after 600 attempts in
+/// a minute (`SWITCHYARD_LOGIN_ATTEMPTS_PER_ADDRESS`) or 50 failures in 5 minutes, and logins that find every password-check slot
 /// busy for 2 seconds. Each `429` has `Retry-After`.
 #[utoipa::path(
     post,

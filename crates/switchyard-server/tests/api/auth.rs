@@ -606,11 +606,15 @@ async fn first_reads_check_the_principal_first(app: TestApp) {
 crate::common::on_both_backends!(first_reads_check_the_principal_first);
 
 /// Logins from one client address are limited before any password is checked: after 50
-/// failures in 5 minutes or 60 attempts in a minute, that address gets `429` with
+/// failures in 5 minutes or its attempts a minute (60 here), that address gets `429` with
 /// `Retry-After`; another address is not held back.
 #[tokio::test]
 async fn logins_are_limited_per_client_address() {
-    let app = TestApp::sqlite().await;
+    let config = switchyard_server::Config {
+        login_attempts_per_address: 60,
+        ..crate::common::test_config()
+    };
+    let app = TestApp::with_config(switchyard_store::testing::sqlite_store().await, config).await;
     let t = app.tenant().await;
     let created = app
         .post(
