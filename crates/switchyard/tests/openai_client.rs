@@ -7,10 +7,13 @@
 //! says so loudly and skips, unless `SWITCHYARD_REQUIRE_OPENAI_CLIENT=1` (CI sets it).
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
+
+#[path = "support/venv.rs"]
+mod venv;
 
 const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
 const OPERATOR: &str = "operator-token-for-openai-client-tests";
@@ -19,40 +22,13 @@ fn required() -> bool {
     std::env::var("SWITCHYARD_REQUIRE_OPENAI_CLIENT").is_ok_and(|v| v == "1")
 }
 
-/// The venv's python with `openai` installed, made if missing; `None` if it cannot be.
-fn python() -> Option<PathBuf> {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let venv = here.join("../../target/openai-client-venv");
-    let python = venv.join("bin/python");
-    let ok = |p: &Path| {
-        Command::new(p)
-            .args(["-c", "import openai"])
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if ok(&python) {
-        return Some(python);
-    }
-    let made = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .status()
-        .is_ok_and(|s| s.success())
-        && Command::new(venv.join("bin/pip"))
-            .args(["install", "-q", "-r"])
-            .arg(here.join("tests/openai_client/requirements.txt"))
-            .status()
-            .is_ok_and(|s| s.success());
-    if made && ok(&python) {
-        Some(python)
-    } else {
-        None
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_openai_client_lists_completes_and_streams() {
-    let Some(python) = python() else {
+    let Some(python) = venv::python(
+        "openai-client-venv",
+        "openai",
+        "tests/openai_client/requirements.txt",
+    ) else {
         assert!(
             !required(),
             "the OpenAI client library could not be installed"

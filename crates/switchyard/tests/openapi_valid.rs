@@ -6,38 +6,13 @@
 //! the test says so loudly and skips, unless `SWITCHYARD_REQUIRE_OPENAPI_VALIDATOR=1` (CI sets
 //! it).
 
-use std::path::{Path, PathBuf};
+#[path = "support/venv.rs"]
+mod venv;
+
 use std::process::Command;
 
 fn required() -> bool {
     std::env::var("SWITCHYARD_REQUIRE_OPENAPI_VALIDATOR").is_ok_and(|v| v == "1")
-}
-
-/// The venv's python with the validator installed, made if missing.
-fn python() -> Option<PathBuf> {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let venv = here.join("../../target/openapi-validator-venv");
-    let python = venv.join("bin/python");
-    let ok = |p: &Path| {
-        Command::new(p)
-            .args(["-c", "import openapi_spec_validator"])
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if ok(&python) {
-        return Some(python);
-    }
-    let made = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .status()
-        .is_ok_and(|s| s.success())
-        && Command::new(venv.join("bin/pip"))
-            .args(["install", "-q", "-r"])
-            .arg(here.join("tests/openapi_validator/requirements.txt"))
-            .status()
-            .is_ok_and(|s| s.success());
-    (made && ok(&python)).then_some(python)
 }
 
 #[test]
@@ -61,7 +36,11 @@ fn the_openapi_document_is_valid_openapi_3_1() {
     assert!(chat.get("text/event-stream").is_some(), "{chat}");
     assert!(chat.get("application/json").is_some(), "{chat}");
 
-    let Some(python) = python() else {
+    let Some(python) = venv::python(
+        "openapi-validator-venv",
+        "openapi_spec_validator",
+        "tests/openapi_validator/requirements.txt",
+    ) else {
         assert!(!required(), "the OpenAPI validator could not be installed");
         switchyard_store::testing::loud_skip(
             "the OpenAPI validator (python3 -m venv, pip install openapi-spec-validator) is not available",
