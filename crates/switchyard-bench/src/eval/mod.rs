@@ -104,11 +104,21 @@ fn tenant(train: Vec<Row>, test: Vec<Row>, fold: usize) -> Tenant {
 /// The whole encoder's embeddings of the sets' texts (agents' examples) are kept on disk
 /// between runs: a run then costs the test messages only. The messages routed are always
 /// embedded afresh, so the times measured are the real ones.
+/// The disk cache of one head's embeddings of the training rows (`head`: `full` or
+/// `static`), for the model with `fingerprint`.
+fn disk_cache(
+    fingerprint: &str,
+    head: &str,
+    embedder: Arc<dyn TextEmbedder>,
+) -> Arc<EmbeddingCache> {
+    Arc::new(EmbeddingCache::open(
+        cache_dir().join(format!("eval-{fingerprint}-{head}.bin")),
+        embedder,
+    ))
+}
+
 fn cached(encoders: Encoders, fingerprint: &str) -> (Encoders, Arc<EmbeddingCache>) {
-    let full = Arc::new(EmbeddingCache::open(
-        cache_dir().join(format!("eval-{fingerprint}-full.bin")),
-        encoders.full,
-    ));
+    let full = disk_cache(fingerprint, "full", encoders.full);
     (
         Encoders {
             fast: encoders.fast,
@@ -213,15 +223,7 @@ pub fn routing_eval(args: &EvalArgs) -> Result<(), String> {
             .zip(router.encoder())
             .map(|(e, enc)| cached(e, enc.fingerprint()));
         let with_encoder = encoders.is_some();
-        for (source, shots) in sets::SETS {
-            let name = sets::set_name(source, shots);
-            if args
-                .only
-                .as_ref()
-                .is_some_and(|o| !name.contains(o.as_str()))
-            {
-                continue;
-            }
+        for (source, shots, name) in sets::selected(args.only.as_deref()) {
             let train = source
                 .read("train.csv")
                 .map_err(|e| format!("{name}: {e}"))?;
@@ -346,25 +348,12 @@ pub fn routing_cv(args: &CvArgs) -> Result<(), String> {
         .zip(router.encoder())
         .map(|(e, enc)| {
             let fp = enc.fingerprint();
-            let fast = Arc::new(EmbeddingCache::open(
-                cache_dir().join(format!("eval-{fp}-static.bin")),
-                e.fast,
-            ));
-            let full = Arc::new(EmbeddingCache::open(
-                cache_dir().join(format!("eval-{fp}-full.bin")),
-                e.full,
-            ));
-            (fast, full)
+            (
+                disk_cache(fp, "static", e.fast),
+                disk_cache(fp, "full", e.full),
+            )
         });
-    for (source, shots) in sets::SETS {
-        let name = sets::set_name(source, shots);
-        if args
-            .only
-            .as_ref()
-            .is_some_and(|o| !name.contains(o.as_str()))
-        {
-            continue;
-        }
+    for (source, shots, name) in sets::selected(args.only.as_deref()) {
         let rows = source
             .read("train.csv")
             .map_err(|e| format!("{name}: {e}"))?;

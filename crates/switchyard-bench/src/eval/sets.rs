@@ -93,6 +93,13 @@ pub fn set_name(source: Source, shots: Option<usize>) -> String {
     )
 }
 
+/// The sets whose name contains `only` (every set without it), each with its name.
+pub fn selected(only: Option<&str>) -> impl Iterator<Item = (Source, Option<usize>, String)> {
+    SETS.into_iter()
+        .map(|(source, shots)| (source, shots, set_name(source, shots)))
+        .filter(move |(_, _, name)| only.is_none_or(|o| name.contains(o)))
+}
+
 /// The labels of `rows`, sorted.
 pub fn labels(rows: &[Row]) -> Vec<String> {
     let mut labels: Vec<String> = rows.iter().map(|r| r.label.clone()).collect();

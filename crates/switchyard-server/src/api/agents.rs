@@ -85,17 +85,16 @@ pub struct AgentTestOut {
     pub error: Option<String>,
 }
 
-impl AgentOut {
-    /// The agent as shown, with its health.
-    pub fn new(a: Agent, health: Health) -> Self {
-        let mut out = Self::from(a);
-        out.health = health.into();
-        out
+impl From<Agent> for AgentOut {
+    /// An agent no call has told anything of yet (just made or changed).
+    fn from(a: Agent) -> Self {
+        Self::new(a, Health::UNKNOWN)
     }
 }
 
-impl From<Agent> for AgentOut {
-    fn from(a: Agent) -> Self {
+impl AgentOut {
+    /// The agent as shown, with its health.
+    pub fn new(a: Agent, health: Health) -> Self {
         Self {
             id: a.id.as_uuid(),
             name: a.name,
@@ -110,7 +109,7 @@ impl From<Agent> for AgentOut {
             is_fallback: a.is_fallback,
             created_at: a.created_at,
             updated_at: a.updated_at,
-            health: Health::UNKNOWN.into(),
+            health: health.into(),
         }
     }
 }

@@ -60,7 +60,7 @@ impl<R: AuthedRead> FromRequest<AppState> for Authed<R> {
         let address = peer(req.extensions());
         // No body is read for a request whose credential cannot be good, and none for longer
         // than a client may take to send its headers.
-        precheck(state, &token, address)?;
+        let credential = precheck(state, &token, address)?;
         let limit = std::time::Duration::from_millis(state.config.header_read_timeout_ms);
         let parsed = tokio::time::timeout(limit, R::parse(req, state))
             .await
@@ -75,12 +75,12 @@ impl<R: AuthedRead> FromRequest<AppState> for Authed<R> {
         let asked = match parsed {
             Ok(asked) => asked,
             Err(refusal) => {
-                authenticate(state, &token, None, address).await?;
+                authenticate(state, &credential, None).await?;
                 return Err(refusal);
             }
         };
         let first_read = R::first_read(&asked, state);
-        let (principal, read) = authenticate(state, &token, first_read.as_ref(), address).await?;
+        let (principal, read) = authenticate(state, &credential, first_read.as_ref()).await?;
         let read = R::finish(asked, &principal, read)?;
         Ok(Self { principal, read })
     }

@@ -135,11 +135,15 @@ fn store_failure(err: StoreError) -> ApiError {
 /// not found, say) is the second value.
 async fn authenticate(
     state: &AppState,
-    token: &str,
+    credential: &Credential<'_>,
     read: Option<&FirstRead>,
-    address: Option<IpAddr>,
 ) -> Result<(Principal, Option<StoreResult<FirstReadResult>>), ApiError> {
     let auth = &state.auth;
+    let Credential {
+        token,
+        address,
+        claim: verified,
+    } = *credential;
     // Whether the request was counted against its tenant's bucket before the database was
     // asked. Only a verified token's tenant is trusted for that: an API key's tenant part
     // is not verified until its hash is found, and counting on it would let anyone drain
@@ -168,7 +172,10 @@ async fn authenticate(
         }
         found.principal
     } else {
-        let claim = token_claim(state, token)?;
+        let claim = match verified {
+            Some(claim) => claim,
+            None => token_claim(state, token)?,
+        };
         counted = state.limits.admit_early(claim.tenant)?;
         let store = &state.store;
         match read {
@@ -203,27 +210,46 @@ fn refuse_key_guessers(state: &AppState, address: Option<IpAddr>) -> Result<(), 
     }
 }
 
+/// A bearer credential as it came: the token, the client's address, and a JWT's claim once
+/// its signature is verified (so that it is verified once per request).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Credential<'a> {
+    token: &'a str,
+    address: Option<IpAddr>,
+    claim: Option<TokenClaim>,
+}
+
+impl<'a> Credential<'a> {
+    /// A credential not checked yet.
+    pub(crate) fn new(token: &'a str, address: Option<IpAddr>) -> Self {
+        Self {
+            token,
+            address,
+            claim: None,
+        }
+    }
+}
+
 /// What can be checked of a bearer token without the database — a JWT's signature and
 /// claims, an API key's form (and its sender's record of unknown keys), the operator token —
 /// so that a request without a credential worth looking up is refused before its body is
 /// read.
-pub(crate) fn precheck(
+pub(crate) fn precheck<'a>(
     state: &AppState,
-    token: &str,
+    token: &'a str,
     address: Option<IpAddr>,
-) -> Result<(), ApiError> {
+) -> Result<Credential<'a>, ApiError> {
+    let mut credential = Credential::new(token, address);
     if token.starts_with(API_KEY_MARKER) {
         refuse_key_guessers(state, address)?;
         if api_key_tenant(token).is_none() {
             state.auth.logins.unknown_key(address);
             return Err(ApiError::unauthorized());
         }
-        return Ok(());
+    } else if !state.auth.is_operator_token(token) {
+        credential.claim = Some(token_claim(state, token)?);
     }
-    if state.auth.is_operator_token(token) {
-        return Ok(());
-    }
-    token_claim(state, token).map(|_| ())
+    Ok(credential)
 }
 
 /// The client's address, where the server recorded it (in-process callers have none).
@@ -360,7 +386,8 @@ impl FromRequestParts<AppState> for Principal {
             return Ok(principal.clone());
         }
         let token = bearer(&parts.headers).ok_or_else(ApiError::unauthorized)?;
-        let (principal, _) = authenticate(state, token, None, peer(&parts.extensions)).await?;
+        let credential = Credential::new(token, peer(&parts.extensions));
+        let (principal, _) = authenticate(state, &credential, None).await?;
         parts.extensions.insert(principal.clone());
         Ok(principal)
     }

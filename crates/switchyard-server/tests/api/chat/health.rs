@@ -6,12 +6,10 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::Request;
 use serde_json::{Value, json};
 
-use super::{chat, message_count};
-use crate::agent_server::{self, AgentServer, eventually, sse_events};
+use super::{chat, last_stored_turn, message_count, stream_chat};
+use crate::agent_server::{self, AgentServer, eventually};
 use crate::common::{Actors, OPERATOR, TestApp, assert_problem};
 
 /// A port nothing listens on: bound, then let go.
@@ -249,27 +247,17 @@ async fn routing_names_the_agents_it_skipped_everywhere() {
     assert_eq!(skipped_names(&follow.body["routing"]), ["stocks"]);
 
     // The stored turn keeps the same record.
-    let stored = app
-        .get(
-            &format!("/v1/conversations/{}", conversation.as_str().unwrap()),
-            &t.member_token,
-        )
-        .await;
-    let turns = stored.body["messages"]["items"].as_array().unwrap();
-    let last = turns.last().unwrap();
+    let last = last_stored_turn(&app, &t.member_token, &follow.body).await;
     assert_eq!(skipped_names(&last["routing"]), ["stocks"]);
     assert_eq!(last["intent_category"], "general");
 
     // Streamed: the routing event names it before anything else.
-    let request = Request::post("/v1/chat")
-        .header("authorization", format!("Bearer {}", t.member_token))
-        .header("content-type", "application/json")
-        .header("accept", "text/event-stream")
-        .body(Body::from(
-            json!({"message": "price of AAPL stock"}).to_string(),
-        ))
-        .unwrap();
-    let events = sse_events(&app.send(request).await.raw);
+    let events = stream_chat(
+        &app,
+        &t.member_token,
+        json!({"message": "price of AAPL stock"}),
+    )
+    .await;
     assert_eq!(events[0].0, "routing");
     assert_eq!(skipped_names(&events[0].1["routing"]), ["stocks"]);
     assert_eq!(events.last().unwrap().0, "done");
@@ -314,15 +302,12 @@ async fn a_failover_event_comes_before_the_next_agents_deltas() {
     let app = TestApp::sqlite().await;
     let t = app.tenant().await;
     market_tenant(&app, &t, json!({"url": agents.url("/fail")})).await;
-    let request = Request::post("/v1/chat")
-        .header("authorization", format!("Bearer {}", t.member_token))
-        .header("content-type", "application/json")
-        .header("accept", "text/event-stream")
-        .body(Body::from(
-            json!({"message": "price of AAPL stock"}).to_string(),
-        ))
-        .unwrap();
-    let events = sse_events(&app.send(request).await.raw);
+    let events = stream_chat(
+        &app,
+        &t.member_token,
+        json!({"message": "price of AAPL stock"}),
+    )
+    .await;
     let names: Vec<&str> = events.iter().map(|(e, _)| e.as_str()).collect();
     assert_eq!(names[0], "routing", "{names:?}");
     assert_eq!(events[0].1["agent"]["name"], "stocks");
@@ -400,21 +385,7 @@ async fn stored_intents_are_those_of_the_agents_that_answered() {
         (&vague, "general"),
         (&pinned, "shipping"),
     ] {
-        let stored = app
-            .get(
-                &format!(
-                    "/v1/conversations/{}",
-                    resp.body["conversation_id"].as_str().unwrap()
-                ),
-                &t.member_token,
-            )
-            .await;
-        let last = stored.body["messages"]["items"]
-            .as_array()
-            .unwrap()
-            .last()
-            .unwrap()
-            .clone();
+        let last = last_stored_turn(&app, &t.member_token, &resp.body).await;
         assert_eq!(last["intent_category"], intent, "{last}");
     }
 }

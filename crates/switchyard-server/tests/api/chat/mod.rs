@@ -49,6 +49,30 @@ pub(crate) async fn chat(app: &TestApp, token: &str, body: Value) -> crate::comm
     app.post("/v1/chat", token, body).await
 }
 
+/// A chat turn asked for as a stream: its server-sent events, in order.
+pub(crate) async fn stream_chat(app: &TestApp, token: &str, body: Value) -> Vec<(String, Value)> {
+    let request = axum::http::Request::post("/v1/chat")
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .header("accept", "text/event-stream")
+        .body(axum::body::Body::from(body.to_string()))
+        .unwrap();
+    crate::agent_server::sse_events(&app.send(request).await.raw)
+}
+
+/// The last stored turn of the conversation an answer names.
+pub(crate) async fn last_stored_turn(app: &TestApp, token: &str, answer: &Value) -> Value {
+    let id = answer["conversation_id"].as_str().unwrap();
+    let stored = app.get(&format!("/v1/conversations/{id}"), token).await;
+    assert_eq!(stored.status, 200, "{:?}", stored.body);
+    stored.body["messages"]["items"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone()
+}
+
 pub(crate) async fn http_agent(
     app: &TestApp,
     t: &Actors,
