@@ -26,6 +26,7 @@ pub use breaker::{BreakerConfig, CircuitBreakers, CircuitState, Health, Labels, 
 pub use http::sign;
 pub use models::DEFAULT_MODEL_TIMEOUT_MS;
 pub use net::AddressPolicy;
+pub use sse::SseReader;
 
 /// One earlier message of the conversation, as agents receive it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -80,6 +81,19 @@ pub enum AgentError {
 }
 
 impl AgentError {
+    /// The failure without its detail — no address, resolver message, status line or piece
+    /// of the answer — as a tenant's members are told it (admins get the detail): an agent's
+    /// error text must not let anyone map what the server can reach.
+    pub fn without_detail(&self) -> AgentError {
+        match self {
+            AgentError::Failed(_) | AgentError::Status { .. } => {
+                AgentError::Failed("the agent could not be reached or answered an error".into())
+            }
+            AgentError::Timeout(ms) => AgentError::Timeout(*ms),
+            AgentError::CircuitOpen => AgentError::CircuitOpen,
+        }
+    }
+
     /// A short, stable name of the kind of failure (for metrics and the routing record).
     pub fn kind(&self) -> &'static str {
         match self {

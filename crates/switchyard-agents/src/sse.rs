@@ -60,16 +60,17 @@ pub(crate) async fn read_answer(
     )))
 }
 
-/// Splits a byte stream into the `data` payloads of its events.
-#[derive(Default)]
-pub(crate) struct SseReader {
+/// Splits a byte stream into the `data` payloads of its events (public for the fuzz
+/// targets: however the bytes are split into chunks, the events are the same).
+#[derive(Debug, Default)]
+pub struct SseReader {
     buffer: BytesMut,
     data: String,
 }
 
 impl SseReader {
     /// Feeds bytes; returns the events completed by them.
-    pub(crate) fn feed(&mut self, chunk: &[u8]) -> Vec<String> {
+    pub fn feed(&mut self, chunk: &[u8]) -> Vec<String> {
         self.buffer.extend_from_slice(chunk);
         let mut events = Vec::new();
         while let Some(end) = self.buffer.iter().position(|&b| b == b'\n') {

@@ -91,6 +91,12 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// How long a client may take to send its request headers.
     pub header_read_timeout_ms: u64,
+    /// How long one write to a client may wait for it to read.
+    pub write_timeout_ms: u64,
+    /// How long a metrics series may go without an update before scrapes leave it out.
+    pub metrics_idle_seconds: u64,
+    /// Connections open at once at most (beyond, new ones wait to be accepted).
+    pub max_connections: usize,
     /// How long one request may take in all (chat turns included) before `503`.
     pub request_timeout_ms: u64,
     /// `ORCHESTRATOR_MAX_CONVERSATIONS_PER_USER`.
@@ -209,6 +215,9 @@ impl Default for Config {
             shutdown_grace_seconds: 25,
             max_body_bytes: 1024 * 1024,
             header_read_timeout_ms: 10_000,
+            write_timeout_ms: 30_000,
+            metrics_idle_seconds: 3600,
+            max_connections: 10_000,
             request_timeout_ms: 120_000,
             max_conversations_per_user: 100,
             max_conversations_per_tenant: 10_000,
@@ -391,6 +400,15 @@ impl Config {
                 "jwt_public_key_file",
                 "is required with an EdDSA or RS256 jwt_algorithm",
             );
+        }
+        if self.write_timeout_ms == 0 {
+            return bad("write_timeout_ms", "must be at least 1");
+        }
+        if self.metrics_idle_seconds == 0 {
+            return bad("metrics_idle_seconds", "must be at least 1");
+        }
+        if self.max_connections == 0 {
+            return bad("max_connections", "must be at least 1");
         }
         if self.token_ttl_seconds == 0 {
             return bad("token_ttl_seconds", "must be at least 1");

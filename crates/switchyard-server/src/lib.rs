@@ -49,6 +49,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(health::get_healthz))
         .routes(routes!(health::get_readyz))
         .routes(routes!(login::create_token))
+        .routes(routes!(login::revoke_tokens))
         .routes(routes!(login::get_me))
         .routes(routes!(tenants::create_tenant, tenants::list_tenants))
         .routes(routes!(
@@ -171,8 +172,13 @@ async fn serve_app(
     encoder: Option<Arc<routing::encoder::InProcessEncoder>>,
     ready: impl FnOnce(std::net::SocketAddr, &App),
 ) -> Result<(), String> {
+    crate::metrics::install(Duration::from_secs(config.metrics_idle_seconds));
     let listener = serve::bind(&config.bind).await?;
-    let header_read_timeout = Duration::from_millis(config.header_read_timeout_ms);
+    let limits = serve::ConnectionLimits {
+        header_read_timeout: Duration::from_millis(config.header_read_timeout_ms),
+        write_timeout: Duration::from_millis(config.write_timeout_ms),
+        max_connections: config.max_connections,
+    };
     let grace = Duration::from_secs(config.shutdown_grace_seconds);
     let metrics_listener = match &config.metrics_bind {
         Some(addr) => Some(serve::bind(addr).await?),
@@ -202,7 +208,7 @@ async fn serve_app(
         tokio::spawn(serve::serve(
             listener,
             metrics,
-            header_read_timeout,
+            limits,
             std::future::pending(),
             grace,
             std::future::ready(()),
@@ -214,15 +220,7 @@ async fn serve_app(
         turns.close();
         turns.wait().await;
     };
-    serve::serve(
-        listener,
-        router,
-        header_read_timeout,
-        serve::stop_signal(),
-        grace,
-        drain,
-    )
-    .await;
+    serve::serve(listener, router, limits, serve::stop_signal(), grace, drain).await;
     if let Some(task) = retention {
         task.abort();
     }

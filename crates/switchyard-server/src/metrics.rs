@@ -6,16 +6,33 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_util::MetricKindMask;
 
-/// The process's recorder (one per process: the `metrics` facade is global).
+/// How long a series may go without an update before a scrape leaves it out, unless
+/// [`install`] said otherwise.
+pub const DEFAULT_IDLE: Duration = Duration::from_secs(3600);
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The process's recorder (one per process: the `metrics` facade is global), installed
+/// with [`DEFAULT_IDLE`] if [`install`] was not called first.
 pub fn handle() -> &'static PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    install(DEFAULT_IDLE)
+}
+
+/// Installs the process's recorder, whose series are dropped from the scrape once they have
+/// not been updated for `idle` (so the series of a deleted agent or tenant go, and a busy
+/// server's series do not pile up for ever; a series used again starts afresh, which
+/// Prometheus reads as a counter reset). The first call decides; later ones return the
+/// recorder as it is.
+pub fn install(idle: Duration) -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
         let seconds = [
             0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
             2.5, 5.0, 10.0, 30.0,
         ];
         let builder = PrometheusBuilder::new()
+            .idle_timeout(MetricKindMask::ALL, Some(idle))
             .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &seconds)
             .unwrap_or_else(|_| PrometheusBuilder::new());
         match builder.install_recorder() {
@@ -150,7 +167,8 @@ pub fn circuits(breakers: &switchyard_agents::CircuitBreakers) {
     }
 }
 
-/// Marks a deleted agent's circuit gauge closed (the exporter keeps a series once made).
+/// Marks a deleted agent's circuit gauge closed; like the agent's other series, it leaves
+/// the scrape once idle for `SWITCHYARD_METRICS_IDLE_SECONDS`.
 pub fn forget_circuit(labels: &switchyard_agents::Labels) {
     let labels = [
         ("tenant", labels.tenant.to_string()),

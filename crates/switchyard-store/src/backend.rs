@@ -192,6 +192,11 @@ pub(crate) trait SqlBackend: Send + Sync + 'static {
     /// A read-write transaction in no tenant.
     fn global_write(&self) -> impl Future<Output = StoreResult<Self::Tx>> + Send;
 
+    /// A read-write transaction that may read and write `server_secrets`, which the
+    /// application role on PostgreSQL may not: there it runs on a connection of its own as
+    /// the database's owner.
+    fn secrets_write(&self) -> impl Future<Output = StoreResult<Self::Tx>> + Send;
+
     /// Checks the database answers.
     fn ping(&self) -> impl Future<Output = StoreResult<()>> + Send;
 

@@ -208,16 +208,24 @@ pub struct PrincipalRecord {
     pub tenant: Tenant,
     /// The user.
     pub user: User,
+    /// When the user's tokens were last revoked (a password change, a logout): a token
+    /// issued before it is refused.
+    pub tokens_valid_after: Option<DateTime<Utc>>,
     scope: TenantScope,
 }
 
 impl PrincipalRecord {
     /// The record of a loaded user and their tenant, acting with the role as stored.
-    pub(crate) fn new(tenant: Tenant, user: User) -> Self {
+    pub(crate) fn new(
+        tenant: Tenant,
+        user: User,
+        tokens_valid_after: Option<DateTime<Utc>>,
+    ) -> Self {
         let scope = TenantScope::new(tenant.id, user.id, user.role);
         Self {
             tenant,
             user,
+            tokens_valid_after,
             scope,
         }
     }
@@ -469,6 +477,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Page<ApiKey>>;
     /// Revokes a key of the scope's tenant.
     async fn revoke_api_key(&self, scope: &TenantScope, id: ApiKeyId) -> StoreResult<()>;
+    /// Revokes every token the scope's own user was issued until `at` (a logout).
+    async fn revoke_own_tokens(&self, scope: &TenantScope, at: DateTime<Utc>) -> StoreResult<()>;
 
     // ----- agents (admins write, members read) -----
 

@@ -68,6 +68,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "authenticated_reads",
         sql: include_str!("../migrations/postgres/0007_authenticated_reads.sql"),
     },
+    Migration {
+        version: 8,
+        name: "token_revocation",
+        sql: include_str!("../migrations/postgres/0008_token_revocation.sql"),
+    },
 ];
 
 /// PostgreSQL: turns the earlier single-tenant layout's tables into the first part of
@@ -90,6 +95,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         version: 2,
         name: "analytics",
         sql: include_str!("../migrations/sqlite/0002_analytics.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "token_revocation",
+        sql: include_str!("../migrations/sqlite/0003_token_revocation.sql"),
     },
 ];
 
@@ -189,7 +199,6 @@ mod tests {
     #[test]
     fn the_authenticated_reads_run_exactly_the_store_statements() {
         use crate::statements as st;
-        let sql = POSTGRES[6].sql;
         for (function, name, statement) in [
             (
                 "AUTHED_CONVERSATION_WITH_TURNS",
@@ -203,9 +212,11 @@ mod tests {
             ),
             ("AUTHED_CHAT_CONTEXT", "CHAT_CONTEXT", st::CHAT_CONTEXT),
         ] {
-            let block = sql
-                .split(&format!("-- {function}:"))
-                .nth(1)
+            let mark = format!("-- {function}:");
+            let block = POSTGRES
+                .iter()
+                .rev()
+                .find_map(|m| m.sql.split(&mark).nth(1))
                 .and_then(|b| b.split("$fn$;").next())
                 .unwrap_or_else(|| panic!("no function {function}"));
             let body = block

@@ -146,6 +146,7 @@ pub(crate) struct PrincipalRow {
     pub t_settings: Json<TenantSettings>,
     pub t_agents_version: i64,
     pub t_created_at: Ts,
+    pub tokens_valid_after: Option<Ts>,
     pub password_hash: Option<String>,
 }
 
@@ -163,7 +164,7 @@ impl PrincipalRow {
         .try_into()?;
         let user = self.user.try_into()?;
         Ok((
-            crate::PrincipalRecord::new(tenant, user),
+            crate::PrincipalRecord::new(tenant, user, self.tokens_valid_after.map(|t| t.0)),
             self.password_hash,
         ))
     }
@@ -498,6 +499,7 @@ where
             t_settings: row.try_get("p_t_settings")?,
             t_agents_version: row.try_get("p_t_agents_version")?,
             t_created_at: row.try_get("p_t_created_at")?,
+            tokens_valid_after: row.try_get("p_tokens_valid_after")?,
             password_hash: None,
         })))
     }

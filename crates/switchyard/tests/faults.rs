@@ -760,3 +760,106 @@ async fn unauthenticated_requests_cost_little() {
         .unwrap();
     assert_eq!(resp.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_agents_metric_series_leave_the_scrape() {
+    let server = Server::start(&[
+        ("SWITCHYARD_DATABASE_URL", sqlite_url()),
+        ("SWITCHYARD_METRICS_IDLE_SECONDS", "2".into()),
+    ]);
+    let client = http_client().build().unwrap();
+    let token = tenant(
+        &client,
+        &server.url,
+        vec![
+            json!({"name": "gone", "kind": "echo"}),
+            json!({"name": "kept", "kind": "echo", "is_fallback": true}),
+        ],
+    )
+    .await;
+    let agents: Value = client
+        .get(format!("{}/v1/agents", server.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = |name: &str| {
+        agents["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == name)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (gone, kept) = (id("gone"), id("kept"));
+    let chat = |agent: String| {
+        let (client, url, token) = (client.clone(), server.url.clone(), token.clone());
+        async move {
+            let resp = client
+                .post(format!("{url}/v1/chat"))
+                .bearer_auth(&token)
+                .json(&json!({"message": "hello", "agent_id": agent}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+        }
+    };
+    let scrape = || {
+        let (client, url) = (client.clone(), server.url.clone());
+        async move {
+            client
+                .get(format!("{url}/metrics"))
+                .bearer_auth(OPERATOR)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let series = |text: &str, agent: &str| {
+        text.lines()
+            .filter(|l| {
+                l.starts_with("switchyard_turns_total") && l.contains(&format!("agent=\"{agent}\""))
+            })
+            .count()
+    };
+    chat(gone.clone()).await;
+    chat(kept.clone()).await;
+    let before = scrape().await;
+    assert_eq!(series(&before, "gone"), 1, "{before}");
+    assert_eq!(series(&before, "kept"), 1, "{before}");
+
+    let deleted = client
+        .delete(format!("{}/v1/agents/{gone}", server.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    // The kept agent keeps answering; the deleted one's series goes once idle.
+    wait_for(
+        Duration::from_secs(20),
+        "the deleted agent's series to go",
+        async || {
+            chat(kept.clone()).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let text = scrape().await;
+            assert_eq!(
+                series(&text, "kept"),
+                1,
+                "a used agent's series stays: {text}"
+            );
+            series(&text, "gone") == 0
+        },
+    )
+    .await;
+}

@@ -141,7 +141,7 @@ pub struct Skipped {
     pub agent_id: AgentId,
     /// Its name.
     pub name: String,
-    /// Why, in a few words ("circuit open after 5 failures in a row (last: …)").
+    /// Why, in a few words ("circuit open after 5 failures in a row").
     pub reason: String,
 }
 

@@ -52,7 +52,8 @@ pub struct HealthOut {
     pub state: &'static str,
     /// Failed calls (or checks) in a row; 0 after a success.
     pub consecutive_failures: u32,
-    /// What went wrong last, in a few words (the text routing shows).
+    /// What went wrong last, in a few words (admins only: `null` for members, as the text
+    /// may name addresses the server reached).
     pub last_error: Option<String>,
     /// When it last failed.
     pub last_error_at: Option<DateTime<Utc>>,

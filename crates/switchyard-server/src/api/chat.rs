@@ -159,7 +159,7 @@ pub struct SkippedAgent {
     pub agent_id: Uuid,
     /// Its name.
     pub name: String,
-    /// Why ("circuit open after 5 failures in a row (last: …)").
+    /// Why ("circuit open after 5 failures in a row").
     pub reason: String,
 }
 

@@ -14,7 +14,9 @@ use crate::error::ApiError;
 struct IssuedClaims<'a> {
     sub: String,
     tid: String,
-    iat: i64,
+    /// In seconds with milliseconds (a JSON number may have a fraction): a revocation
+    /// refuses the tokens issued before it, to the millisecond.
+    iat: f64,
     exp: i64,
     iss: &'a str,
     aud: &'a str,
@@ -30,8 +32,8 @@ pub struct Claims {
     /// The tenant id.
     #[serde(default)]
     pub tid: Option<String>,
-    /// When it was issued.
-    pub iat: i64,
+    /// When it was issued, in seconds (ours carry milliseconds as a fraction).
+    pub iat: f64,
     /// When it expires.
     pub exp: i64,
 }
@@ -160,11 +162,13 @@ impl JwtKeys {
             ApiError::forbidden("this server verifies tokens of an identity provider but issues none (no jwt_private_key_file)")
         })?;
         let ttl = ttl_seconds.unwrap_or(self.ttl_seconds);
-        let now = chrono::Utc::now().timestamp();
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let now = now_ms.div_euclid(1000);
         let claims = IssuedClaims {
             sub: user.to_string(),
             tid: tenant.to_string(),
-            iat: now,
+            // Exact: milliseconds stay below 2^53 until the year 285,000.
+            iat: now_ms as f64 / 1000.0,
             exp: now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)),
             iss: &self.issuer,
             aud: &self.audience,
@@ -180,5 +184,14 @@ impl JwtKeys {
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .ok()
             .map(|data| data.claims)
+    }
+}
+
+impl Claims {
+    /// When the token was issued, in milliseconds since the epoch.
+    pub fn issued_ms(&self) -> i64 {
+        // A float to integer cast saturates; a NaN is 0 (issued at the epoch: revoked by any
+        // revocation).
+        (self.iat * 1000.0).round() as i64
     }
 }

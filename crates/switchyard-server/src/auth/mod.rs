@@ -112,7 +112,7 @@ pub struct Admin(pub Principal);
 pub struct Operator(pub OperatorScope);
 
 /// The request's bearer token.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme
@@ -172,13 +172,13 @@ async fn authenticate(
         }
         found.principal
     } else {
-        let claim = match verified {
-            Some(claim) => claim,
+        let Verified { claim, issued_ms } = match verified {
+            Some(verified) => verified,
             None => token_claim(state, token)?,
         };
         counted = state.limits.admit_early(claim.tenant)?;
         let store = &state.store;
-        match read {
+        let record = match read {
             Some(read) => {
                 let (record, result) = store
                     .find_principal_and_read(&auth.operator, claim, read)
@@ -191,7 +191,16 @@ async fn authenticate(
                 .find_principal(&auth.operator, claim)
                 .await
                 .map_err(store_failure)?,
+        };
+        // A token issued before the user's tokens were revoked (a password change, a
+        // logout) is refused, to the millisecond.
+        if record
+            .tokens_valid_after
+            .is_some_and(|after| issued_ms <= after.timestamp_millis())
+        {
+            return Err(ApiError::unauthorized());
         }
+        record
     };
     let principal = admit(state, record, counted)?;
     if let (Some(read), None) = (read, &done) {
@@ -216,7 +225,15 @@ fn refuse_key_guessers(state: &AppState, address: Option<IpAddr>) -> Result<(), 
 pub(crate) struct Credential<'a> {
     token: &'a str,
     address: Option<IpAddr>,
-    claim: Option<TokenClaim>,
+    claim: Option<Verified>,
+}
+
+/// A JWT whose signature and claims are verified: whom it names, and when it was issued.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Verified {
+    claim: TokenClaim,
+    /// Milliseconds since the epoch.
+    issued_ms: i64,
 }
 
 impl<'a> Credential<'a> {
@@ -260,7 +277,7 @@ pub(crate) fn peer(extensions: &axum::http::Extensions) -> Option<IpAddr> {
 }
 
 /// The tenant and user a JWT names, once its signature and claims are verified.
-fn token_claim(state: &AppState, token: &str) -> Result<TokenClaim, ApiError> {
+fn token_claim(state: &AppState, token: &str) -> Result<Verified, ApiError> {
     let claims = state.jwt.verify(token).ok_or_else(ApiError::unauthorized)?;
     let user: UserId = claims.sub.parse().map_err(|_| ApiError::unauthorized())?;
     let tenant: TenantId = match (&claims.tid, state.auth.default_tenant) {
@@ -269,7 +286,10 @@ fn token_claim(state: &AppState, token: &str) -> Result<TokenClaim, ApiError> {
         (None, Some(default)) => default,
         (None, None) => return Err(ApiError::unauthorized()),
     };
-    Ok(TokenClaim { tenant, user })
+    Ok(Verified {
+        claim: TokenClaim { tenant, user },
+        issued_ms: claims.issued_ms(),
+    })
 }
 
 /// The principal a looked-up record may act as: an active user of an active tenant, within

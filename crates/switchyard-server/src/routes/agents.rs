@@ -124,7 +124,7 @@ pub async fn list_agents(
     let tenant = principal.scope.tenant_id();
     Ok(Json(List::from_page(agents, |a| {
         let health = state.breakers.health(tenant, a.id);
-        AgentOut::new(a, health)
+        shown_to(&principal, AgentOut::new(a, health))
     })))
 }
 
@@ -145,7 +145,16 @@ pub async fn get_agent(
     let id = AgentId::from(id);
     let agent = state.store.get_agent(&principal.scope, id).await?;
     let health = state.breakers.health(principal.scope.tenant_id(), id);
-    Ok(Json(AgentOut::new(agent, health)))
+    Ok(Json(shown_to(&principal, AgentOut::new(agent, health))))
+}
+
+/// An agent as `principal` may see it: a member does not get the last error's text, which
+/// may name addresses and ports the server reached.
+fn shown_to(principal: &Principal, mut agent: AgentOut) -> AgentOut {
+    if !principal.scope.is_admin() {
+        agent.health.last_error = None;
+    }
+    agent
 }
 
 /// Changes an agent: the fields given replace the current ones.

@@ -1,14 +1,15 @@
-//! Login and `/v1/me`.
+//! Login, logout and `/v1/me`.
 
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
 
 use crate::api::{Login, Me, MeTenant, MeUser, TokenOut};
 use crate::app::AppState;
 use crate::auth::Principal;
-use crate::error::{ApiResult, Problem};
+use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::ApiJson;
 
 /// Exchanges a tenant's slug, an e-mail address and a password for a token.
@@ -45,6 +46,38 @@ pub async fn create_token(
         token_type: "Bearer",
         expires_in,
     }))
+}
+
+/// Signs out: revokes the token the request carries and every other token its user was
+/// issued until now (every session of the user; API keys are not tokens and stay valid —
+/// they are revoked with `DELETE /v1/api-keys/{id}`). The next use of such a token is `401`;
+/// a login gives a new one.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/logout",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "The user's tokens until now are revoked"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn revoke_tokens(
+    principal: Principal,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
+    if crate::auth::bearer(&headers).is_some_and(|t| t.starts_with(crate::auth::API_KEY_MARKER)) {
+        return Err(ApiError::unprocessable(
+            "an API key is not a session: revoke it with DELETE /v1/api-keys/{id}",
+        ));
+    }
+    state
+        .store
+        .revoke_own_tokens(&principal.scope, chrono::Utc::now())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Who the credential belongs to.

@@ -99,7 +99,8 @@ pub(super) async fn answer(
             }
             Err(e) => {
                 tracing::warn!(agent.name = %agent.name, error = %e, "agent call failed");
-                let error = e.to_string();
+                // The routing record and the failover event reach members: the kind only.
+                let error = e.without_detail().to_string();
                 note_failover(&mut plan.decision, agent, &error);
                 last_failure = Some(failed(agent, &error));
                 if first_failure.is_none() {
@@ -115,6 +116,12 @@ pub(super) async fn answer(
     }
     let (agent, error) = first_failure
         .unwrap_or_else(|| (plan.decision.agent_name.clone(), AgentError::CircuitOpen));
+    // Admins get the detail; members the kind of failure.
+    let error = if principal.scope.is_admin() {
+        error
+    } else {
+        error.without_detail()
+    };
     Err(TurnError::Agent { agent, error })
 }
 

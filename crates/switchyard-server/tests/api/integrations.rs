@@ -139,7 +139,7 @@ async fn a2a_agents_are_imported_from_their_card_and_answer() {
         .await;
     let failed = chat(
         &app,
-        &t.member_token,
+        &t.admin_token,
         json!({"message": "hi", "agent_id": broken.body["id"]}),
     )
     .await;

@@ -16,3 +16,4 @@ mod operations;
 mod pagination;
 mod resources;
 mod roles;
+mod sessions;

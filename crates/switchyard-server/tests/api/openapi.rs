@@ -7,6 +7,7 @@ use crate::common::TestApp;
 /// Every operation of the v1 API.
 const OPERATIONS: &[(&str, &str)] = &[
     ("post", "/v1/auth/login"),
+    ("post", "/v1/auth/logout"),
     ("get", "/v1/me"),
     ("post", "/v1/tenants"),
     ("get", "/v1/tenants"),

@@ -592,16 +592,15 @@ async fn a_stream_nobody_reads_holds_nothing_up_and_its_turn_is_stored() {
     )
     .await;
     // The service on a real socket, with the listener `switchyard serve` uses.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(switchyard_server::serve::serve(
-        listener,
-        app.router.clone(),
-        Duration::from_secs(10),
-        std::future::pending(),
-        Duration::from_secs(1),
-        std::future::ready(()),
-    ));
+    let addr = on_a_socket(
+        &app,
+        switchyard_server::serve::ConnectionLimits {
+            header_read_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(30),
+            max_connections: 100,
+        },
+    )
+    .await;
     // A long answer, echoed word by word: its stream is far more than the socket buffers
     // hold while nobody reads it.
     let message = "a ".repeat(16_000);
@@ -658,4 +657,72 @@ async fn a_stream_nobody_reads_holds_nothing_up_and_its_turn_is_stored() {
         stored.body["messages"]["items"][0]["agent_response"],
         done["response"]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_capped_and_a_client_that_does_not_read_is_let_go() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::sqlite().await;
+    let addr = on_a_socket(
+        &app,
+        switchyard_server::serve::ConnectionLimits {
+            header_read_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_millis(500),
+            max_connections: 1,
+        },
+    )
+    .await;
+    let request = format!("GET /openapi.json HTTP/1.1\r\nhost: {addr}\r\n\r\n");
+
+    // The one slot: a client that asks for large answers, one after another, and reads none.
+    let mut hog = tokio::net::TcpStream::connect(addr).await.unwrap();
+    hog.write_all(request.as_bytes()).await.unwrap();
+    // A second client is not served while the first holds the slot...
+    let mut second = tokio::net::TcpStream::connect(addr).await.unwrap();
+    second
+        .write_all(
+            format!("GET /healthz HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    let early =
+        tokio::time::timeout(Duration::from_millis(300), second.read_exact(&mut head)).await;
+    assert!(
+        early.is_err(),
+        "answered while the only connection slot was taken"
+    );
+    // ... and the first fills its socket buffers without reading a byte: its writes wait,
+    // time out, and the server lets the connection go.
+    for _ in 0..200 {
+        if hog.write_all(request.as_bytes()).await.is_err() {
+            break;
+        }
+    }
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), second.read_to_end(&mut answer))
+        .await
+        .expect("the second client is served once the first is let go")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+/// Serves the app on a loopback socket with the listener `switchyard serve` uses.
+async fn on_a_socket(
+    app: &TestApp,
+    limits: switchyard_server::serve::ConnectionLimits,
+) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(switchyard_server::serve::serve(
+        listener,
+        app.router.clone(),
+        limits,
+        std::future::pending(),
+        Duration::from_secs(1),
+        std::future::ready(()),
+    ));
+    addr
 }

@@ -7,12 +7,13 @@
 //! table, then confines every statement to that tenant a second time. Pooled connections
 //! always run as the application role `switchyard_app` (`NOSUPERUSER NOBYPASSRLS`, not the
 //! tables' owner, no `TRUNCATE` or `REFERENCES`): when the URL names another role (the owner,
-//! in the one-URL form), each connection runs `SET ROLE switchyard_app` as it connects.
+//! in the one-URL form, or a login member of the role in the two-URL form), each connection
+//! starts with `role=switchyard_app` as a startup parameter, so the role is the session's
+//! own (`RESET ROLE` returns to it).
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures_util::FutureExt as _;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::query::QueryAs;
 use sqlx::{ConnectOptions, Connection, PgPool, Postgres};
@@ -43,6 +44,8 @@ use warm::Conns;
 #[derive(Clone, Debug)]
 pub struct PgStore {
     conns: Conns,
+    /// How to connect as the owner, for `server_secrets` (the migration URL, else the URL).
+    owner: PgConnectOptions,
 }
 
 pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
@@ -88,6 +91,7 @@ impl PgStore {
             migrate(config).await?;
         }
         let options = connect_options(&config.url)?;
+        let options_for_owner = options.clone();
         let switch_role = {
             let mut conn = options.connect().await.map_err(map_err)?;
             let (user,): (String,) = sqlx::query_as("SELECT current_user::text")
@@ -97,21 +101,30 @@ impl PgStore {
             conn.close().await.map_err(map_err)?;
             user != APP_ROLE
         };
+        // The role is a startup parameter, the session's own from its first statement:
+        // `RESET ROLE` returns to it, and a transaction pooler cannot apply it to one server
+        // connection and not the next (one that drops the parameter leaves every connection
+        // as the owner, which the check below refuses).
+        let options = if switch_role {
+            if config.migration_url.is_none() {
+                tracing::warn!(
+                    "the database URL names `{}`, not the application role: every connection switches \
+                 to `{APP_ROLE}`, but this process holds the owner's login; in production give \
+                 SWITCHYARD_DATABASE_URL a login role that is only a member of `{APP_ROLE}` and \
+                 SWITCHYARD_MIGRATION_DATABASE_URL the owner (docs/operations.md, PostgreSQL roles)",
+                    options.get_username()
+                );
+            }
+            options.options([("role", APP_ROLE)])
+        } else {
+            options
+        };
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
             .acquire_timeout(config.acquire_timeout)
             // No ping before each use: a broken connection fails its request (a 503) and is
             // dropped, and every request saves a round trip.
             .test_before_acquire(false)
-            .after_connect(move |conn, _meta| {
-                async move {
-                    if switch_role {
-                        sqlx::raw_sql(concat!("SET ROLE ", "switchyard_app")).execute(&mut *conn).await?;
-                    }
-                    Ok(())
-                }
-                .boxed()
-            })
             .connect_with(options)
             .await
             .map_err(|e| match e {
@@ -122,8 +135,13 @@ impl PgStore {
                 other => map_err(other),
             })?;
         roles::check_serving_role(&pool).await?;
+        let owner = match &config.migration_url {
+            Some(url) => connect_options(url)?,
+            None => options_for_owner,
+        };
         Ok(Self {
             conns: Conns::new(pool),
+            owner,
         })
     }
 
@@ -182,6 +200,34 @@ impl SqlBackend for PgStore {
 
     async fn global_write(&self) -> StoreResult<PgTx> {
         self.begin("BEGIN".to_string()).await
+    }
+
+    async fn secrets_write(&self) -> StoreResult<PgTx> {
+        // A connection of its own, without `SET ROLE`: rare (the server's start), so not
+        // pooled.
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(self.owner.clone())
+            .await
+            .map_err(map_err)?;
+        let mut tx = pool.begin().await.map_err(map_err)?;
+        // Whoever this is must be able to read the table: the owner can, the application
+        // role and its login members cannot.
+        let (readable,): (bool,) = sqlx::query_as(
+            "SELECT has_table_privilege(current_user, 'server_secrets', 'SELECT') \
+             AND has_table_privilege(current_user, 'server_secrets', 'INSERT')",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if !readable {
+            return Err(StoreError::Config(format!(
+                "the server's database user may not read the generated JWT secret (the \
+                 application role `{APP_ROLE}` has no access to `server_secrets`): set \
+                 SWITCHYARD_JWT_SECRET, or SWITCHYARD_MIGRATION_DATABASE_URL to the owner's URL"
+            )));
+        }
+        Ok(PgTx(tx))
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -10,9 +10,14 @@ use crate::{StoreError, StoreResult};
 pub const APP_ROLE: &str = "switchyard_app";
 
 /// The tables the application role reads and writes. It gets no `TRUNCATE`, `REFERENCES`
-/// or `TRIGGER`, and nothing on `switchyard_migrations`.
-const APP_TABLES: &str = "tenants, server_secrets, users, api_keys, agents, conversations, \
+/// or `TRIGGER`, and nothing on [`OWNER_TABLES`].
+const APP_TABLES: &str = "tenants, users, api_keys, agents, conversations, \
                           conversation_messages, idempotency_keys, agent_call_errors";
+
+/// The tables the application role may not touch at all: the JWT signing secret the server
+/// generates is read as the owner, at start, so that no statement the role runs (a
+/// mistake, an injection) can read it and sign tokens for any tenant.
+const OWNER_TABLES: &str = "switchyard_migrations, server_secrets";
 
 /// Creates the application role if missing (`NOLOGIN`: it is reached by `SET ROLE` from
 /// the owner's connection, or given `LOGIN` by an operator for the two-URL form), and
@@ -62,7 +67,7 @@ pub(super) async fn grant_app_privileges(conn: &mut PgConnection) -> StoreResult
     let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(map_err)?;
     let statements = [
         "GRANT USAGE ON SCHEMA public TO switchyard_app".to_string(),
-        format!("REVOKE ALL ON TABLE {APP_TABLES}, switchyard_migrations FROM switchyard_app"),
+        format!("REVOKE ALL ON TABLE {APP_TABLES}, {OWNER_TABLES} FROM switchyard_app"),
         format!("GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE {APP_TABLES} TO switchyard_app"),
     ];
     for statement in statements {

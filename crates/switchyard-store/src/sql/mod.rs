@@ -51,7 +51,7 @@ macro_rules! principal_cols {
     () => {
         "u.tenant_id, u.id, u.email, u.display_name, u.role, u.status, u.created_at, \
          t.slug AS t_slug, t.name AS t_name, t.status AS t_status, t.settings AS t_settings, \
-         t.agents_version AS t_agents_version, t.created_at AS t_created_at"
+         t.agents_version AS t_agents_version, t.created_at AS t_created_at, u.tokens_valid_after"
     };
 }
 macro_rules! api_key_cols {
@@ -344,6 +344,10 @@ impl<B: SqlBackend> Store for B {
 
     async fn revoke_api_key(&self, scope: &TenantScope, id: ApiKeyId) -> StoreResult<()> {
         users::revoke_api_key(self, scope, id).await
+    }
+
+    async fn revoke_own_tokens(&self, scope: &TenantScope, at: DateTime<Utc>) -> StoreResult<()> {
+        users::revoke_own_tokens(self, scope, at).await
     }
 
     async fn create_agent(&self, scope: &TenantScope, fields: AgentFields) -> StoreResult<Agent> {

@@ -151,7 +151,7 @@ pub(crate) async fn server_secret<B: SqlBackend>(
     name: &str,
     generate: &(dyn Fn() -> String + Send + Sync),
 ) -> StoreResult<String> {
-    let mut tx = db.global_write().await?;
+    let mut tx = db.secrets_write().await?;
     tx.execute(
         "INSERT INTO server_secrets (name, value, created_at) VALUES ($1, $2, $3) \
          ON CONFLICT (name) DO NOTHING",

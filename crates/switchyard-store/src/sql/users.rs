@@ -111,7 +111,8 @@ pub(crate) async fn update<B: SqlBackend>(
             concat!(
                 "UPDATE users SET display_name = CASE WHEN $3 THEN $4 ELSE display_name END, \
                  role = COALESCE($5, role), status = COALESCE($6, status), \
-                 password_hash = COALESCE($7, password_hash) \
+                 password_hash = COALESCE($7, password_hash), \
+                 tokens_valid_after = CASE WHEN $7 IS NULL THEN tokens_valid_after ELSE $8 END \
                  WHERE tenant_id = $1 AND id = $2 RETURNING ",
                 user_cols!()
             ),
@@ -122,7 +123,9 @@ pub(crate) async fn update<B: SqlBackend>(
                 .bind(patch.display_name.flatten())
                 .bind(patch.role.map(|r| r.as_str()))
                 .bind(patch.status.map(|s| s.as_str()))
-                .bind(patch.password_hash),
+                .bind(patch.password_hash)
+                // A new password revokes the tokens issued before it.
+                .bind(Utc::now()),
         )
         .await?;
     tx.commit().await?;
@@ -221,6 +224,28 @@ pub(crate) async fn revoke_api_key<B: SqlBackend>(
                 .bind(scope.tenant_id())
                 .bind(id)
                 .bind(Utc::now()),
+        )
+        .await?;
+    if done == 0 {
+        return Err(StoreError::NotFound);
+    }
+    tx.commit().await
+}
+
+/// Revokes the tokens the scope's own user was issued until `at`.
+pub(crate) async fn revoke_own_tokens<B: SqlBackend>(
+    db: &B,
+    scope: &TenantScope,
+    at: DateTime<Utc>,
+) -> StoreResult<()> {
+    let mut tx = db.write(scope.tenant_id()).await?;
+    let done = tx
+        .execute(
+            "UPDATE users SET tokens_valid_after = $3 WHERE tenant_id = $1 AND id = $2",
+            Args::new()
+                .bind(scope.tenant_id())
+                .bind(scope.user_id())
+                .bind(at),
         )
         .await?;
     if done == 0 {

@@ -228,6 +228,11 @@ impl SqlBackend for SqliteStore {
         self.pool.begin().await.map(SqliteTx).map_err(map_err)
     }
 
+    async fn secrets_write(&self) -> StoreResult<SqliteTx> {
+        // The file is the owner's alone (mode 0600): nothing to keep apart here.
+        self.global_write().await
+    }
+
     async fn global_write(&self) -> StoreResult<SqliteTx> {
         self.pool
             .begin_with("BEGIN IMMEDIATE")

@@ -424,9 +424,38 @@ async fn two_url_form_serves_as_a_login_member_of_the_application_role() {
         .await
         .unwrap();
     assert_eq!(user, APP_ROLE);
+    // The generated JWT secret is out of the application role's reach; the store reads it
+    // as the owner (the migration URL).
+    let err = sqlx::query("SELECT value FROM server_secrets")
+        .execute(store.pool())
+        .await
+        .unwrap_err();
+    assert_eq!(sql_state(err), "42501");
     let store: Arc<dyn Store> = Arc::new(store);
+    let name = format!("two-url-{}", rand::random::<u32>());
+    let secret = store
+        .server_secret(&operator, &name, &|| "made once".to_string())
+        .await
+        .unwrap();
+    assert_eq!(secret, "made once");
     let a = tenant(&store, &operator).await;
     start_conversation(&store, &a.member, "works").await;
+    drop(store);
+    // Without the owner's URL the server cannot read it, and says what to set.
+    let (store, operator) = PgStore::open(&StoreConfig {
+        migrate: false,
+        ..StoreConfig::new(&app_url)
+    })
+    .await
+    .unwrap();
+    let refused = store
+        .server_secret(&operator, &name, &|| "another".to_string())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, StoreError::Config(why) if why.contains("SWITCHYARD_JWT_SECRET")),
+        "{refused:?}"
+    );
     drop(store);
 
     // Logged in as that role, a connection cannot become anyone more powerful, and
@@ -468,15 +497,23 @@ async fn two_url_form_serves_as_a_login_member_of_the_application_role() {
     );
     // The store's own pool, from the same owner's URL, switched to the application role,
     // passes the same check.
-    check_serving_role(
-        PgStore::open(&StoreConfig::new(&url))
-            .await
-            .unwrap()
-            .0
-            .pool(),
-    )
-    .await
-    .unwrap();
+    let one_url = PgStore::open(&StoreConfig::new(&url)).await.unwrap().0;
+    check_serving_role(one_url.pool()).await.unwrap();
+    // The role is the session's own from its start (a startup parameter, not a `SET ROLE`
+    // after connecting): `RESET ROLE` returns to it, not to the owner, and a pooler that
+    // dropped the parameter would leave every connection as the owner, which the check
+    // above refuses — the one-URL form cannot run half-switched behind a transaction pooler.
+    let mut pooled = one_url.pool().acquire().await.unwrap();
+    sqlx::raw_sql("RESET ROLE")
+        .execute(&mut *pooled)
+        .await
+        .unwrap();
+    let (after_reset,): (String,) = sqlx::query_as("SELECT current_user::text")
+        .fetch_one(&mut *pooled)
+        .await
+        .unwrap();
+    assert_eq!(after_reset, APP_ROLE);
+    drop(pooled);
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP ROLE {login}")))
         .execute(&mut conn)
         .await

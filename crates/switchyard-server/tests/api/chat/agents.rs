@@ -90,9 +90,10 @@ async fn private_addresses_can_be_refused() {
     )
     .await;
     for id in [by_ip, by_name] {
+        // An admin is told why (a member only that the agent failed).
         let resp = chat(
             &app,
-            &t.member_token,
+            &t.admin_token,
             json!({"message": "refund", "agent_id": id}),
         )
         .await;
@@ -270,7 +271,7 @@ async fn openai_agents_answer_whole_and_streamed() {
     assert_eq!(revoked.status, 200, "{:?}", revoked.body);
     let refused = chat(
         &app,
-        &t.member_token,
+        &t.admin_token,
         json!({"message": "hello again", "agent_id": created.body["id"]}),
     )
     .await;

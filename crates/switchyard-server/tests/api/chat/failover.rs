@@ -39,11 +39,10 @@ async fn failover_errors_and_the_circuit_breaker() {
         broken.as_str()
     );
     assert_eq!(resp.body["routing"]["failover_from"]["name"], "billing");
-    assert!(
-        resp.body["routing"]["failover_from"]["error"]
-            .as_str()
-            .unwrap()
-            .contains("500")
+    // The routing record reaches members: the kind of failure, not the agent's status line.
+    assert_eq!(
+        resp.body["routing"]["failover_from"]["error"],
+        "the agent could not be reached or answered an error"
     );
     let stored = app
         .get(
@@ -174,11 +173,31 @@ async fn an_agent_that_cannot_answer_with_no_one_left_is_a_problem_and_stores_no
             format!("https://switchyard.dev/problems/{kind}"),
             "{name}"
         );
+        let detail = resp.body["detail"].as_str().unwrap();
+        assert!(detail.contains(name), "{name}: {:?}", resp.body);
+        // A member is told the kind of failure only; an admin making the same call gets
+        // what went wrong.
         assert!(
-            resp.body["detail"].as_str().unwrap().contains(name),
-            "{name}: {:?}",
-            resp.body
+            !detail.contains("HTTP") && !detail.contains("127.0.0.1"),
+            "{name}: {detail}"
         );
+        let as_admin = chat(
+            &app,
+            &t.admin_token,
+            json!({"message": "refund", "agent_id": id}),
+        )
+        .await;
+        assert_problem(&as_admin, *status);
+        if *name == "fail" {
+            assert!(
+                as_admin.body["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("HTTP 500"),
+                "{:?}",
+                as_admin.body
+            );
+        }
     }
     assert_eq!(
         agents.received("/ok").len(),
