@@ -21,6 +21,11 @@
 #                                            and at page PAGES (keyset cursor), with LOAD=fill
 #   FLOOR [0]                                also run the database floor (bench/pgbench.sh)
 #   DATABASE_MAX_CONNECTIONS [16]            the server's pool
+#   FLOOD_CONNECTIONS [0]                    > 0: a flood from one address (that many connections)
+#                                            runs through every round; its rate and answers are printed
+#   FLOOD [login]                            what floods: `login` (failed logins, bench/login_flood.lua)
+#                                            or `healthz` (GET /healthz: the cost of any flood of that
+#                                            rate, to compare with)
 #   PG_BIN                                   PostgreSQL's server binaries (default: newest installed)
 #   OUT                                      where logs go (default: a new /tmp/switchyard-bench.XXXXXX)
 #
@@ -37,6 +42,7 @@ FILL_TENANTS=${FILL_TENANTS:-0}; FILL_USERS=${FILL_USERS:-5}; FILL_TURNS=${FILL_
 FILL_PER_CONVERSATION=${FILL_PER_CONVERSATION:-10}
 LOAD=${LOAD:-seed}; LOAD_USERS=${LOAD_USERS:-50000}; PAGES=${PAGES:-0}; FLOOR=${FLOOR:-0}
 DATABASE_MAX_CONNECTIONS=${DATABASE_MAX_CONNECTIONS:-16}
+FLOOD_CONNECTIONS=${FLOOD_CONNECTIONS:-0}; FLOOD=${FLOOD:-login}
 OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/switchyard-bench.XXXXXX")}
 mkdir -p "$OUT"
 
@@ -156,6 +162,20 @@ wrk_run() {  # scenario, tokens file, seconds -> RESULT line
 }
 median() { sort -g | awk '{a[NR]=$1} END {if (NR == 0) print "-"; else if (NR % 2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 
+if [ "$FLOOD_CONNECTIONS" -gt 0 ]; then
+  # Long enough for every round; stopped (with the rest) on exit.
+  case "$FLOOD" in
+    login) flood_args=(-s "$ROOT/bench/login_flood.lua" "$SERVER") ;;
+    healthz) flood_args=("$SERVER/healthz") ;;
+    *) die "FLOOD must be login or healthz" ;;
+  esac
+  wrk -t1 -c"$FLOOD_CONNECTIONS" -d3600s --timeout 10s "${flood_args[@]}" >"$OUT/flood.log" 2>&1 &
+  FLOOD_PID=$!
+  PIDS+=("$FLOOD_PID")
+  echo "# a $FLOOD flood runs: $FLOOD_CONNECTIONS connections" >&2
+  sleep 2
+fi
+
 RUNS=()
 for s in $SCENARIOS; do RUNS+=("$s:$s:$TOKENS"); done
 if [ "$PAGES" -gt 0 ]; then RUNS+=("page_1:path:$OUT/page-1.tsv" "page_$PAGES:path:$OUT/page-$PAGES.tsv"); fi
@@ -195,5 +215,15 @@ if [ "$FLOOR" = 1 ]; then
   chat=$(awk '$1 == "chat" {print $3}' "$OUT/results.txt" | median)
   floor=$(awk '/^floor/ {print $2}' "$OUT/floor.txt")
   awk -v c="$chat" -v f="$floor" 'BEGIN { if (f > 0) printf "# chat %.1f req/s = %.0f%% of the database floor (%.1f turns/s)\n", c, 100 * c / f, f }'
+fi
+if [ "$FLOOD_CONNECTIONS" -gt 0 ]; then
+  kill -INT "$FLOOD_PID" 2>/dev/null || true
+  wait "$FLOOD_PID" 2>/dev/null || true
+  flood_rate=$(awk '/^Requests\/sec/ {print $2}' "$OUT/flood.log")
+  echo "# $FLOOD flood: ${flood_rate:-?} req/s over the whole run (wrk: $OUT/flood.log)"
+  for code in 401 429; do
+    echo "# login answers $code: $(curl -sf -H "Authorization: Bearer $SWITCHYARD_ADMIN_TOKEN" "$SERVER/metrics" \
+      | awk -v c="$code" '$1 ~ /^switchyard_http_requests_total/ && $1 ~ /auth\/login/ && $1 ~ ("status=\"" c "\"") {s += $2} END {print s + 0}')"
+  done
 fi
 echo "# logs in $OUT"
