@@ -161,10 +161,35 @@ async fn send(
     exchange(router, request.body(Body::from(body)).expect("a request")).await
 }
 
+/// The OpenAPI document's path template for a concrete path the targets call.
+fn template(path: &str) -> String {
+    let path = path.split('?').next().unwrap_or(path);
+    match path.strip_prefix("/v1/agents/") {
+        Some(rest) if !rest.contains('/') => "/v1/agents/{id}".to_string(),
+        _ => path.to_string(),
+    }
+}
+
+/// Whether the OpenAPI document lists `status` for the operation (or a default answer).
+fn documented(method: &str, path: &str, status: StatusCode) -> bool {
+    static DOC: OnceLock<Value> = OnceLock::new();
+    let doc = DOC.get_or_init(|| {
+        serde_json::to_value(switchyard_server::openapi()).expect("the OpenAPI document")
+    });
+    let responses = &doc["paths"][template(path)][method.to_lowercase()]["responses"];
+    responses.get(status.as_str()).is_some() || responses.get("default").is_some()
+}
+
 /// Sends `request` and checks the rule every answer keeps.
 async fn exchange(router: &Router, request: Request<Body>) -> (StatusCode, Vec<u8>) {
+    let (method, path) = (request.method().to_string(), request.uri().to_string());
     let response = router.clone().oneshot(request).await.expect("an answer");
     let status = response.status();
+    // No answer the document does not announce (what a schema-driven client relies on).
+    assert!(
+        documented(&method, &path, status),
+        "{method} {path} answered {status}, which the OpenAPI document does not list"
+    );
     let problem = response
         .headers()
         .get("content-type")

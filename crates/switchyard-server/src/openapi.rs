@@ -47,9 +47,93 @@ impl Modify for BearerAuth {
     }
 }
 
-/// Gives every response a `description`, which OpenAPI 3.1 requires: the status's reason
-/// phrase where the handler's annotation wrote none.
+/// The refusals every operation of a kind may answer, whatever its handler: they come
+/// from the extractors and layers it shares with the others (docs/operations.md, Security).
+fn common_refusals(
+    authenticated: bool,
+    has_body: bool,
+    has_path_id: bool,
+) -> Vec<(&'static str, &'static str)> {
+    let mut refusals = Vec::new();
+    if authenticated {
+        refusals.extend([
+            ("401", "No valid credential (missing, malformed, expired, revoked or unknown)"),
+            ("403", "The tenant is suspended, the user disabled, or the route is not for this role"),
+            ("429", "Over the tenant's rate limit, or too many unknown API keys from this address; see Retry-After"),
+            ("503", "The database is unavailable; retry later"),
+        ]);
+    }
+    if has_body {
+        refusals.extend([
+            (
+                "400",
+                "The body is not JSON (or not UTF-8, or holds an unpaired surrogate)",
+            ),
+            ("408", "The body did not arrive in time"),
+            ("413", "The body is larger than the limit"),
+            ("415", "The body is not application/json"),
+            (
+                "422",
+                "A field is missing, unknown, of the wrong type or value, or holds a NUL character",
+            ),
+        ]);
+    }
+    if has_path_id {
+        refusals.push(("404", "Not found (or another tenant's)"));
+    }
+    refusals
+}
+
+/// Completes every operation's responses: each gets a `description`, which OpenAPI 3.1
+/// requires (the status's reason phrase where the handler's annotation wrote none), and each
+/// lists the refusals its extractors can answer (a `401` of an authenticated route, a `422`
+/// of one with a body…) as problem documents, so that no answer contradicts the document.
+/// The OpenAI door keeps what its handlers list (its errors are OpenAI's shape).
 pub fn describe_responses(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let has_path_id = path.contains('{');
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let openai = operation
+                .tags
+                .as_ref()
+                .is_some_and(|tags| tags.iter().any(|t| t == "openai"));
+            if openai {
+                continue;
+            }
+            let authenticated = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+            let has_body = operation.request_body.is_some();
+            for (status, description) in common_refusals(authenticated, has_body, has_path_id) {
+                operation
+                    .responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| {
+                        RefOr::T(
+                            ResponseBuilder::new()
+                                .description(description)
+                                .content(
+                                    "application/problem+json",
+                                    ContentBuilder::new()
+                                        .schema(Some(Ref::from_schema_name("Problem")))
+                                        .build(),
+                                )
+                                .build(),
+                        )
+                    });
+            }
+        }
+    }
     for item in doc.paths.paths.values_mut() {
         let operations = [
             &mut item.get,
