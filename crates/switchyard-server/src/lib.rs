@@ -84,6 +84,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(analytics::get_routing_analytics))
         .routes(routes!(health::get_metrics))
         .routes(routes!(openai_compat::list_models))
+        .routes(routes!(openai_compat::get_model))
         .routes(routes!(openai_compat::create_chat_completion))
 }
 

@@ -126,7 +126,14 @@ async fn the_official_openai_client_lists_completes_and_streams() {
         seen["models"],
         json!(["switchyard", "billing", "general", "travel"])
     );
+    assert_eq!(seen["retrieved"], "travel");
     assert_eq!(seen["answer"], "billing: I was charged twice on my invoice");
+    assert_eq!(seen["answered_by"], "billing");
+    // What cannot be done is a 400 the client raises, naming the field.
+    assert_eq!(
+        seen["refused"],
+        json!({"type": "BadRequestError", "status": 400, "param": "n"})
+    );
     assert_eq!(seen["finish_reason"], "stop");
     let pieces: Vec<&str> = seen["streamed"]
         .as_array()

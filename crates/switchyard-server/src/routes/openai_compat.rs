@@ -43,14 +43,27 @@ pub static CONVERSATION_HEADER: HeaderName =
 /// The model that routes.
 pub const ROUTING_MODEL: &str = "switchyard";
 
-/// An error in OpenAI's shape.
+/// An error in OpenAI's shape, naming the request field it is about where there is one.
 #[derive(Debug)]
-pub struct OpenAiError(pub ApiError);
+pub struct OpenAiError(pub ApiError, pub Option<&'static str>);
 
 impl From<ApiError> for OpenAiError {
     fn from(e: ApiError) -> Self {
-        Self(e)
+        Self(e, None)
     }
+}
+
+/// A `400 invalid_request_error` about the request field `param`.
+fn invalid_param(param: &'static str, message: &str) -> OpenAiError {
+    OpenAiError(
+        ApiError::custom(
+            StatusCode::BAD_REQUEST,
+            "unsupported_parameter",
+            "Bad request",
+            message,
+        ),
+        Some(param),
+    )
 }
 
 impl OpenAiError {
@@ -68,7 +81,7 @@ impl OpenAiError {
         } else {
             e.kind
         };
-        json!({"error": {"message": e.detail, "type": kind, "code": code}})
+        json!({"error": {"message": e.detail, "type": kind, "code": code, "param": self.1}})
     }
 }
 
@@ -104,7 +117,7 @@ impl FromRequestParts<AppState> for Caller {
         Principal::from_request_parts(parts, state)
             .await
             .map(Caller)
-            .map_err(OpenAiError)
+            .map_err(OpenAiError::from)
     }
 }
 
@@ -143,7 +156,7 @@ impl FromRequest<AppState> for Body {
         crate::extract::ApiJson::<CompletionRequest>::from_request(req, state)
             .await
             .map(|j| Body(j.0))
-            .map_err(OpenAiError)
+            .map_err(OpenAiError::from)
     }
 }
 
@@ -176,8 +189,40 @@ pub async fn list_models(
     Caller(principal): Caller,
     State(state): State<AppState>,
 ) -> Result<Json<Value>, OpenAiError> {
+    let data = models(&state, &principal).await?;
+    Ok(Json(json!({"object": "list", "data": data})))
+}
+
+/// One model of [`list_models`]; any other name is an OpenAI-shaped `404 model_not_found`.
+#[utoipa::path(
+    get,
+    path = "/v1/models/{model}",
+    tag = "openai",
+    security(("bearer" = [])),
+    params(("model" = String, Path, description = "`switchyard` or one of the tenant's enabled agents' names (another tenant's agents are unknown models)")),
+    responses(
+        (status = 200, description = "An OpenAI model object", body = Object),
+        (status = 404, description = "No such model (an OpenAI error)", body = Object),
+    )
+)]
+pub async fn get_model(
+    Caller(principal): Caller,
+    State(state): State<AppState>,
+    id: Result<axum::extract::Path<String>, axum::extract::rejection::PathRejection>,
+) -> Result<Json<Value>, OpenAiError> {
+    let id = id.map(|p| p.0).unwrap_or_default();
+    models(&state, &principal)
+        .await?
+        .into_iter()
+        .find(|m| m["id"] == id.as_str())
+        .map(Json)
+        .ok_or_else(|| OpenAiError(unknown_model(&id), Some("model")))
+}
+
+/// The models the caller may name: the routing model, then the enabled agents by name.
+async fn models(state: &AppState, principal: &Principal) -> Result<Vec<Value>, OpenAiError> {
     let routing = state
-        .tenant_routing(&principal)
+        .tenant_routing(principal)
         .await
         .map_err(ApiError::from)?;
     let mut data = vec![
@@ -188,7 +233,60 @@ pub async fn list_models(
     for agent in agents {
         data.push(json!({"id": agent.name, "object": "model", "created": unix(agent.created_at), "owned_by": principal.tenant.slug}));
     }
-    Ok(Json(json!({"object": "list", "data": data})))
+    Ok(data)
+}
+
+fn unknown_model(model: &str) -> ApiError {
+    ApiError::custom(
+        StatusCode::NOT_FOUND,
+        "model_not_found",
+        "Not found",
+        format!(
+            "the model `{model}` does not exist; use `{ROUTING_MODEL}` or one of your agents' names"
+        ),
+    )
+}
+
+/// Refuses what the request asks and Switchyard cannot do, rather than ignoring it: more
+/// than one choice, tools (and the older functions), a response format other than text.
+fn refuse_unsupported(rest: &serde_json::Map<String, Value>) -> Result<(), OpenAiError> {
+    if let Some(n) = rest
+        .get("n")
+        .filter(|n| !n.is_null() && n.as_u64() != Some(1))
+    {
+        return Err(invalid_param(
+            "n",
+            &format!("`n` must be 1 (one answer per request), not {n}"),
+        ));
+    }
+    for param in ["tools", "functions", "tool_choice", "function_call"] {
+        let asked = rest.get(param).is_some_and(|v| match v {
+            Value::Null => false,
+            Value::Array(items) => !items.is_empty(),
+            Value::String(choice) => choice != "none",
+            _ => true,
+        });
+        if asked {
+            return Err(invalid_param(
+                match param {
+                    "tools" => "tools",
+                    "functions" => "functions",
+                    "tool_choice" => "tool_choice",
+                    _ => "function_call",
+                },
+                &format!("`{param}` is not supported: Switchyard's agents answer with text"),
+            ));
+        }
+    }
+    if let Some(format) = rest.get("response_format").filter(|f| !f.is_null())
+        && format.get("type").and_then(Value::as_str) != Some("text")
+    {
+        return Err(invalid_param(
+            "response_format",
+            "only `{\"type\": \"text\"}` is supported as `response_format`",
+        ));
+    }
+    Ok(())
 }
 
 fn chunk(id: &str, created: i64, model: &str, delta: Value, finish: Option<&str>) -> Event {
@@ -223,6 +321,7 @@ pub async fn create_chat_completion(
     {
         return Err(ApiError::unprocessable(format!("unknown field `{owner}`")).into());
     }
+    refuse_unsupported(&request.rest)?;
     let message = request
         .messages
         .iter()
@@ -266,12 +365,14 @@ pub async fn create_chat_completion(
         let mut response = Json(body).into_response();
         let headers = response.headers_mut();
         headers.insert(CONVERSATION_HEADER.clone(), header);
+        agent_header(headers, &answer.agent.name);
         routing_headers(headers, &answer.routing);
         return Ok(response);
     }
     // Streamed: the turn runs in its own task and reaches its end (and is stored) even if
     // the client goes away; what fails before its routing decision is a plain error.
     let turn = task.start_streamed(&state).await.map_err(ApiError::from)?;
+    let routed_agent = turn.routed().map(|r| r.decision.agent_name.clone());
     let routing = turn
         .routed()
         .and_then(|r| serde_json::to_value(&r.decision).ok());
@@ -284,10 +385,25 @@ pub async fn create_chat_completion(
         .into_response();
     let headers = response.headers_mut();
     headers.insert(CONVERSATION_HEADER.clone(), header);
+    if let Some(agent) = &routed_agent {
+        agent_header(headers, agent);
+    }
     if let Some(routing) = &routing {
         routing_headers(headers, routing);
     }
     Ok(response)
+}
+
+/// The header that names the agent that answers (`model` stays the name the request gave).
+static AGENT_HEADER: HeaderName = HeaderName::from_static("x-switchyard-agent");
+
+/// Names the answering agent in `X-Switchyard-Agent` (percent-encoded where a header cannot
+/// carry the name as is). A streamed answer names the agent routing chose; should it fail
+/// and another take over, the stream cannot change its headers.
+fn agent_header(headers: &mut HeaderMap, name: &str) {
+    if let Ok(value) = HeaderValue::from_str(&header_text(name)) {
+        headers.insert(AGENT_HEADER.clone(), value);
+    }
 }
 
 /// The header that names the agents routing passed over as unavailable.
@@ -353,14 +469,11 @@ async fn pinned_agent(
         return Ok(None);
     }
     let routing = state.tenant_routing(principal).await?;
-    let agent = routing.agents.values().find(|a| a.name == model).ok_or_else(|| {
-        ApiError::custom(
-            StatusCode::NOT_FOUND,
-            "model_not_found",
-            "Not found",
-            format!("the model `{model}` does not exist; use `{ROUTING_MODEL}` or one of your agents' names"),
-        )
-    })?;
+    let agent = routing
+        .agents
+        .values()
+        .find(|a| a.name == model)
+        .ok_or_else(|| unknown_model(model))?;
     Ok(Some(agent.id))
 }
 
@@ -400,7 +513,7 @@ fn completion_stream(
                         return Some((Ok(last), None));
                     }
                     TurnItem::Done(Err(error)) => {
-                        let error = OpenAiError(ApiError::from(error));
+                        let error = OpenAiError::from(ApiError::from(error));
                         let last = Event::default().data(error.body().to_string());
                         return Some((Ok(last), None));
                     }

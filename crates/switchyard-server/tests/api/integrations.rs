@@ -418,6 +418,9 @@ async fn the_openai_dialect_lists_models_completes_and_streams() {
         .await;
     assert_eq!(completion.status, 200, "{:?}", completion.body);
     assert_eq!(completion.body["object"], "chat.completion");
+    // `model` stays the name asked for; the header names the agent that answered.
+    assert_eq!(completion.body["model"], "switchyard");
+    assert_eq!(completion.headers["x-switchyard-agent"], "billing");
     assert_eq!(
         completion.body["choices"][0]["message"]["role"],
         "assistant"
@@ -449,6 +452,7 @@ async fn the_openai_dialect_lists_models_completes_and_streams() {
         resp.headers["x-switchyard-conversation-id"],
         conversation.as_str()
     );
+    assert_eq!(resp.headers["x-switchyard-agent"], "travel");
     let text = String::from_utf8(resp.raw).unwrap();
     let chunks: Vec<Value> = text
         .lines()
@@ -488,6 +492,65 @@ async fn the_openai_dialect_lists_models_completes_and_streams() {
     assert_eq!(unknown.status, 404);
     assert_eq!(unknown.body["error"]["code"], "model_not_found");
     assert_eq!(unknown.body["error"]["type"], "invalid_request_error");
+    // One model by its id, as the SDKs' `models.retrieve` asks; an unknown one is an
+    // OpenAI-shaped 404 too.
+    for id in ["switchyard", "travel"] {
+        let model = app.get(&format!("/v1/models/{id}"), &key).await;
+        assert_eq!(model.status, 200, "{:?}", model.body);
+        assert_eq!(model.body["id"], id);
+        assert_eq!(model.body["object"], "model");
+    }
+    let missing = app.get("/v1/models/gpt-4", &key).await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.body["error"]["code"], "model_not_found");
+    assert_eq!(missing.body["error"]["param"], "model");
+    // What Switchyard cannot do is refused, naming the field, never silently ignored; and
+    // nothing is stored for it.
+    let before = app.get("/v1/conversations", &key).await.body["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    for (field, value) in [
+        ("n", json!(2)),
+        (
+            "tools",
+            json!([{"type": "function", "function": {"name": "f", "parameters": {}}}]),
+        ),
+        ("functions", json!([{"name": "f"}])),
+        ("tool_choice", json!("required")),
+        ("response_format", json!({"type": "json_object"})),
+    ] {
+        let mut body =
+            json!({"model": "switchyard", "messages": [{"role": "user", "content": "hi"}]});
+        body[field] = value;
+        let refused = app.post("/v1/chat/completions", &key, body).await;
+        assert_eq!(refused.status, 400, "{field}: {:?}", refused.body);
+        assert_eq!(
+            refused.body["error"]["type"], "invalid_request_error",
+            "{field}"
+        );
+        assert_eq!(refused.body["error"]["param"], field);
+    }
+    // The values that ask for nothing more are accepted.
+    let plain = app
+        .post(
+            "/v1/chat/completions",
+            &key,
+            json!({"model": "switchyard", "n": 1, "tools": [],
+              "tool_choice": "none", "response_format": {"type": "text"},
+              "messages": [{"role": "user", "content": "I was charged twice on my invoice"}]}),
+        )
+        .await;
+    assert_eq!(plain.status, 200, "{:?}", plain.body);
+    let after = app.get("/v1/conversations", &key).await.body["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(after, before + 1, "only the accepted request was stored");
+    assert!(
+        unknown.body["error"].get("param").is_some(),
+        "`param` is always there"
+    );
     let unauthorised = app
         .post(
             "/v1/chat/completions",

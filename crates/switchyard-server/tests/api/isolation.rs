@@ -343,7 +343,16 @@ async fn another_tenants_ids_are_never_reachable(app: TestApp) {
             .await;
         assert_eq!(resp.status, 404, "{model}: {:?}", resp.body);
         assert_eq!(resp.body["error"]["code"], "model_not_found");
+        // Read as a model by its name, the same.
+        let read = app
+            .get(&format!("/v1/models/{model}"), &a.member_token)
+            .await;
+        assert_eq!(read.status, 404, "{model}: {:?}", read.body);
+        assert_eq!(read.body["error"]["code"], "model_not_found");
     }
+    // And B's agent is a model for B alone.
+    let own = app.get("/v1/models/billing", &b.member_token).await;
+    assert_eq!(own.status, 200, "{:?}", own.body);
     assert_eq!(
         snapshot(&app, &[&a, &b]).await,
         before,

@@ -38,6 +38,7 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("post", "/v1/agents/import"),
     ("post", "/v1/agents/{id}/test"),
     ("get", "/v1/models"),
+    ("get", "/v1/models/{model}"),
     ("post", "/v1/chat/completions"),
     ("get", "/healthz"),
     ("get", "/readyz"),

@@ -13,6 +13,7 @@ base_url, api_key = sys.argv[1], sys.argv[2]
 client = OpenAI(base_url=f"{base_url}/v1", api_key=api_key, max_retries=0)
 
 models = [m.id for m in client.models.list()]
+retrieved = client.models.retrieve("travel").id
 
 raw = client.chat.completions.with_raw_response.create(
     model="switchyard",
@@ -20,6 +21,7 @@ raw = client.chat.completions.with_raw_response.create(
 )
 completion = raw.parse()
 conversation = raw.headers.get("x-switchyard-conversation-id")
+answered_by = raw.headers.get("x-switchyard-agent")
 
 pieces = []
 stream = client.chat.completions.create(
@@ -38,8 +40,18 @@ try:
 except Exception as e:  # the client's NotFoundError
     error = {"type": type(e).__name__, "status": getattr(e, "status_code", None)}
 
+try:
+    client.chat.completions.create(model="switchyard", n=2, messages=[{"role": "user", "content": "hi"}])
+    refused = None
+except Exception as e:  # the client's BadRequestError, with the field it is about
+    refused = {"type": type(e).__name__, "status": getattr(e, "status_code", None),
+               "param": getattr(e, "param", None)}
+
 print(json.dumps({
     "models": models,
+    "retrieved": retrieved,
+    "answered_by": answered_by,
+    "refused": refused,
     "answer": completion.choices[0].message.content,
     "finish_reason": completion.choices[0].finish_reason,
     "conversation": conversation,
