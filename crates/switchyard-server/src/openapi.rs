@@ -90,7 +90,6 @@ fn common_refusals(
 /// of one with a body…) as problem documents, so that no answer contradicts the document.
 /// The OpenAI door keeps what its handlers list (its errors are OpenAI's shape).
 pub fn describe_responses(doc: &mut utoipa::openapi::OpenApi) {
-    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
     for (path, item) in doc.paths.paths.iter_mut() {
         let has_path_id = path.contains('{');
         let operations = [
@@ -108,44 +107,17 @@ pub fn describe_responses(doc: &mut utoipa::openapi::OpenApi) {
                 .tags
                 .as_ref()
                 .is_some_and(|tags| tags.iter().any(|t| t == "openai"));
-            if openai {
-                continue;
+            if !openai {
+                let authenticated = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+                let has_body = operation.request_body.is_some();
+                for (status, description) in common_refusals(authenticated, has_body, has_path_id) {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| problem_response(description));
+                }
             }
-            let authenticated = operation.security.as_ref().is_some_and(|s| !s.is_empty());
-            let has_body = operation.request_body.is_some();
-            for (status, description) in common_refusals(authenticated, has_body, has_path_id) {
-                operation
-                    .responses
-                    .responses
-                    .entry(status.to_owned())
-                    .or_insert_with(|| {
-                        RefOr::T(
-                            ResponseBuilder::new()
-                                .description(description)
-                                .content(
-                                    "application/problem+json",
-                                    ContentBuilder::new()
-                                        .schema(Some(Ref::from_schema_name("Problem")))
-                                        .build(),
-                                )
-                                .build(),
-                        )
-                    });
-            }
-        }
-    }
-    for item in doc.paths.paths.values_mut() {
-        let operations = [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.options,
-            &mut item.head,
-            &mut item.patch,
-            &mut item.trace,
-        ];
-        for operation in operations.into_iter().flatten() {
             for (status, response) in operation.responses.responses.iter_mut() {
                 if let utoipa::openapi::RefOr::T(response) = response
                     && response.description.is_empty()
@@ -161,4 +133,20 @@ pub fn describe_responses(doc: &mut utoipa::openapi::OpenApi) {
             }
         }
     }
+}
+
+/// A response whose body is a problem document.
+fn problem_response(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/problem+json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .build(),
+    )
 }
