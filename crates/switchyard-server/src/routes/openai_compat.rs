@@ -45,30 +45,74 @@ pub const ROUTING_MODEL: &str = "switchyard";
 
 /// An error in OpenAI's shape, naming the request field it is about where there is one.
 #[derive(Debug)]
-pub struct OpenAiError(pub ApiError, pub Option<&'static str>);
+pub struct OpenAiError {
+    /// Boxed: an error is rare, and the `Result`s that carry it stay small.
+    error: Box<ApiError>,
+    /// The request field the error is about.
+    param: Option<&'static str>,
+    /// Whether the answer tells the client not to retry at once (`x-should-retry: false`).
+    no_retry: bool,
+}
 
 impl From<ApiError> for OpenAiError {
-    fn from(e: ApiError) -> Self {
-        Self(e, None)
+    fn from(error: ApiError) -> Self {
+        Self {
+            error: Box::new(error),
+            param: None,
+            no_retry: false,
+        }
+    }
+}
+
+impl OpenAiError {
+    /// `error`, about the request field `param`.
+    fn about(error: ApiError, param: &'static str) -> Self {
+        Self {
+            param: Some(param),
+            ..Self::from(error)
+        }
+    }
+}
+
+/// The OpenAI clients' header that turns their automatic retry off.
+static SHOULD_RETRY: HeaderName = HeaderName::from_static("x-should-retry");
+
+/// A turn's failure as this door answers it: an open circuit (the agents that could answer
+/// are passed over until their circuits' time is up: `Retry-After` that long) and a pinned
+/// agent that timed out (no other may answer for it) are not helped by a retry at once, and
+/// say `x-should-retry: false`.
+fn turn_failure(state: &AppState, error: crate::turn::TurnError, pinned: bool) -> OpenAiError {
+    let mut error = ApiError::from(error);
+    let no_retry = match error.kind {
+        "circuit-open" => {
+            error.retry_after = Some(state.config.circuit_open_seconds);
+            true
+        }
+        "agent-timeout" => pinned,
+        _ => false,
+    };
+    OpenAiError {
+        no_retry,
+        ..OpenAiError::from(error)
     }
 }
 
 /// A `400 invalid_request_error` about the request field `param`.
 fn invalid_param(param: &'static str, message: &str) -> OpenAiError {
-    OpenAiError(
+    OpenAiError::about(
         ApiError::custom(
             StatusCode::BAD_REQUEST,
             "unsupported_parameter",
             "Bad request",
             message,
         ),
-        Some(param),
+        param,
     )
 }
 
 impl OpenAiError {
     fn body(&self) -> Value {
-        let e = &self.0;
+        let e = &self.error;
         let kind = match e.status.as_u16() {
             401 => "authentication_error",
             403 => "permission_error",
@@ -81,24 +125,31 @@ impl OpenAiError {
         } else {
             e.kind
         };
-        json!({"error": {"message": e.detail, "type": kind, "code": code, "param": self.1}})
+        json!({"error": {"message": e.detail, "type": kind, "code": code, "param": self.param}})
     }
 }
 
 impl IntoResponse for OpenAiError {
     fn into_response(self) -> Response {
         let body = self.body();
-        let mut response = (self.0.status, Json(body)).into_response();
-        if let Some(seconds) = self.0.retry_after {
+        let mut response = (self.error.status, Json(body)).into_response();
+        if let Some(seconds) = self.error.retry_after {
             response
                 .headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(seconds));
         }
+        // The official clients retry 5xx answers by themselves unless told not to: where a
+        // retry at once cannot help, say so, rather than multiply the failure.
+        if self.no_retry {
+            response
+                .headers_mut()
+                .insert(SHOULD_RETRY.clone(), HeaderValue::from_static("false"));
+        }
         // The request log writes the detail of server errors once, as for problems.
-        if self.0.status.is_server_error() || self.0.internal.is_some() {
+        if self.error.status.is_server_error() || self.error.internal.is_some() {
             response
                 .extensions_mut()
-                .insert(crate::error::ErrorLog(self.0.to_string()));
+                .insert(crate::error::ErrorLog(self.error.to_string()));
         }
         response
     }
@@ -216,7 +267,7 @@ pub async fn get_model(
         .into_iter()
         .find(|m| m["id"] == id.as_str())
         .map(Json)
-        .ok_or_else(|| OpenAiError(unknown_model(&id), Some("model")))
+        .ok_or_else(|| OpenAiError::about(unknown_model(&id), "model"))
 }
 
 /// The models the caller may name: the routing model, then the enabled agents by name.
@@ -331,6 +382,7 @@ pub async fn create_chat_completion(
         .ok_or_else(|| ApiError::unprocessable("`messages` has no user message"))?;
     let message = Message::parse(message).map_err(ApiError::from)?;
     let agent_id = pinned_agent(&state, &principal, &request.model).await?;
+    let pinned = agent_id.is_some();
     let (target, header_id) = match conversation_header(&headers)? {
         Some(id) => (Target::Existing(id, None), id),
         None => {
@@ -354,7 +406,9 @@ pub async fn create_chat_completion(
     let header = HeaderValue::from_str(&header_id.to_string())
         .map_err(|e| ApiError::internal(e.to_string()))?;
     if !request.stream {
-        let answer = finished(task.spawn(&state)).await.map_err(ApiError::from)?;
+        let answer = finished(task.spawn(&state))
+            .await
+            .map_err(|e| turn_failure(&state, e, pinned))?;
         let body = json!({
             "id": format!("chatcmpl-{}", answer.message_id.simple()),
             "object": "chat.completion",
@@ -371,7 +425,10 @@ pub async fn create_chat_completion(
     }
     // Streamed: the turn runs in its own task and reaches its end (and is stored) even if
     // the client goes away; what fails before its routing decision is a plain error.
-    let turn = task.start_streamed(&state).await.map_err(ApiError::from)?;
+    let turn = task
+        .start_streamed(&state)
+        .await
+        .map_err(|e| turn_failure(&state, e, pinned))?;
     let routed_agent = turn.routed().map(|r| r.decision.agent_name.clone());
     let routing = turn
         .routed()

@@ -946,3 +946,56 @@ async fn streamed_completions_refuse_unknown_conversations_plainly_and_end_a_bro
     assert_eq!(stored.body["message_count"], 1);
     assert_eq!(conversations(&app, &t.member_token).await.len(), 1);
 }
+
+#[tokio::test]
+async fn the_openai_door_tells_clients_not_to_retry_what_a_retry_cannot_mend() {
+    let agents = agent_server::start().await;
+    let app = TestApp::sqlite().await;
+    let t = app.tenant().await;
+    for body in [
+        json!({"name": "slow", "kind": "http", "config": {"url": agents.url("/hang"), "timeout_ms": 300}}),
+        json!({"name": "general", "kind": "echo", "is_fallback": true}),
+    ] {
+        let made = app.post("/v1/agents", &t.admin_token, body).await;
+        assert_eq!(made.status, 201, "{:?}", made.body);
+    }
+    let ask = |model: &'static str| {
+        let (app, token) = (app.clone(), t.member_token.clone());
+        async move {
+            app.post(
+                "/v1/chat/completions",
+                &token,
+                json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}),
+            )
+            .await
+        }
+    };
+    // A pinned agent that times out: no other may answer for it, so a retry at once would
+    // only time out again.
+    let timed_out = ask("slow").await;
+    assert_eq!(timed_out.status, 504, "{:?}", timed_out.body);
+    assert_eq!(timed_out.body["error"]["code"], "agent-timeout");
+    assert_eq!(timed_out.headers["x-should-retry"], "false");
+    // Its circuit opens after the threshold; then the answer says how long it stays open.
+    let mut open = None;
+    for _ in 0..10 {
+        let resp = ask("slow").await;
+        if resp.status == 503 {
+            open = Some(resp);
+            break;
+        }
+        assert_eq!(resp.status, 504, "{:?}", resp.body);
+    }
+    let open = open.expect("the circuit opens");
+    assert_eq!(open.body["error"]["code"], "circuit-open");
+    assert_eq!(open.headers["x-should-retry"], "false");
+    let config = crate::common::test_config();
+    assert_eq!(
+        open.headers["retry-after"],
+        config.circuit_open_seconds.to_string().as_str()
+    );
+    // A turn that routing answers is not told anything of the kind.
+    let fine = ask("switchyard").await;
+    assert_eq!(fine.status, 200, "{:?}", fine.body);
+    assert!(!fine.headers.contains_key("x-should-retry"));
+}
