@@ -319,12 +319,7 @@ fn refuse_unsupported(rest: &serde_json::Map<String, Value>) -> Result<(), OpenA
         });
         if asked {
             return Err(invalid_param(
-                match param {
-                    "tools" => "tools",
-                    "functions" => "functions",
-                    "tool_choice" => "tool_choice",
-                    _ => "function_call",
-                },
+                param,
                 &format!("`{param}` is not supported: Switchyard's agents answer with text"),
             ));
         }
