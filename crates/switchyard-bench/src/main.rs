@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 mod eval;
 mod fill;
+mod lab_speed;
 
 /// Switchyard's benchmark tools.
 #[derive(Parser, Debug)]
@@ -111,6 +112,10 @@ enum Command {
         /// Exit with an error if a figure of the default configuration is below its floor.
         #[arg(long)]
         check: bool,
+        /// Write each set's tenant and test messages here, for the routing lab (the agents as
+        /// JSON, the messages as CSV, and the lab's figures).
+        #[arg(long)]
+        lab_out: Option<std::path::PathBuf>,
     },
     /// Cross-validates settings of the routing index on the sets' training files only.
     RoutingCv {
@@ -122,6 +127,19 @@ enum Command {
         only: Option<String>,
         /// Settings of the index, `key=value` (band, target, folds, embedding_weight, …).
         settings: Vec<String>,
+    },
+    /// Times the routing lab: evaluate 5,000 labelled messages and replay 10,000 stored
+    /// turns, over HTTP against a server in this process (docs/benchmarks.md).
+    LabSpeed {
+        /// The sentence encoder's directory (none: lexical only).
+        #[arg(long, env = "SWITCHYARD_ENCODER_DIR")]
+        encoder_dir: Option<std::path::PathBuf>,
+        /// The database (default: a fresh SQLite file).
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Runs of each request; the median is printed.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
     },
     /// Prints a process's resident memory now and at its peak, in MiB.
     Memory {
@@ -464,16 +482,30 @@ fn main() -> ExitCode {
                 users,
             } => fill::fill(&database_url, tenants, users, turns, turns_per_conversation).await,
             Command::Memory { pid } => memory(pid),
+            Command::LabSpeed {
+                encoder_dir,
+                database_url,
+                runs,
+            } => {
+                lab_speed::lab_speed(lab_speed::LabSpeedArgs {
+                    encoder_dir,
+                    database_url,
+                    runs: runs.max(1),
+                })
+                .await
+            }
             Command::RoutingEval {
                 encoder_dir,
                 only,
                 variants,
                 check,
+                lab_out,
             } => eval::routing_eval(&eval::EvalArgs {
                 encoder_dir,
                 only,
                 variants,
                 check,
+                lab_out,
             }),
             Command::RoutingCv {
                 encoder_dir,

@@ -483,6 +483,27 @@ pub struct RoutingAnalytics {
     pub latency_ms: [Option<f64>; 3],
 }
 
+/// A stored turn as the routing lab replays it (docs/routing.md, "The routing lab").
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordedDecision {
+    /// The turn.
+    pub id: MessageId,
+    /// Its conversation.
+    pub conversation_id: ConversationId,
+    /// What the user wrote.
+    pub user_message: String,
+    /// The agent the routing rules chose: the first one that failed or was passed over, or
+    /// else the one that answered (`None` in turns upgraded from the legacy layout).
+    pub agent_id: Option<AgentId>,
+    /// How it was decided (`lexical`, `pinned`, `sticky`, …), if recorded.
+    pub method: Option<String>,
+    /// The agent that answered the conversation's turn before this one: the agent a
+    /// follow-up sticks with.
+    pub previous_agent_id: Option<AgentId>,
+    /// When it was stored.
+    pub created_at: DateTime<Utc>,
+}
+
 /// What one retention batch removed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RetentionBatch {

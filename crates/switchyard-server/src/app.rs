@@ -43,6 +43,8 @@ pub struct App {
     pub health_checks: crate::checks::HealthChecks,
     /// Each tenant's request bucket and in-flight agent call cap.
     pub limits: crate::limits::Limits,
+    /// The routing lab's one request at a time (docs/routing.md, "The routing lab").
+    pub(crate) lab_permits: tokio::sync::Semaphore,
     /// Chat turns running in their own tasks (a graceful shutdown waits for them).
     pub turns: TaskTracker,
 }
@@ -122,6 +124,7 @@ impl App {
             breakers,
             health_checks,
             limits: crate::limits::Limits::default(),
+            lab_permits: tokio::sync::Semaphore::new(1),
             auth: Authenticator::new(
                 operator,
                 config.admin_token.as_ref().map(|t| t.expose()),
@@ -173,17 +176,7 @@ impl App {
     /// The environment variables `tenant`'s agents may read an API key from: those granted
     /// to every tenant and the tenant's own grants.
     pub fn key_envs_for<'a>(&'a self, tenant: &'a switchyard_core::model::Tenant) -> Vec<&'a str> {
-        self.config
-            .agent_key_envs()
-            .chain(
-                tenant
-                    .settings
-                    .agent_key_envs
-                    .iter()
-                    .flatten()
-                    .map(String::as_str),
-            )
-            .collect()
+        self.config.key_envs_for(tenant)
     }
 }
 

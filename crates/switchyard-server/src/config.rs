@@ -507,6 +507,21 @@ impl Config {
             .filter(|v| !v.is_empty())
     }
 
+    /// The environment variables `tenant`'s agents may read an API key from: those granted
+    /// to every tenant and the tenant's own grants.
+    pub fn key_envs_for<'a>(&'a self, tenant: &'a switchyard_core::model::Tenant) -> Vec<&'a str> {
+        self.agent_key_envs()
+            .chain(
+                tenant
+                    .settings
+                    .agent_key_envs
+                    .iter()
+                    .flatten()
+                    .map(String::as_str),
+            )
+            .collect()
+    }
+
     /// Whether outbound calls to private and loopback addresses are refused: as set, or by
     /// default when tenants can register agents (a tenant must not reach the operator's
     /// internal network through an agent).

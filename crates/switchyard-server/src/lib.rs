@@ -35,12 +35,12 @@ pub mod validate;
 
 pub use app::{App, AppState};
 pub use config::Config;
-pub use routing::offline;
+pub use routing::{lab, offline};
 
 use crate::error::ApiError;
 use crate::routes::{
     agents, analytics, api_keys, auth as login, chat, conversations, health, openai_compat,
-    tenants, users,
+    routing as routing_lab, tenants, users,
 };
 
 /// Every documented route, with its handler and OpenAPI description.
@@ -81,6 +81,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(conversations::list_messages))
         .routes(routes!(chat::create_chat))
         .routes(routes!(chat::create_route))
+        .routes(routes!(routing_lab::evaluate_routing))
+        .routes(routes!(routing_lab::replay_routing))
         .routes(routes!(analytics::get_routing_analytics))
         .routes(routes!(health::get_metrics))
         .routes(routes!(openai_compat::list_models))

@@ -22,6 +22,7 @@ use utoipa::{Modify, OpenApi};
         (name = "api-keys", description = "API keys of the tenant (admins)"),
         (name = "agents", description = "Agents of the tenant"),
         (name = "chat", description = "Orchestrated chat turns and routing"),
+        (name = "routing", description = "The routing lab: routing measured on labelled messages, changes tried before they are made (admins)"),
         (name = "conversations", description = "Conversations and their turns"),
         (name = "analytics", description = "Routing figures of the tenant (admins)"),
         (name = "openai", description = "The OpenAI chat-completions dialect, for existing clients"),

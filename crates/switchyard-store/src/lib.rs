@@ -23,11 +23,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use switchyard_core::model::{
     Agent, AgentCallError, AgentFields, ApiKey, Conversation, HistoryTurn, IdempotencyStart,
-    NewApiKey, NewTenant, NewTurn, NewUser, RetentionBatch, RoutingAnalytics, Tenant, TenantPatch,
-    TenantStatus, TenantUsage, Turn, User, UserPatch, UserStatus,
+    NewApiKey, NewTenant, NewTurn, NewUser, RecordedDecision, RetentionBatch, RoutingAnalytics,
+    Tenant, TenantPatch, TenantStatus, TenantUsage, Turn, User, UserPatch, UserStatus,
 };
 use switchyard_core::page::{Page, PageRequest};
-use switchyard_core::{AgentId, ApiKeyId, ConversationId, TenantId, UserId};
+use switchyard_core::{AgentId, ApiKeyId, ConversationId, MessageId, TenantId, UserId};
 
 mod backend;
 mod error;
@@ -573,6 +573,15 @@ pub trait Store: Send + Sync + 'static {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> StoreResult<RoutingAnalytics>;
+    /// A page of at most `limit` of the tenant's turns stored before `before` (the time and
+    /// id of the last turn of the previous page; `None`: from the latest), newest first,
+    /// with what routing decided for each (admins only): what the routing lab replays.
+    async fn recent_decisions(
+        &self,
+        scope: &TenantScope,
+        before: Option<(DateTime<Utc>, MessageId)>,
+        limit: u32,
+    ) -> StoreResult<Vec<RecordedDecision>>;
     /// Deletes up to `batch` of the tenant's turns older than `cutoff`, updates their
     /// conversations' counts and deletes the conversations left empty, in one
     /// transaction (admins only). Run until it deletes nothing.

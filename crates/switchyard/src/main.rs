@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 mod demo;
+mod lab;
 mod transfer;
 use switchyard_core::Role;
 use switchyard_core::model::{NewTenant, NewUser, TenantPatch, TenantStatus};
@@ -49,6 +50,9 @@ enum Command {
     /// Data retention.
     #[command(subcommand)]
     Retention(RetentionCommand),
+    /// The routing lab: measure a tenant's routing on labelled messages, try a change first.
+    #[command(subcommand)]
+    Routing(lab::RoutingCommand),
     /// Writes a tenant's users, agents, conversations and turns as JSON Lines (no secrets).
     Export {
         /// The tenant's slug.
@@ -209,6 +213,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             );
             Ok(())
         }
+        Command::Routing(cmd) => lab::run(&config, cmd).await,
         Command::Export { tenant, output } => {
             let opened = open(&config).await?;
             let mut out: Box<dyn std::io::Write> = match output {

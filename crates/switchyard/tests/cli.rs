@@ -230,6 +230,159 @@ async fn operator_story(db: String) {
     assert!(server.stop().success(), "SIGTERM stops the server cleanly");
 }
 
+/// The routing lab from the command line: `routing eval` on a CSV file (with and without a
+/// draft, the tenant by slug or id) and `routing replay` of a draft on the stored turns.
+#[tokio::test]
+async fn the_routing_lab_from_the_command_line() {
+    let db = sqlite_url();
+    ok(&db, &["migrate"], None);
+    let slug = format!("lab-{:08x}", rand::random::<u32>());
+    let tenant: serde_json::Value =
+        serde_json::from_str(&ok(&db, &["tenant", "create", "--slug", &slug], None)).unwrap();
+    let admin = [
+        "user",
+        "create",
+        "--tenant",
+        &slug,
+        "--email",
+        "ops@lab.test",
+        "--role",
+        "admin",
+    ];
+    ok(&db, &admin, None);
+    let token = ok(
+        &db,
+        &[
+            "token",
+            "issue",
+            "--tenant",
+            &slug,
+            "--email",
+            "ops@lab.test",
+        ],
+        None,
+    );
+    let server = Server::start(&db, &[]);
+    let client = http_client().build().unwrap();
+    let post = |path: &str, body: serde_json::Value| {
+        client
+            .post(format!("{}{path}", server.url))
+            .bearer_auth(token.trim())
+            .json(&body)
+            .send()
+    };
+    for agent in [
+        serde_json::json!({"name": "billing", "kind": "echo", "keywords": ["invoice", "refund", "charged"],
+                           "examples": ["I was charged twice", "where is my invoice"]}),
+        serde_json::json!({"name": "shipping", "kind": "echo", "keywords": ["package", "delivery", "tracking"],
+                           "examples": ["my package is late", "tracking number for my order"]}),
+        serde_json::json!({"name": "general", "kind": "echo", "is_fallback": true}),
+    ] {
+        assert_eq!(post("/v1/agents", agent).await.unwrap().status(), 201);
+    }
+    for message in [
+        "I was charged twice on my card",
+        "my package is late",
+        "can I return these shoes",
+    ] {
+        let chat = post("/v1/chat", serde_json::json!({"message": message}))
+            .await
+            .unwrap();
+        assert_eq!(chat.status(), 200);
+    }
+    let dir = empty_dir();
+    let csv = dir.join("messages.csv");
+    std::fs::write(
+        &csv,
+        "message,agent\n\"I was charged twice, again\",billing\nmy package is late,shipping\ncan I return these shoes,returns\n",
+    )
+    .unwrap();
+    let draft = dir.join("draft.json");
+    std::fs::write(
+        &draft,
+        r#"{"add": [{"name": "returns", "kind": "echo", "keywords": ["return", "exchange"],
+                     "examples": ["I want to return an item", "can I exchange these shoes"]}]}"#,
+    )
+    .unwrap();
+    let csv = csv.to_str().unwrap();
+    let draft = draft.to_str().unwrap();
+
+    // The live agents do not have the agent the labels name: a clear refusal.
+    let refused = switchyard(&db, &["routing", "eval", "--tenant", &slug, csv], None);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("\"returns\""));
+    // With the draft: a table, and the same figures as JSON, the tenant by slug or id.
+    let table = ok(
+        &db,
+        &["routing", "eval", "--tenant", &slug, csv, "--draft", draft],
+        None,
+    );
+    assert!(table.starts_with("accuracy "), "{table}");
+    assert!(table.contains("returns"), "{table}");
+    let id = tenant["id"].as_str().unwrap();
+    let json: serde_json::Value = serde_json::from_str(&ok(
+        &db,
+        &[
+            "routing", "eval", "--tenant", id, csv, "--draft", draft, "--json",
+        ],
+        None,
+    ))
+    .unwrap();
+    assert_eq!(json["total"], 3);
+    assert!(json["correct"].as_u64().unwrap() >= 2, "{json}");
+    assert!(table.contains("of 3"), "{table}");
+
+    // The draft replayed on the three stored turns: the returns question moves.
+    let replay: serde_json::Value = serde_json::from_str(&ok(
+        &db,
+        &[
+            "routing", "replay", "--tenant", &slug, "--draft", draft, "--json",
+        ],
+        None,
+    ))
+    .unwrap();
+    assert_eq!(replay["turns"], 3);
+    assert!(
+        replay["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["to"]["name"] == "returns"),
+        "{replay}"
+    );
+    let text = ok(
+        &db,
+        &["routing", "replay", "--tenant", &slug, "--draft", draft],
+        None,
+    );
+    assert!(text.starts_with("replayed 3 turns: "), "{text}");
+
+    // Errors a person can act on.
+    let bad = dir.join("bad.csv");
+    std::fs::write(&bad, "message,agent\nno agent on this row\n").unwrap();
+    let bad = switchyard(
+        &db,
+        &["routing", "eval", "--tenant", &slug, bad.to_str().unwrap()],
+        None,
+    );
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("line 2"));
+    let last = switchyard(
+        &db,
+        &[
+            "routing", "replay", "--tenant", &slug, "--draft", draft, "--last", "0",
+        ],
+        None,
+    );
+    assert!(String::from_utf8_lossy(&last.stderr).contains("`last`"));
+    let nobody = switchyard(
+        &db,
+        &["routing", "eval", "--tenant", "nobody-here", csv],
+        None,
+    );
+    assert!(String::from_utf8_lossy(&nobody.stderr).contains("there is no tenant \"nobody-here\""));
+    drop(server);
+}
+
 #[tokio::test]
 async fn operator_story_on_sqlite() {
     operator_story(sqlite_url()).await;

@@ -1029,3 +1029,147 @@ async fn console_on_a_phone_sized_screen() {
     page.shot("analytics").await;
     page.client.close().await.unwrap();
 }
+
+/// Tabs forward from where the focus is until the element with `id` has it: the key goes
+/// to the page (a WebDriver key action), as a person's does — sent to a file field as text,
+/// it would be taken for a file name.
+async fn tab_to(page: &mut Page, id: &str) {
+    use fantoccini::actions::{InputSource as _, KeyAction, KeyActions};
+    for _ in 0..40 {
+        if page.focused().await == id {
+            return;
+        }
+        let tab = char::from(Key::Tab);
+        let actions = KeyActions::new("keyboard".into())
+            .then(KeyAction::Down { value: tab })
+            .then(KeyAction::Up { value: tab });
+        page.client.perform_actions(actions).await.unwrap();
+    }
+    page.shot(&format!("FAILED-tab-to-{id}")).await;
+    panic!("[{}] Tab never reached #{id}", page.story);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_routing_lab_with_the_keyboard() {
+    if !browser_available() {
+        return;
+    }
+    let server = Server::start();
+    let api = http_client();
+    let shop = tenant(
+        &api,
+        &server.url,
+        "lab",
+        json!({}),
+        &[
+            echo(
+                "orders",
+                &["orders"],
+                &["order", "parcel", "delivery", "tracking"],
+                &["where is my order", "my parcel is late"],
+            ),
+            echo(
+                "billing",
+                &["billing"],
+                &["invoice", "refund", "payment", "charge"],
+                &["I need a refund for my invoice", "I was charged twice"],
+            ),
+            json!({"name": "helpdesk", "kind": "echo", "is_fallback": true,
+                   "description": "answers everything", "config": {"template": "helpdesk: {message}"}}),
+        ],
+    )
+    .await;
+    let driver = Driver::start().await;
+    let mut page = Page {
+        client: driver.browser(1280, 900).await,
+        story: "lab",
+        step: 0,
+    };
+    page.go(&server.url).await;
+    page.sign_in(&shop.slug, "admin@lab.test").await;
+    // A stored turn for the replay: returns, which no agent serves yet.
+    page.chat("can I return these shoes").await;
+
+    // The lab, from the menu, with the keyboard.
+    let link = page.find("#nav-lab").await;
+    link.send_keys(&String::from(char::from(Key::Enter)))
+        .await
+        .unwrap();
+    page.visible("#lab-view").await;
+    assert_eq!(page.focused().await, "lab-title");
+    page.type_into(
+        "#lab-csv",
+        "message,agent\n\"where is my parcel\",orders\n\"refund my invoice please\",billing\n\"will it rain tomorrow\",fallback\n",
+    )
+    .await;
+    tab_to(&mut page, "lab-run").await;
+    page.press(Key::Enter).await;
+    let live = page.wait_text("#lab-accuracy-live", "of 3").await;
+    assert!(live.contains("Routed right (live)"), "{live}");
+    page.visible("#lab-confusion").await;
+    page.visible("#lab-calibration svg").await;
+    page.visible("#lab-agents").await;
+    page.shot("live").await;
+
+    // A draft: a new agent for returns, typed and kept with the keyboard.
+    page.type_into("#lab-draft-name", "returns").await;
+    page.type_into("#lab-draft-keywords", "return, exchange, send back")
+        .await;
+    page.type_into(
+        "#lab-draft-examples",
+        "I want to return an item\nhow do I send something back\ncan I exchange these shoes",
+    )
+    .await;
+    tab_to(&mut page, "lab-draft-keep").await;
+    page.press(Key::Enter).await;
+    page.wait_text("#lab-draft-list", "Add the agent “returns”")
+        .await;
+    // Labels that name the draft's agent: the live column says why it has no figures.
+    page.type_into(
+        "#lab-csv",
+        "message,agent\n\"where is my parcel\",orders\n\"refund my invoice please\",billing\n\"can I return this jacket\",returns\n",
+    )
+    .await;
+    tab_to(&mut page, "lab-run").await;
+    page.press(Key::Enter).await;
+    let drafted = page.wait_text("#lab-accuracy-draft", "of 3").await;
+    assert!(drafted.contains("Routed right (draft)"), "{drafted}");
+    page.wait_text("#lab-live-note", "returns").await;
+    let replay = page
+        .wait_text("#lab-replay-summary", "would go to another agent")
+        .await;
+    assert!(replay.contains("Of the last 1 turns, 1 would"), "{replay}");
+    page.wait_text("#lab-replay-changes", "returns").await;
+    page.shot("draft").await;
+
+    // Apply saves the draft through the agent routes.
+    tab_to(&mut page, "lab-apply").await;
+    page.press(Key::Enter).await;
+    page.wait_text("#lab-status", "Applied: 1 added").await;
+    let login: Value = api
+        .post(format!("{}/v1/auth/login", server.url))
+        .json(&json!({"tenant": shop.slug, "email": "admin@lab.test", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let agents: Value = api
+        .get(format!("{}/v1/agents", server.url))
+        .bearer_auth(login["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let returns = agents["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "returns")
+        .unwrap();
+    assert_eq!(returns["examples"].as_array().unwrap().len(), 3);
+    page.shot("applied").await;
+}

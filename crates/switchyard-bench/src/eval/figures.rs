@@ -3,6 +3,7 @@
 use std::time::Instant;
 
 use switchyard_core::routing::{AgentSet, Method};
+use switchyard_server::lab::Destination;
 use switchyard_server::offline::Routed;
 
 use super::sets::Row;
@@ -16,6 +17,9 @@ pub struct Figures {
     pub routed_right: usize,
     pub false_fallback: usize,
     pub oos_caught: usize,
+    /// Messages that went where their label says, by the routing lab's rule
+    /// ([`Destination`]): in scope to their agent, out of scope to the fallback.
+    pub right: usize,
     /// (confidence, top-1 right, in scope)
     pub scored: Vec<(f64, bool, bool)>,
     pub micros: Vec<f64>,
@@ -34,6 +38,7 @@ impl Figures {
         self.routed_right += other.routed_right;
         self.false_fallback += other.false_fallback;
         self.oos_caught += other.oos_caught;
+        self.right += other.right;
         self.scored.extend(other.scored);
         self.micros.extend(other.micros);
         self.full += other.full;
@@ -132,6 +137,7 @@ impl Figures {
             p50_us: p(0.5),
             p99_us: p(0.99),
             full_encoder: pct(self.full, self.in_scope + self.oos),
+            accuracy: pct(self.right, self.in_scope + self.oos),
         }
     }
 }
@@ -161,13 +167,16 @@ pub struct Summary {
     pub p99_us: f64,
     /// Messages the whole encoder analysed, %.
     pub full_encoder: f64,
+    /// Every message, in scope or not, that went where its label says, %: what the routing
+    /// lab (`POST /v1/routing/evaluate`) calls accuracy.
+    pub accuracy: f64,
 }
 
 impl Summary {
     /// The `routing-eval` line.
     pub fn line(&self, name: &str, agents: usize, shots: &str) -> String {
         format!(
-            "routing-eval set={name} agents={agents} shots={shots} top1={:.1} routed_right={:.1} false_fallback={:.1} oos_recall={:.1} acc_at_ff3={:.1} oos_at_ff3={:.1} ece={:.3} p50_us={:.0} p99_us={:.0} full_encoder={:.1} right_at_conf80={:.1}",
+            "routing-eval set={name} agents={agents} shots={shots} top1={:.1} routed_right={:.1} false_fallback={:.1} oos_recall={:.1} acc_at_ff3={:.1} oos_at_ff3={:.1} ece={:.3} p50_us={:.0} p99_us={:.0} full_encoder={:.1} right_at_conf80={:.1} accuracy={:.2}",
             self.top1,
             self.routed_right,
             self.false_fallback,
@@ -179,6 +188,7 @@ impl Summary {
             self.p99_us,
             self.full_encoder,
             self.right_at_conf80,
+            self.accuracy,
         )
     }
 }
@@ -207,6 +217,13 @@ pub fn evaluate(
             .map(|a| a.name.as_str());
         let right = top == Some(row.label.as_str());
         let decision = routed.decision.as_ref().ok();
+        let expected = if in_scope {
+            Destination::named(&row.label, agents)
+        } else {
+            Some(Destination::Fallback)
+        };
+        f.right +=
+            usize::from(decision.is_some_and(|d| expected == Some(Destination::of(d, agents))));
         let fell_back = decision.is_none_or(|d| d.method == Method::Fallback);
         f.scored
             .push((routed.analysis.intent.confidence, right, in_scope));

@@ -59,6 +59,11 @@ pub struct EvalArgs {
     pub variants: Vec<Variant>,
     /// Fail if a figure is below its floor ([`FLOORS`]).
     pub check: bool,
+    /// Where to write each set's tenant for the routing lab: `<set>.agents.json` (the
+    /// agents as `POST /v1/agents` takes them), `<set>.examples.csv` (the test messages,
+    /// `message,agent`, out of scope as `fallback`) and `<set>-<mode>.figures.json` (the
+    /// messages and how many went where their label says).
+    pub lab_out: Option<PathBuf>,
 }
 
 /// Where the evaluation keeps the whole encoder's embeddings of the sets' texts.
@@ -244,15 +249,19 @@ pub fn routing_eval(args: &EvalArgs) -> Result<(), String> {
                 router.route(&settings, &index, m)
             });
             let summary = figures.summary();
+            let mode = if with_encoder {
+                variant.name()
+            } else {
+                "lexical"
+            };
+            if let Some(dir) = &args.lab_out {
+                write_lab(dir, &name, mode, &agents_of(&index), &t, &figures)
+                    .map_err(|e| format!("{}: {e}", dir.display()))?;
+            }
             let shots = shots.map_or("all".to_owned(), |s| s.to_string());
             println!(
-                "{} mode={}",
-                summary.line(source.name(), t.kept.len(), &shots),
-                if with_encoder {
-                    variant.name()
-                } else {
-                    "lexical"
-                }
+                "{} mode={mode}",
+                summary.line(source.name(), t.kept.len(), &shots)
             );
             println!("  stages: {}", figures.stages());
             if args.check && variant != Variant::FullEncoder {
@@ -271,6 +280,60 @@ pub fn routing_eval(args: &EvalArgs) -> Result<(), String> {
     } else {
         Err(format!("below the floor: {}", failed.join("; ")))
     }
+}
+
+fn agents_of(index: &RoutingIndex) -> Vec<switchyard_core::routing::AgentProfile> {
+    index.agent_set().agents().to_vec()
+}
+
+/// Writes a set's tenant and test messages for the routing lab (see [`EvalArgs::lab_out`]).
+fn write_lab(
+    dir: &std::path::Path,
+    name: &str,
+    mode: &str,
+    agents: &[switchyard_core::routing::AgentProfile],
+    t: &Tenant,
+    figures: &figures::Figures,
+) -> Result<(), Box<dyn std::error::Error>> {
+    std::fs::create_dir_all(dir)?;
+    let bodies: Vec<serde_json::Value> = agents
+        .iter()
+        .map(|a| {
+            serde_json::json!({
+                "name": a.name,
+                "description": a.description,
+                "kind": "echo",
+                "intents": a.intents,
+                "keywords": a.keywords,
+                "examples": a.examples,
+                "priority": a.priority,
+                "is_fallback": a.is_fallback,
+            })
+        })
+        .collect();
+    std::fs::write(
+        dir.join(format!("{name}.agents.json")),
+        serde_json::to_vec_pretty(&bodies)?,
+    )?;
+    let mut csv = csv::Writer::from_path(dir.join(format!("{name}.examples.csv")))?;
+    csv.write_record(["message", "agent"])?;
+    for row in &t.test {
+        let agent = if t.held_out.contains(&row.label) {
+            "fallback"
+        } else {
+            row.label.as_str()
+        };
+        csv.write_record([row.text.as_str(), agent])?;
+    }
+    csv.flush()?;
+    std::fs::write(
+        dir.join(format!("{name}-{mode}.figures.json")),
+        serde_json::to_vec_pretty(&serde_json::json!({
+            "total": figures.in_scope + figures.oos,
+            "correct": figures.right,
+        }))?,
+    )?;
+    Ok(())
 }
 
 /// What `routing-cv` runs.

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use switchyard_agents::Health;
 use switchyard_core::agent_config::AgentConfig;
-use switchyard_core::model::{Agent, AgentKind};
+use switchyard_core::model::{Agent, AgentFields, AgentKind};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -173,6 +173,23 @@ pub struct CreateAgent {
     /// Default false.
     #[serde(default)]
     pub is_fallback: bool,
+}
+
+impl From<CreateAgent> for AgentFields {
+    fn from(body: CreateAgent) -> Self {
+        Self {
+            name: body.name,
+            description: body.description,
+            kind: body.kind.into(),
+            config: body.config,
+            intents: body.intents,
+            keywords: body.keywords,
+            examples: body.examples,
+            enabled: body.enabled,
+            priority: body.priority,
+            is_fallback: body.is_fallback,
+        }
+    }
 }
 
 fn empty_object() -> serde_json::Value {

@@ -10,6 +10,7 @@ mod agents;
 mod analytics;
 mod chat;
 mod conversations;
+mod routing;
 mod tenants;
 mod users;
 
@@ -17,6 +18,7 @@ pub use agents::*;
 pub use analytics::*;
 pub use chat::*;
 pub use conversations::*;
+pub use routing::*;
 pub use tenants::*;
 pub use users::*;
 

@@ -1,5 +1,6 @@
 // The console's entry point: the session, the login page, the top bar and the pages,
-// chosen by the address's fragment (#/chat, #/chat/ID, #/history, #/agents, #/analytics).
+// chosen by the address's fragment (#/chat, #/chat/ID, #/history, #/agents, #/analytics,
+// #/lab).
 
 import { api, describe, listAll, session, ApiError } from './api.js';
 import { h, field, focus } from './dom.js';
@@ -7,6 +8,7 @@ import { chatView } from './chat.js';
 import { historyView } from './history.js';
 import { agentsView } from './agents.js';
 import { analyticsView } from './analytics.js';
+import { labView } from './lab.js';
 
 const LOGIN_KEY = 'switchyard.login';
 const main = document.getElementById('main');
@@ -59,7 +61,7 @@ function showTopbar() {
   topbar.hidden = false;
   const who = me.user.display_name ? `${me.user.display_name} <${me.user.email}>` : me.user.email;
   whoami.textContent = `${who} · ${me.tenant.name} (${me.tenant.slug}) · ${me.user.role}`;
-  for (const id of ['nav-agents', 'nav-analytics']) {
+  for (const id of ['nav-agents', 'nav-analytics', 'nav-lab']) {
     document.getElementById(id).hidden = !isAdmin();
   }
 }
@@ -84,7 +86,7 @@ function render() {
   }
   showTopbar();
   const { page, id } = route();
-  if ((page === 'agents' || page === 'analytics') && !isAdmin()) {
+  if (['agents', 'analytics', 'lab'].includes(page) && !isAdmin()) {
     markCurrent('');
     main.replaceChildren(
       h(
@@ -109,6 +111,10 @@ function render() {
     case 'analytics':
       markCurrent('analytics');
       mount(analyticsView(ctx), 'Analytics');
+      break;
+    case 'lab':
+      markCurrent('lab');
+      mount(labView(ctx), 'Routing lab');
       break;
     default:
       markCurrent('chat');

@@ -102,6 +102,11 @@ const ASSETS: &[Asset] = &[
         content_type: JS,
         body: include_bytes!("charts.js"),
     },
+    Asset {
+        name: "lab.js",
+        content_type: JS,
+        body: include_bytes!("lab.js"),
+    },
 ];
 
 /// Each file's entity tag (a hash of its bytes), in the order of [`ASSETS`]. The files only

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use switchyard_agents::{AgentError, AgentInvoker as _, AgentRequest, Names};
 use switchyard_core::agent_config::AgentConfig;
-use switchyard_core::model::{AgentFields, AgentKind};
+use switchyard_core::model::{Agent, AgentFields, AgentKind};
 use switchyard_core::{AgentId, ConversationId, MessageId};
 use uuid::Uuid;
 
@@ -31,8 +31,8 @@ fn check_list(field: &str, items: &[String], max_items: usize, max_chars: usize)
 }
 
 /// Checks an agent's fields as a whole, the config against its kind and the API key
-/// variables the operator granted the tenant.
-fn check_fields(state: &AppState, admin: &Principal, fields: &AgentFields) -> ApiResult<()> {
+/// variables the operator granted the tenant (`allowed_key_envs`).
+pub(crate) fn check_fields(allowed_key_envs: &[&str], fields: &AgentFields) -> ApiResult<()> {
     if let Some(problem) = name_problem("name", &fields.name, 64) {
         return Err(ApiError::unprocessable(problem));
     }
@@ -58,7 +58,7 @@ fn check_fields(state: &AppState, admin: &Principal, fields: &AgentFields) -> Ap
         AgentConfig::parse(fields.kind, &fields.config).map_err(ApiError::unprocessable)?;
     if let AgentConfig::Openai(c) = &config
         && let Some(var) = &c.api_key_env
-        && !state.key_envs_for(&admin.tenant).contains(&var.as_str())
+        && !allowed_key_envs.contains(&var.as_str())
     {
         return Err(ApiError::unprocessable(format!(
             "`api_key_env`: {var} is not granted to this tenant; the operator grants \
@@ -87,19 +87,8 @@ pub async fn create_agent(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateAgent>,
 ) -> ApiResult<(StatusCode, Json<AgentOut>)> {
-    let fields = AgentFields {
-        name: body.name,
-        description: body.description,
-        kind: body.kind.into(),
-        config: body.config,
-        intents: body.intents,
-        keywords: body.keywords,
-        examples: body.examples,
-        enabled: body.enabled,
-        priority: body.priority,
-        is_fallback: body.is_fallback,
-    };
-    check_fields(&state, &admin, &fields)?;
+    let fields = AgentFields::from(body);
+    check_fields(&state.key_envs_for(&admin.tenant), &fields)?;
     super::check_quota(&state, &admin, switchyard_store::Owned::Agents).await?;
     let agent = state.store.create_agent(&admin.scope, fields).await?;
     Ok((StatusCode::CREATED, Json(agent.into())))
@@ -180,6 +169,16 @@ pub async fn update_agent(
 ) -> ApiResult<Json<AgentOut>> {
     let id = AgentId::from(id);
     let current = state.store.get_agent(&admin.scope, id).await?;
+    let fields = patched(current, body)?;
+    check_fields(&state.key_envs_for(&admin.tenant), &fields)?;
+    let agent = state.store.update_agent(&admin.scope, id, fields).await?;
+    // A changed agent (a new address, say) starts with a closed circuit.
+    state.breakers.forget(admin.scope.tenant_id(), id);
+    Ok(Json(agent.into()))
+}
+
+/// An agent's fields with `body`'s changes (secrets shown as `***` kept), not yet checked.
+pub(crate) fn patched(current: Agent, body: PatchAgent) -> ApiResult<AgentFields> {
     let config = match body.config {
         Some(update) => AgentConfig::keep_redacted(&update, &current.config),
         None if body
@@ -192,7 +191,7 @@ pub async fn update_agent(
         }
         None => current.config.clone(),
     };
-    let fields = AgentFields {
+    Ok(AgentFields {
         name: body.name.unwrap_or(current.name),
         description: body.description.unwrap_or(current.description),
         kind: body.kind.map_or(current.kind, AgentKind::from),
@@ -203,12 +202,7 @@ pub async fn update_agent(
         enabled: body.enabled.unwrap_or(current.enabled),
         priority: body.priority.unwrap_or(current.priority),
         is_fallback: body.is_fallback.unwrap_or(current.is_fallback),
-    };
-    check_fields(&state, &admin, &fields)?;
-    let agent = state.store.update_agent(&admin.scope, id, fields).await?;
-    // A changed agent (a new address, say) starts with a closed circuit.
-    state.breakers.forget(admin.scope.tenant_id(), id);
-    Ok(Json(agent.into()))
+    })
 }
 
 /// Deletes an agent. Turns it answered keep their record of it.
@@ -365,7 +359,7 @@ pub async fn import_agent(
         priority: body.priority,
         is_fallback: body.is_fallback,
     };
-    check_fields(&state, &admin, &fields)?;
+    check_fields(&state.key_envs_for(&admin.tenant), &fields)?;
     super::check_quota(&state, &admin, switchyard_store::Owned::Agents).await?;
     let agent = state.store.create_agent(&admin.scope, fields).await?;
     Ok((StatusCode::CREATED, Json(agent.into())))

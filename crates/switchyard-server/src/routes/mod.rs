@@ -9,6 +9,7 @@ pub mod chat;
 pub mod conversations;
 pub mod health;
 pub mod openai_compat;
+pub mod routing;
 pub mod tenants;
 pub mod users;
 

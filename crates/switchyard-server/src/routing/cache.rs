@@ -54,6 +54,52 @@ pub struct TenantRouting {
 }
 
 impl TenantRouting {
+    /// Routing over `agents` (the routable ones, in id order), its index built as `build`
+    /// says: what is cheap now (see [`RoutingIndex::build`]).
+    pub fn build(version: i64, mut agents: Vec<Agent>, build: &IndexBuild) -> Self {
+        let profiles: Vec<AgentProfile> = agents.iter_mut().map(AgentProfile::take_from).collect();
+        let index = RoutingIndex::build(profiles, build.config.clone(), build.encoders.clone());
+        Self {
+            version,
+            build: build.key(),
+            index: Arc::new(index),
+            agents: agents.into_iter().map(|a| (a.id, a)).collect(),
+        }
+    }
+
+    /// [`build`](Self::build), on a blocking thread for a tenant of many agents.
+    pub async fn build_off_thread(
+        version: i64,
+        agents: Vec<Agent>,
+        build: &IndexBuild,
+    ) -> Result<Self, RoutingError> {
+        if agents.len() <= BUILD_INLINE_AGENTS {
+            return Ok(Self::build(version, agents, build));
+        }
+        let build = build.clone();
+        tokio::task::spawn_blocking(move || Self::build(version, agents, &build))
+            .await
+            .map_err(|e| RoutingError::Internal(format!("building a routing index: {e}")))
+    }
+
+    /// [`completed`](Self::completed), waiting for any other completion to finish first
+    /// (they run one at a time, so that many do not take every core at once).
+    pub fn completed_in_turn(&self) -> Self {
+        let _one_at_a_time = COMPLETING.lock().unwrap_or_else(|p| p.into_inner());
+        self.completed()
+    }
+
+    /// The same routing with its index completed (trained, calibrated): seconds for a large
+    /// tenant, so off the async threads.
+    pub fn completed(&self) -> Self {
+        Self {
+            version: self.version,
+            build: self.build,
+            index: Arc::new(self.index.completed()),
+            agents: self.agents.clone(),
+        }
+    }
+
     /// An agent's routing profile, with its texts.
     pub fn profile(&self, id: AgentId) -> Option<&AgentProfile> {
         self.index.agent_set().get(id)
@@ -190,22 +236,8 @@ impl RoutingCache {
                 return Ok((entry.routing.clone(), false));
             }
         }
-        let (version, mut agents) = store.routable_agents(scope).await?;
-        let profiles: Vec<AgentProfile> = agents.iter_mut().map(AgentProfile::take_from).collect();
-        let (config, encoders) = (build.config.clone(), build.encoders.clone());
-        let index = if profiles.len() <= BUILD_INLINE_AGENTS {
-            RoutingIndex::build(profiles, config, encoders)
-        } else {
-            tokio::task::spawn_blocking(move || RoutingIndex::build(profiles, config, encoders))
-                .await
-                .map_err(|e| RoutingError::Internal(format!("building a routing index: {e}")))?
-        };
-        let routing = Arc::new(TenantRouting {
-            version,
-            build: key,
-            index: Arc::new(index),
-            agents: agents.into_iter().map(|a| (a.id, a)).collect(),
-        });
+        let (version, agents) = store.routable_agents(scope).await?;
+        let routing = Arc::new(TenantRouting::build_off_thread(version, agents, build).await?);
         self.insert(scope.tenant_id(), routing.clone(), tick);
         Ok((routing, true))
     }
@@ -252,12 +284,7 @@ impl RoutingCache {
         let cache = self.clone();
         tokio::task::spawn_blocking(move || {
             let _one_at_a_time = COMPLETING.lock().unwrap_or_else(|p| p.into_inner());
-            let trained = Arc::new(TenantRouting {
-                version: routing.version,
-                build: routing.build,
-                index: Arc::new(routing.index.completed()),
-                agents: routing.agents.clone(),
-            });
+            let trained = Arc::new(routing.completed());
             let bytes = trained.heap_size_bytes();
             let mut entries = cache.entries.lock().unwrap_or_else(|p| p.into_inner());
             let Some(entry) = entries.map.get_mut(&tenant) else {

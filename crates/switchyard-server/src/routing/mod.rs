@@ -6,6 +6,7 @@
 pub mod analyzers;
 pub mod cache;
 pub mod encoder;
+pub mod lab;
 pub mod offline;
 mod plan;
 
@@ -17,7 +18,7 @@ use switchyard_core::routing::{
 use switchyard_core::settings::TenantSettings;
 use switchyard_store::StoreError;
 
-pub use analyzers::{EmbeddingAnalyzer, LexicalAnalyzer, LlmAnalyzer};
+pub use analyzers::{EmbeddingAnalyzer, LlmAnalyzer};
 pub use cache::{IndexBuild, RoutingCache, TenantRouting};
 pub use plan::{Plan, plan};
 
@@ -40,8 +41,6 @@ pub enum RoutingError {
 
 /// The stages of the routing pipeline the server holds: the analyzers and the matcher.
 pub struct Analyzers {
-    /// The first stage, always: the tenant's in-process lexical index.
-    pub lexical: LexicalAnalyzer,
     /// The `llm` analyzer of the cascade.
     pub llm: LlmAnalyzer,
     /// The `embedding` analyzer of the cascade.
@@ -61,7 +60,6 @@ impl Analyzers {
     /// agents' embeddings, with the default matcher.
     pub fn new(outbound: std::sync::Arc<switchyard_agents::Invokers>, max_bytes: usize) -> Self {
         Self {
-            lexical: LexicalAnalyzer,
             llm: LlmAnalyzer::new(outbound.clone()),
             embedding: EmbeddingAnalyzer::new(outbound, max_bytes),
             matcher: Box::new(PolicyMatcher),

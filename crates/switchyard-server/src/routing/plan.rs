@@ -15,7 +15,8 @@ use switchyard_core::routing::{Analysis, Decision, Method, RouteInput, RoutingPo
 use switchyard_core::settings::ModelEndpoint;
 use switchyard_core::{AgentId, TenantId};
 
-use super::analyzers::{AnalyzerInput, IntentAnalyzer};
+use super::analyzers::{AnalyzerInput, IntentAnalyzer, LexicalAnalyzer};
+use super::encoder::InProcessEncoder;
 use super::{RoutingError, TenantRouting, policy};
 use crate::app::AppState;
 use crate::auth::Principal;
@@ -81,12 +82,8 @@ pub async fn plan(
 ) -> Result<Plan, RoutingError> {
     let routing = state.tenant_routing(principal).await?;
     let started = Instant::now();
-    let mut analysis = state.analyzers.lexical.analyze_now(&routing, message);
-    let own = started.elapsed();
-    // The whole encoder where the fast analysis is not sure (never for a pinned agent).
-    if pinned.is_none() {
-        analysis = refine(state, &routing, message, analysis).await;
-    }
+    let (analysis, own) =
+        analyze(state.encoder.as_ref(), &routing, message, pinned.is_some()).await;
     let analyze_ms = ms(started);
     let started = Instant::now();
     let policy = policy(&state.config, &principal.tenant.settings, &routing.index);
@@ -114,15 +111,33 @@ pub async fn plan(
     Ok(plan)
 }
 
+/// The in-process analysis of a message, as every turn makes it (the routing lab too): the
+/// lexical analyzer, then the whole encoder where it is not sure (never for a pinned
+/// agent); and the time the lexical analysis took.
+pub(crate) async fn analyze(
+    encoder: Option<&Arc<InProcessEncoder>>,
+    routing: &TenantRouting,
+    message: &str,
+    pinned: bool,
+) -> (Analysis, std::time::Duration) {
+    let started = Instant::now();
+    let analysis = LexicalAnalyzer.analyze_now(routing, message);
+    let own = started.elapsed();
+    if pinned {
+        return (analysis, own);
+    }
+    (refine(encoder, routing, message, analysis).await, own)
+}
+
 /// The full head's analysis of a message the fast analysis is not sure of, with its
 /// embedding by the whole encoder (cached, or computed on a blocking thread).
 async fn refine(
-    state: &AppState,
+    encoder: Option<&Arc<InProcessEncoder>>,
     routing: &TenantRouting,
     message: &str,
     fast: Analysis,
 ) -> Analysis {
-    let Some(encoder) = &state.encoder else {
+    let Some(encoder) = encoder else {
         return fast;
     };
     if !routing.index.wants_full(&fast) {

@@ -16,4 +16,5 @@ mod operations;
 mod pagination;
 mod resources;
 mod roles;
+mod routing_lab;
 mod sessions;

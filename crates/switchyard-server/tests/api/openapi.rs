@@ -33,6 +33,8 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("get", "/v1/conversations/{id}/messages"),
     ("post", "/v1/chat"),
     ("post", "/v1/route"),
+    ("post", "/v1/routing/evaluate"),
+    ("post", "/v1/routing/replay"),
     ("get", "/v1/analytics/routing"),
     ("get", "/metrics"),
     ("post", "/v1/agents/import"),

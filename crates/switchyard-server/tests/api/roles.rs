@@ -54,6 +54,16 @@ async fn each_role_stays_in_its_lane() {
             Some(json!({"card_url": "http://127.0.0.1:9/.well-known/agent-card.json"})),
         ),
         (Method::GET, "/v1/analytics/routing".to_string(), None),
+        (
+            Method::POST,
+            "/v1/routing/evaluate".to_string(),
+            Some(json!({"examples": [{"message": "hi", "agent": "fallback"}]})),
+        ),
+        (
+            Method::POST,
+            "/v1/routing/replay".to_string(),
+            Some(json!({})),
+        ),
     ];
     for (method, path, body) in &admin_routes {
         let resp = app

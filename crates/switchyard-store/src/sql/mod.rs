@@ -23,11 +23,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use switchyard_core::model::{
     Agent, AgentCallError, AgentFields, ApiKey, Conversation, HistoryTurn, IdempotencyStart,
-    NewApiKey, NewTenant, NewTurn, NewUser, RetentionBatch, RoutingAnalytics, Tenant, TenantPatch,
-    TenantUsage, Turn, TurnTarget, User, UserPatch,
+    NewApiKey, NewTenant, NewTurn, NewUser, RecordedDecision, RetentionBatch, RoutingAnalytics,
+    Tenant, TenantPatch, TenantUsage, Turn, TurnTarget, User, UserPatch,
 };
 use switchyard_core::page::{Page, PageRequest};
-use switchyard_core::{AgentId, ApiKeyId, ConversationId, TenantId, UserId};
+use switchyard_core::{AgentId, ApiKeyId, ConversationId, MessageId, TenantId, UserId};
 use uuid::Uuid;
 
 use crate::backend::SqlBackend;
@@ -466,6 +466,15 @@ impl<B: SqlBackend> Store for B {
         to: DateTime<Utc>,
     ) -> StoreResult<RoutingAnalytics> {
         operations::routing_analytics(self, scope, from, to).await
+    }
+
+    async fn recent_decisions(
+        &self,
+        scope: &TenantScope,
+        before: Option<(DateTime<Utc>, MessageId)>,
+        limit: u32,
+    ) -> StoreResult<Vec<RecordedDecision>> {
+        operations::recent_decisions(self, scope, before, limit).await
     }
 
     async fn retention_batch(

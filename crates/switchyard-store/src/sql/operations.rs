@@ -2,11 +2,15 @@
 //! expiry of records, and imports.
 
 use chrono::{DateTime, Utc};
-use switchyard_core::model::{RetentionBatch, RoutingAnalytics};
+use serde::Deserialize;
+use sqlx::types::Json;
+use switchyard_core::model::{RecordedDecision, RetentionBatch, RoutingAnalytics};
+use switchyard_core::{AgentId, ConversationId, MessageId};
 use uuid::Uuid;
 
 use super::{agents, analytics, require_admin, statements};
 use crate::backend::{Args, SqlBackend, Tx};
+use crate::rows::Ts;
 use crate::{StoreResult, TenantData, TenantScope};
 
 /// The tenant's routing figures over `[from, to)`, computed in the database.
@@ -47,6 +51,88 @@ pub(crate) async fn routing_analytics<B: SqlBackend>(
         fallback_rate,
         latency_ms,
     ))
+}
+
+/// What the replay reads of a routing record: how it was decided (for turns stored before
+/// the method had its own column), and the agent that failed or was passed over first —
+/// the rules' choice, when it is there.
+#[derive(Default, Deserialize)]
+struct Recorded {
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default)]
+    failover_from: Option<AgentRef>,
+}
+
+#[derive(Deserialize)]
+struct AgentRef {
+    agent_id: Uuid,
+}
+
+/// A stored decision row: id, conversation, message, answering agent, method, routing
+/// record, time, and the agent of the turn before.
+type DecisionRow = (
+    Uuid,
+    Uuid,
+    String,
+    Option<Uuid>,
+    Option<String>,
+    Option<Json<Recorded>>,
+    Ts,
+    Option<Uuid>,
+);
+
+/// A page of the tenant's turns stored before `before` (time and id; `None`: the latest),
+/// newest first, as the routing lab replays them.
+pub(crate) async fn recent_decisions<B: SqlBackend>(
+    db: &B,
+    scope: &TenantScope,
+    before: Option<(DateTime<Utc>, MessageId)>,
+    limit: u32,
+) -> StoreResult<Vec<RecordedDecision>> {
+    require_admin(scope)?;
+    let tenant = scope.tenant_id();
+    // The first page is the page before the end of time (a time both databases order
+    // right: SQLite compares times as text, which a five-digit year would not keep).
+    let end_of_time = chrono::NaiveDate::from_ymd_opt(9999, 12, 31)
+        .and_then(|d| d.and_hms_opt(23, 59, 59))
+        .map_or(DateTime::<Utc>::MAX_UTC, |t| t.and_utc());
+    let (at, id) = before.map_or((end_of_time, Uuid::max()), |(at, id)| (at, id.as_uuid()));
+    let mut tx = db.read(tenant).await?;
+    let rows: Vec<DecisionRow> = tx
+        .fetch_all(
+            statements::RECENT_DECISIONS,
+            Args::new()
+                .bind(tenant)
+                .bind(at)
+                .bind(id)
+                .bind(i64::from(limit)),
+        )
+        .await?;
+    tx.commit().await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(id, conversation, message, answered, method, routing, created_at, previous)| {
+                let recorded = routing.map(|Json(r)| r).unwrap_or_default();
+                RecordedDecision {
+                    id: MessageId::from_uuid(id),
+                    conversation_id: ConversationId::from_uuid(conversation),
+                    user_message: message,
+                    // The first agent that failed or was passed over is the one the rules
+                    // chose (the server records it so); else the one that answered.
+                    agent_id: recorded
+                        .failover_from
+                        .map(|a| a.agent_id)
+                        .or(answered)
+                        .map(AgentId::from_uuid),
+                    method: method.or(recorded.method),
+                    previous_agent_id: previous.map(AgentId::from_uuid),
+                    created_at: created_at.0,
+                }
+            },
+        )
+        .collect())
 }
 
 /// Deletes up to `batch` of the tenant's turns older than `cutoff`, updates their

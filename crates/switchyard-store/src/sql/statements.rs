@@ -167,3 +167,14 @@ pub const INSERT_TURN: &str = concat!(
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING ",
     turn_cols!()
 );
+
+/// The routing lab's replay: a page of the tenant's turns before (`$2` time, `$3` id),
+/// newest first, `$4` of them, each with its routing record and the agent of the
+/// conversation's turn before it.
+pub const RECENT_DECISIONS: &str = "SELECT m.id, m.conversation_id, m.user_message, m.selected_agent_id, \
+     m.routing_method, m.routing, m.created_at, (SELECT p.selected_agent_id FROM conversation_messages p \
+     WHERE p.tenant_id = $1 AND p.conversation_id = m.conversation_id \
+     AND (p.created_at, p.id) < (m.created_at, m.id) \
+     ORDER BY p.created_at DESC, p.id DESC LIMIT 1) \
+     FROM conversation_messages m WHERE m.tenant_id = $1 AND (m.created_at, m.id) < ($2, $3) \
+     ORDER BY m.created_at DESC, m.id DESC LIMIT $4";
