@@ -327,11 +327,11 @@ export function labView(ctx) {
     try {
       const body = { csv: csv.value };
       const agentsDraft = draftBody();
-      const settled = await Promise.allSettled([
-        api('POST', '/v1/routing/evaluate', body),
-        agentsDraft ? api('POST', '/v1/routing/evaluate', { ...body, agents: agentsDraft }) : null,
-        agentsDraft ? api('POST', '/v1/routing/replay', { agents: agentsDraft, last: Number(last.value) || 1000 }) : null,
-      ]);
+      // One after another: the server runs one lab request at a time.
+      const settle = (p) => p.then((value) => ({ status: 'fulfilled', value }), (reason) => ({ status: 'rejected', reason }));
+      const settled = [await settle(api('POST', '/v1/routing/evaluate', body))];
+      settled.push(agentsDraft ? await settle(api('POST', '/v1/routing/evaluate', { ...body, agents: agentsDraft })) : { status: 'fulfilled', value: null });
+      settled.push(agentsDraft ? await settle(api('POST', '/v1/routing/replay', { agents: agentsDraft, last: Number(last.value) || 1000 })) : { status: 'fulfilled', value: null });
       // With a draft, the live agents may not have an agent the labels name (one the draft
       // adds): the draft's figures still stand, and the live column says why it is empty.
       const failed = settled.find((s) => s.status === 'rejected');

@@ -25,15 +25,20 @@ fn lab<'a>(state: &'a AppState, admin: &'a Principal) -> Lab<'a> {
     }
 }
 
+/// How long a lab request waits for its turn before it is refused.
+const LAB_QUEUE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The lab's turn on this replica: one request at a time, so that an admin's 5,000
-/// messages cannot hold every core the tenants' chat needs; another meanwhile is a `429`.
-fn busy(state: &AppState) -> ApiResult<tokio::sync::SemaphorePermit<'_>> {
-    state.lab_permits.try_acquire().map_err(|_| {
-        ApiError::too_many_requests(
-            "the routing lab is measuring for another request on this server; try again shortly",
-            1,
-        )
-    })
+/// messages cannot hold every core the tenants' chat needs; the others wait their turn, and
+/// one that waited [`LAB_QUEUE`] in vain is a `429`.
+async fn turn(state: &AppState) -> ApiResult<tokio::sync::SemaphorePermit<'_>> {
+    match tokio::time::timeout(LAB_QUEUE, state.lab_permits.acquire()).await {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => Err(ApiError::too_many_requests(
+            "the routing lab is measuring for other requests on this server; try again shortly",
+            5,
+        )),
+    }
 }
 
 /// The server's cached routing of the live agents, where no draft replaces them.
@@ -77,7 +82,7 @@ pub async fn evaluate_routing(
     ApiJson(body): ApiJson<EvaluateRouting>,
 ) -> ApiResult<Json<Evaluation>> {
     let rows = lab::checked(lab::labeled(body.examples, body.csv)?)?;
-    let _one_at_a_time = busy(&state)?;
+    let _one_at_a_time = turn(&state).await?;
     let live = live(&state, &admin, body.agents.as_ref()).await?;
     let lab = lab(&state, &admin);
     let routing = lab.routing(live, body.agents).await?;
@@ -107,7 +112,7 @@ pub async fn replay_routing(
     if let Some(last) = body.last {
         lab::check_last(last)?;
     }
-    let _one_at_a_time = busy(&state)?;
+    let _one_at_a_time = turn(&state).await?;
     let live = live(&state, &admin, Some(&body.agents)).await?;
     let lab = lab(&state, &admin);
     let routing = lab.routing(live, Some(body.agents)).await?;

@@ -155,6 +155,15 @@ async fn evaluate_measures_the_live_agents_and_a_draft(app: TestApp) {
     assert_problem(&unknown, 422);
     assert!(unknown.body["detail"].as_str().unwrap().contains("returns"));
 
+    // Requests at once take their turns (the lab runs one at a time): both are answered.
+    let body = json!({"examples": labeled(&OTHERS)});
+    let (one, two) = tokio::join!(
+        app.post("/v1/routing/evaluate", &t.admin_token, body.clone()),
+        app.post("/v1/routing/evaluate", &t.admin_token, body),
+    );
+    assert_eq!((one.status.as_u16(), two.status.as_u16()), (200, 200));
+    assert_eq!(one.body["correct"], two.body["correct"]);
+
     // The same messages as CSV text give the same figures.
     let mut csv = String::from("message,agent\n");
     for (m, a) in &OTHERS {
