@@ -536,6 +536,21 @@ pub trait Store: Send + Sync + 'static {
         id: ConversationId,
         history: u32,
     ) -> StoreResult<(Conversation, Vec<HistoryTurn>)>;
+    /// The scope's own conversation whose thread, as the OpenAI door's client holds it, has
+    /// the hash `key`, if any.
+    async fn find_thread(
+        &self,
+        scope: &TenantScope,
+        key: &str,
+    ) -> StoreResult<Option<ConversationId>>;
+    /// Records the hash of the scope's own conversation's thread after a turn through the
+    /// OpenAI door; a conversation with one counts toward no conversation limit.
+    async fn set_thread_key(
+        &self,
+        scope: &TenantScope,
+        id: ConversationId,
+        key: &str,
+    ) -> StoreResult<()>;
     /// How many conversations the scope's user and the scope's tenant have, each counted
     /// only up to the limit given (the check before a new conversation's agent call; the
     /// write checks again, atomically).

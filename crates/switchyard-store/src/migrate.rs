@@ -73,6 +73,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "token_revocation",
         sql: include_str!("../migrations/postgres/0008_token_revocation.sql"),
     },
+    Migration {
+        version: 9,
+        name: "openai_threads",
+        sql: include_str!("../migrations/postgres/0009_openai_threads.sql"),
+    },
 ];
 
 /// PostgreSQL: turns the earlier single-tenant layout's tables into the first part of
@@ -100,6 +105,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         version: 3,
         name: "token_revocation",
         sql: include_str!("../migrations/sqlite/0003_token_revocation.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "openai_threads",
+        sql: include_str!("../migrations/sqlite/0004_openai_threads.sql"),
     },
 ];
 

@@ -16,6 +16,38 @@ use serde_json::{Value, json};
 mod venv;
 
 const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
+
+/// An `http` agent that answers with the history it received, `role: text` each, and the
+/// message as `now: text`; its URL.
+async fn recorder() -> String {
+    let app = axum::Router::new().route(
+        "/agent",
+        axum::routing::post(|body: axum::Json<Value>| async move {
+            let mut said: Vec<String> = body["history"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|h| {
+                    format!(
+                        "{}: {}",
+                        h["role"].as_str().unwrap_or_default(),
+                        h["content"].as_str().unwrap_or_default()
+                    )
+                })
+                .collect();
+            said.push(format!(
+                "now: {}",
+                body["message"].as_str().unwrap_or_default()
+            ));
+            axum::Json(json!({"response": said.join(" | ")}))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/agent", listener.local_addr().unwrap());
+    tokio::spawn(axum::serve(listener, app).into_future());
+    url
+}
+
 const OPERATOR: &str = "operator-token-for-openai-client-tests";
 
 fn required() -> bool {
@@ -69,7 +101,8 @@ async fn the_official_openai_client_lists_completes_and_streams() {
     let created: Value = http
         .post(format!("{url}/v1/tenants"))
         .bearer_auth(OPERATOR)
-        .json(&json!({"slug": "openai-client", "name": "x", "admin_email": "a@o.test", "admin_password": "a long enough password"}))
+        .json(&json!({"slug": "openai-client", "name": "x", "admin_email": "a@o.test", "admin_password": "a long enough password",
+                      "settings": {"max_conversations_per_user": 3}}))
         .send()
         .await
         .unwrap()
@@ -86,10 +119,12 @@ async fn the_official_openai_client_lists_completes_and_streams() {
         .await
         .unwrap();
     let token = login["access_token"].as_str().unwrap();
+    let recorder = recorder().await;
     for agent in [
         json!({"name": "billing", "kind": "echo", "keywords": ["invoice", "charged"], "examples": ["I was charged twice"]}),
         json!({"name": "travel", "kind": "echo", "keywords": ["flight"]}),
         json!({"name": "general", "kind": "echo", "is_fallback": true}),
+        json!({"name": "recorder", "kind": "http", "config": {"url": recorder}}),
     ] {
         http.post(format!("{url}/v1/agents"))
             .bearer_auth(token)
@@ -124,7 +159,7 @@ async fn the_official_openai_client_lists_completes_and_streams() {
     let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         seen["models"],
-        json!(["switchyard", "billing", "general", "travel"])
+        json!(["switchyard", "billing", "general", "recorder", "travel"])
     );
     assert_eq!(seen["retrieved"], "travel");
     assert_eq!(seen["answer"], "billing: I was charged twice on my invoice");
@@ -159,6 +194,52 @@ async fn the_official_openai_client_lists_completes_and_streams() {
         .await
         .unwrap();
     assert_eq!(detail["message_count"], 2);
+
+    // A missing model is the client's NotFoundError, read from an OpenAI-shaped body.
+    assert_eq!(
+        seen["missing_model"],
+        json!({"type": "NotFoundError", "status": 404, "code": "model_not_found"})
+    );
+    // The agent got the history the client sent, in order, system message included.
+    assert_eq!(
+        seen["recorded"],
+        "system: be brief | user: first question | assistant: first answer | now: second question"
+    );
+    // The resent thread continued one conversation, of two turns.
+    let resent = seen["resent"].as_array().unwrap();
+    assert_eq!(resent[0], resent[1], "{resent:?}");
+    let thread: Value = http
+        .get(format!(
+            "{url}/v1/conversations/{}",
+            resent[0].as_str().unwrap()
+        ))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(thread["message_count"], 2);
+    // Twelve one-message calls with a conversation limit of three: none refused, and the
+    // user's own chat is not locked out either.
+    assert_eq!(seen["calls"], 12);
+    let chat = http
+        .post(format!("{url}/v1/chat"))
+        .bearer_auth(token)
+        .json(&json!({"message": "still here?"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(chat.status(), 200);
+    // Usage on a plain answer and in a streamed one's last chunk (with no choices), estimated
+    // at a token per four characters: 33 characters asked (9), 42 answered (11).
+    for usage in [&seen["plain_usage"], &seen["streamed_usage"]["usage"]] {
+        assert_eq!(usage["prompt_tokens"], 9, "{usage}");
+        assert_eq!(usage["completion_tokens"], 11, "{usage}");
+        assert_eq!(usage["total_tokens"], 20, "{usage}");
+    }
+    assert_eq!(seen["streamed_usage"]["choices"], 0);
     let _ = server.kill();
     let _ = server.wait();
 }

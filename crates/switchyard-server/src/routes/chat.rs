@@ -109,6 +109,7 @@ impl AuthedRead for ChatCall {
                 target,
                 agent_id: asked.body.agent_id.map(AgentId::from),
                 metadata: asked.body.metadata.map(serde_json::Value::Object),
+                thread: None,
             },
             body_hash: asked.body_hash,
             idempotency_key: asked.idempotency_key,

@@ -1,19 +1,26 @@
 //! The OpenAI chat-completions dialect, so that existing OpenAI clients and chat
-//! front ends can talk to Switchyard with an API key: `GET /v1/models` and
-//! `POST /v1/chat/completions` (streaming too).
+//! front ends can talk to Switchyard with an API key: `GET /v1/models`, `GET
+//! /v1/models/{model}` and `POST /v1/chat/completions` (streaming too).
 //!
 //! - Model `switchyard` routes each message; a model equal to one of the tenant's agent
 //!   names pins that agent.
-//! - The message routed is the request's last `user` message. Switchyard keeps the
-//!   conversation itself: the agent receives the stored history of the conversation, not the
-//!   `messages` the client resends. A call starts a new conversation of the key's user
-//!   (counted against the limits) unless the header `X-Switchyard-Conversation-Id` names one
-//!   of theirs; every answer carries that header, so a client continues a conversation by
-//!   sending it back.
-//! - Errors use OpenAI's shape, `{"error": {"message", "type", "code"}}`, with the same
-//!   status codes as the rest of the API.
+//! - The client holds the conversation, as these clients do: the message routed is the
+//!   request's last `user` message, and the messages before it (`system`, `user`,
+//!   `assistant`, in order) are the history the agent gets, whatever is stored. A client that
+//!   resends the growing thread continues one stored conversation, found by a hash of the
+//!   thread as it was after the last answer ([`crate::turn::thread_key`]); the header
+//!   `X-Switchyard-Conversation-Id` names one explicitly, and every answer carries it.
+//! - Conversations made here count toward no conversation limit and make room for none:
+//!   a script's many calls are never refused for a limit, and never lock its user out of
+//!   `/v1/chat`, which keeps its limits (docs/integrations.md).
+//! - `usage` on every answer, estimated (one token per four characters);
+//!   `stream_options.include_usage` adds the last chunk with it.
+//! - Errors use OpenAI's shape, `{"error": {"message", "type", "code", "param"}}`, with the
+//!   same status codes as the rest of the API.
 //! - OpenAI's other request fields (temperature, max_tokens, …) are accepted and ignored:
-//!   the agents decide how they answer. Owner fields (`tenant_id`) are refused.
+//!   the agents decide how they answer; those that would change the answer's shape (`n`,
+//!   `tools`, `response_format`…) are refused naming the field. Owner fields (`tenant_id`)
+//!   are refused.
 
 use std::convert::Infallible;
 
@@ -34,7 +41,10 @@ use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::turn::task::{StreamedTurn, TurnItem, TurnTask, finished};
-use crate::turn::{Message, Target, TurnEvent, TurnInput, TurnOutcome};
+use crate::turn::{
+    Message, Target, Thread, TurnEvent, TurnInput, TurnOutcome, history_role, thread_key,
+};
+use switchyard_agents::HistoryEntry;
 
 /// The header that names (and returns) the conversation.
 pub static CONVERSATION_HEADER: HeaderName =
@@ -368,22 +378,49 @@ pub async fn create_chat_completion(
         return Err(ApiError::unprocessable(format!("unknown field `{owner}`")).into());
     }
     refuse_unsupported(&request.rest)?;
-    let message = request
+    let include_usage = request
+        .rest
+        .get("stream_options")
+        .and_then(|o| o.get("include_usage"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    // The thread as the client sent it: the last user message is routed, the ones before
+    // it are the history the agent gets.
+    let messages: Vec<(&'static str, String)> = request
         .messages
         .iter()
-        .rev()
-        .find(|m| m.role == "user")
-        .map(|m| text_of(&m.content))
+        .filter_map(|m| history_role(&m.role).map(|role| (role, text_of(&m.content))))
+        .collect();
+    let last_user = messages
+        .iter()
+        .rposition(|(role, _)| *role == "user")
         .ok_or_else(|| ApiError::unprocessable("`messages` has no user message"))?;
-    let message = Message::parse(message).map_err(ApiError::from)?;
+    let message = Message::parse(messages[last_user].1.clone()).map_err(ApiError::from)?;
+    let earlier = &messages[..last_user];
     let agent_id = pinned_agent(&state, &principal, &request.model).await?;
     let pinned = agent_id.is_some();
     let (target, header_id) = match conversation_header(&headers)? {
         Some(id) => (Target::Existing(id, None), id),
-        None => {
-            let id = ConversationId::new();
-            (Target::New(id), id)
-        }
+        // A client that resends the thread it had after an answer continues that
+        // conversation; a thread with no answer in it yet starts one.
+        None => match continued(&state, &principal, earlier).await? {
+            Some(id) => (Target::Existing(id, None), id),
+            None => {
+                let id = ConversationId::new();
+                (Target::New(id), id)
+            }
+        },
+    };
+    let prompt_tokens = estimated_tokens(messages.iter().map(|(_, text)| text.as_str()));
+    let thread = Thread {
+        history: earlier
+            .iter()
+            .map(|(role, text)| HistoryEntry {
+                role,
+                content: text.clone(),
+            })
+            .collect(),
+        messages,
     };
     let task = TurnTask {
         principal,
@@ -392,6 +429,7 @@ pub async fn create_chat_completion(
             target,
             agent_id,
             metadata: None,
+            thread: Some(thread),
         },
         idempotency_key: None,
         render,
@@ -404,12 +442,14 @@ pub async fn create_chat_completion(
         let answer = finished(task.spawn(&state))
             .await
             .map_err(|e| turn_failure(&state, e, pinned))?;
+        let completion_tokens = estimated_tokens([answer.response.as_str()]);
         let body = json!({
             "id": format!("chatcmpl-{}", answer.message_id.simple()),
             "object": "chat.completion",
             "created": created,
             "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.response}, "finish_reason": "stop"}],
+            "usage": usage(prompt_tokens, completion_tokens),
         });
         let mut response = Json(body).into_response();
         let headers = response.headers_mut();
@@ -429,7 +469,8 @@ pub async fn create_chat_completion(
         .routed()
         .and_then(|r| serde_json::to_value(&r.decision).ok());
     let id = format!("chatcmpl-{}", Uuid::now_v7().simple());
-    let stream = completion_stream(id, created, model, turn);
+    let usage = include_usage.then_some(prompt_tokens);
+    let stream = completion_stream(id, created, model, turn, usage);
     // Comment lines while an agent thinks, so idle proxies keep the stream open (clients
     // skip them, as the SSE format says).
     let mut response = Sse::new(stream)
@@ -444,6 +485,42 @@ pub async fn create_chat_completion(
         routing_headers(headers, routing);
     }
     Ok(response)
+}
+
+/// The conversation a thread continues: the caller's whose thread, after its last answer,
+/// was `earlier` (none when `earlier` holds no answer: a new thread).
+async fn continued(
+    state: &AppState,
+    principal: &Principal,
+    earlier: &[(&'static str, String)],
+) -> Result<Option<ConversationId>, ApiError> {
+    if !earlier.iter().any(|(role, _)| *role == "assistant") {
+        return Ok(None);
+    }
+    let key = thread_key(
+        principal.user.id,
+        earlier.iter().map(|(role, text)| (*role, text.as_str())),
+    );
+    Ok(state.store.find_thread(&principal.scope, &key).await?)
+}
+
+/// Tokens of texts, estimated as OpenAI's guidance for English text has it: about one
+/// token per four characters, rounded up (docs/integrations.md). Agents are not all
+/// models, and models count with their own tokenizers: the figure is for a client's
+/// bookkeeping, not billing.
+fn estimated_tokens<'a>(texts: impl IntoIterator<Item = &'a str>) -> u64 {
+    texts
+        .into_iter()
+        .map(|t| (t.chars().count() as u64).div_ceil(4))
+        .sum()
+}
+
+fn usage(prompt_tokens: u64, completion_tokens: u64) -> Value {
+    json!({
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    })
 }
 
 /// The header that names the agent that answers (`model` stays the name the request gave).
@@ -540,6 +617,7 @@ fn completion_stream(
     created: i64,
     model: String,
     turn: StreamedTurn<ChatAnswer>,
+    prompt_tokens: Option<u64>,
 ) -> impl futures_util::Stream<Item = Result<Event, Infallible>> {
     let role = chunk(
         &id,
@@ -548,6 +626,15 @@ fn completion_stream(
         json!({"role": "assistant", "content": ""}),
         None,
     );
+    // With `stream_options.include_usage`, a last chunk with no choices and the usage.
+    let usage_chunk = move |id: &str, model: &str, answer: &str| {
+        prompt_tokens.map(|prompt| {
+            let data = json!({"id": id, "object": "chat.completion.chunk", "created": created,
+                              "model": model, "choices": [],
+                              "usage": usage(prompt, estimated_tokens([answer]))});
+            Event::default().data(data.to_string())
+        })
+    };
     let pieces = futures_util::stream::unfold(Some(turn), move |turn| {
         let (id, model) = (id.clone(), model.clone());
         async move {
@@ -558,21 +645,24 @@ fn completion_stream(
                     TurnItem::Event(TurnEvent::Routed(_) | TurnEvent::FailedOver(_)) => {}
                     TurnItem::Event(TurnEvent::Delta(text)) => {
                         let piece = chunk(&id, created, &model, json!({"content": text}), None);
-                        return Some((Ok(piece), Some(turn)));
+                        return Some((vec![Ok(piece)], Some(turn)));
                     }
-                    TurnItem::Done(Ok(_)) => {
-                        let last = chunk(&id, created, &model, json!({}), Some("stop"));
-                        return Some((Ok(last), None));
+                    TurnItem::Done(Ok(answer)) => {
+                        let mut last =
+                            vec![Ok(chunk(&id, created, &model, json!({}), Some("stop")))];
+                        last.extend(usage_chunk(&id, &model, &answer.response).map(Ok));
+                        return Some((last, None));
                     }
                     TurnItem::Done(Err(error)) => {
                         let error = OpenAiError::from(ApiError::from(error));
                         let last = Event::default().data(error.body().to_string());
-                        return Some((Ok(last), None));
+                        return Some((vec![Ok(last)], None));
                     }
                 }
             }
         }
-    });
+    })
+    .flat_map(futures_util::stream::iter);
     futures_util::stream::once(async move { Ok(role) })
         .chain(pieces)
         .chain(futures_util::stream::once(async {

@@ -23,8 +23,8 @@ use switchyard_core::{ConversationId, MessageId};
 use switchyard_store::StoreError;
 
 pub use outcome::{
-    ChatContext, FailedOver, Message, MessageError, Routed, Target, Timings, TurnError, TurnEvent,
-    TurnInput, TurnOutcome,
+    ChatContext, FailedOver, Message, MessageError, Routed, Target, Thread, Timings, TurnError,
+    TurnEvent, TurnInput, TurnOutcome, history_role, thread_key,
 };
 pub use task::EventSink;
 
@@ -42,7 +42,12 @@ pub async fn run(
     events: Option<&EventSink>,
 ) -> Result<TurnOutcome, TurnError> {
     let started = Instant::now();
-    let limits = ConversationLimits::of(&state.config, &principal.tenant);
+    // The OpenAI door's conversations count toward no limit, and make room for none.
+    let limits = if input.thread.is_some() {
+        ConversationLimits::NONE
+    } else {
+        ConversationLimits::of(&state.config, &principal.tenant)
+    };
 
     // 1. The conversation, or the room for a new one (checked again when it is written).
     let context = context(state, principal, input.target, limits).await?;
@@ -63,7 +68,10 @@ pub async fn run(
 
     // 4. The agent, then those who take over if it fails.
     let message_id = MessageId::new();
-    let history = history(&context.turns);
+    let history = match &input.thread {
+        Some(thread) => thread.history.clone(),
+        None => history(&context.turns),
+    };
     let allowed_key_envs = state.key_envs_for(&principal.tenant);
     let intent = plan.analysis.intent.category.clone();
     let request = AgentRequest {
@@ -93,6 +101,25 @@ pub async fn run(
         started,
     };
     record.write(state, principal).await?;
+    if let Some(thread) = &input.thread {
+        // The thread as the client holds it now: its messages and this answer.
+        let key = thread_key(
+            principal.user.id,
+            thread
+                .messages
+                .iter()
+                .map(|(role, text)| (*role, text.as_str()))
+                .chain([("assistant", answered.text.as_str())]),
+        );
+        if let Err(e) = state
+            .store
+            .set_thread_key(&principal.scope, context.id, &key)
+            .await
+        {
+            // The turn is stored; the client's next call starts another conversation.
+            tracing::warn!(error = %e, "the OpenAI door's thread key was not stored");
+        }
+    }
     let store_ms = ms(store_started);
     let (slug, agent) = (&principal.tenant.slug, &answered.agent.name);
     crate::metrics::turn(slug, agent, store_started.elapsed(), started.elapsed());
@@ -154,6 +181,12 @@ struct ConversationLimits {
 }
 
 impl ConversationLimits {
+    /// No limit (a count never reaches it).
+    const NONE: Self = Self {
+        per_user: i64::MAX,
+        per_tenant: i64::MAX,
+    };
+
     fn of(config: &Config, tenant: &Tenant) -> Self {
         let s = &tenant.settings;
         Self {
@@ -196,6 +229,13 @@ async fn context(
                 id,
                 conversation: Some(conversation),
                 turns,
+            })
+        }
+        Target::New(id) if limits.per_user == i64::MAX && limits.per_tenant == i64::MAX => {
+            Ok(Context {
+                id,
+                conversation: None,
+                turns: Vec::new(),
             })
         }
         Target::New(id) => {

@@ -84,6 +84,52 @@ pub struct TurnInput {
     pub agent_id: Option<AgentId>,
     /// Passed to the agent as is.
     pub metadata: Option<Value>,
+    /// A turn of the OpenAI door: the thread as its client sent it.
+    pub thread: Option<Thread>,
+}
+
+/// The thread of an OpenAI-door turn, as its client holds and sends it whole
+/// (docs/integrations.md): the agent gets its earlier messages as the history, whatever is
+/// stored, and the conversation is known afterwards by [`thread_key`] of the messages with
+/// the answer. Such a conversation counts toward no conversation limit.
+#[derive(Debug, Default)]
+pub struct Thread {
+    /// The messages before the one routed, as the agent gets them.
+    pub history: Vec<switchyard_agents::HistoryEntry>,
+    /// Every message of the request (role, text), the one routed included.
+    pub messages: Vec<(&'static str, String)>,
+}
+
+/// A message role as an agent's history and a thread's key know it: `system` (also
+/// OpenAI's newer `developer`), `user` or `assistant`; other roles (tool results) are not
+/// part of the conversation an agent sees.
+pub fn history_role(role: &str) -> Option<&'static str> {
+    match role {
+        "system" | "developer" => Some("system"),
+        "user" => Some("user"),
+        "assistant" => Some("assistant"),
+        _ => None,
+    }
+}
+
+/// The key of a thread: a hash of its user and its messages (role and text, in order). A
+/// client that resends a thread with the answer it got continues the conversation stored
+/// under the key of the thread then.
+pub fn thread_key<'a>(
+    user: switchyard_core::UserId,
+    messages: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    hash.update(user.as_uuid().as_bytes());
+    for (role, text) in messages {
+        // Lengths first, so that no two threads run into one text.
+        hash.update((role.len() as u64).to_le_bytes());
+        hash.update(role.as_bytes());
+        hash.update((text.len() as u64).to_le_bytes());
+        hash.update(text.as_bytes());
+    }
+    hex::encode(&hash.finalize()[..16])
 }
 
 /// Where a turn's time went, in milliseconds.

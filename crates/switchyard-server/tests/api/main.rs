@@ -11,6 +11,7 @@ mod common;
 mod integrations;
 mod isolation;
 mod legacy;
+mod openai_threads;
 mod openapi;
 mod operations;
 mod pagination;

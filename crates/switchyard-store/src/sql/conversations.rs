@@ -105,6 +105,46 @@ pub(crate) async fn list_turns<B: SqlBackend>(
     ConversationTurnRow::page(rows, &page)
 }
 
+/// The scope's own conversation whose thread has the hash `key` (the OpenAI door).
+pub(crate) async fn find_thread<B: SqlBackend>(
+    db: &B,
+    scope: &TenantScope,
+    key: &str,
+) -> StoreResult<Option<ConversationId>> {
+    let mut tx = db.read(scope.tenant_id()).await?;
+    let found: Vec<(uuid::Uuid,)> = tx
+        .fetch_all(
+            statements::FIND_THREAD,
+            Args::new()
+                .bind(scope.tenant_id())
+                .bind(scope.user_id())
+                .bind(key),
+        )
+        .await?;
+    tx.commit().await?;
+    Ok(found.first().map(|(id,)| ConversationId::from_uuid(*id)))
+}
+
+/// Sets the hash of the scope's own conversation's thread (the OpenAI door).
+pub(crate) async fn set_thread_key<B: SqlBackend>(
+    db: &B,
+    scope: &TenantScope,
+    id: ConversationId,
+    key: &str,
+) -> StoreResult<()> {
+    let mut tx = db.write(scope.tenant_id()).await?;
+    tx.execute(
+        statements::SET_THREAD_KEY,
+        Args::new()
+            .bind(scope.tenant_id())
+            .bind(id)
+            .bind(scope.user_id())
+            .bind(key),
+    )
+    .await?;
+    tx.commit().await
+}
+
 /// The scope's own conversation and its last `history` turns, oldest first.
 pub(crate) async fn chat_context<B: SqlBackend>(
     db: &B,

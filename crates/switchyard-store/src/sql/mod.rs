@@ -430,6 +430,23 @@ impl<B: SqlBackend> Store for B {
         tenants::count_owned(self, scope, kind).await
     }
 
+    async fn find_thread(
+        &self,
+        scope: &TenantScope,
+        key: &str,
+    ) -> StoreResult<Option<ConversationId>> {
+        conversations::find_thread(self, scope, key).await
+    }
+
+    async fn set_thread_key(
+        &self,
+        scope: &TenantScope,
+        id: ConversationId,
+        key: &str,
+    ) -> StoreResult<()> {
+        conversations::set_thread_key(self, scope, id, key).await
+    }
+
     async fn count_conversations(
         &self,
         scope: &TenantScope,

@@ -108,13 +108,23 @@ pub const WRITE_TURN: &str = concat!(
 );
 
 /// A new conversation's limits, each side counted only up to its limit: `$1` tenant,
-/// `$2` user, `$3` the per-user and `$4` the per-tenant limit. A limit check so costs at
-/// most the limit's index entries, however many conversations a tenant with a raised
-/// limit has. On PostgreSQL it is the body of `switchyard_count_for_limits` (migration
-/// 4), which [`WRITE_NEW_TURN`]'s function calls under the tenant's lock.
+/// `$2` user, `$3` the per-user and `$4` the per-tenant limit. Only conversations made
+/// through `/v1/chat` count (those of the OpenAI door have a thread key). A limit check so
+/// costs at most the limit's index entries, however many conversations a tenant with a
+/// raised limit has. On PostgreSQL it is the body of `switchyard_count_for_limits`
+/// (migration 9), which [`WRITE_NEW_TURN`]'s function calls under the tenant's lock.
 pub const COUNT_FOR_LIMITS: &str = "SELECT \
-     (SELECT count(*) FROM (SELECT 1 FROM conversations WHERE tenant_id = $1 AND user_id = $2 LIMIT $3) u), \
-     (SELECT count(*) FROM (SELECT 1 FROM conversations WHERE tenant_id = $1 LIMIT $4) t)";
+     (SELECT count(*) FROM (SELECT 1 FROM conversations WHERE tenant_id = $1 AND user_id = $2 AND thread_key IS NULL LIMIT $3) u), \
+     (SELECT count(*) FROM (SELECT 1 FROM conversations WHERE tenant_id = $1 AND thread_key IS NULL LIMIT $4) t)";
+
+/// The OpenAI door: the user's (`$2`) conversation whose thread, as its client holds it, has
+/// the hash `$3`.
+pub const FIND_THREAD: &str = "SELECT id FROM conversations \
+     WHERE tenant_id = $1 AND user_id = $2 AND thread_key = $3 ORDER BY last_activity DESC LIMIT 1";
+
+/// The OpenAI door: the hash of the user's (`$3`) conversation's thread after a turn.
+pub const SET_THREAD_KEY: &str =
+    "UPDATE conversations SET thread_key = $4 WHERE tenant_id = $1 AND id = $2 AND user_id = $3";
 
 /// A new conversation's row: `$1` tenant, `$2` id, `$3` user, `$4` its time (that of its
 /// first turn), `$16` its title.

@@ -96,7 +96,7 @@ async fn the_single_tenant_layout_is_upgraded_in_place_losing_nothing() {
         .await
         .unwrap();
     assert!(report.upgraded_legacy);
-    assert_eq!(report.applied, vec![1, 2, 3, 4, 5, 6, 7, 8]);
+    assert_eq!(report.applied, vec![1, 2, 3, 4, 5, 6, 7, 8, 9]);
     // Running again changes nothing.
     let again = switchyard_store::migrate(&StoreConfig::new(&url))
         .await

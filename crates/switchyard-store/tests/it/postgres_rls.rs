@@ -657,13 +657,22 @@ async fn hot_queries_use_indexes() {
     );
     explain!(
         "conversation limits",
-        ["conversations_user_activity"],
+        ["conversations_chat_user"],
         false,
         s::COUNT_FOR_LIMITS,
         t,
         u,
         100_i64,
         10_000_i64
+    );
+    explain!(
+        "the OpenAI door's thread",
+        ["conversations_thread"],
+        true,
+        s::FIND_THREAD,
+        t,
+        u,
+        "0123456789abcdef"
     );
     // The analytics and retention statements read the tenant's turns of a period; which
     // tenant-led index suits depends on how much of the tenant the period covers, so these
