@@ -143,6 +143,7 @@ pub fn router(state: AppState) -> Router {
     .layer(axum::middleware::from_fn(move |req, next| {
         telemetry::request_span(timeout, req, next)
     }))
+    .layer(axum::middleware::from_fn(openai_compat::openai_errors))
     .with_state(state)
 }
 

@@ -6,6 +6,8 @@
 //! of the pinned version). Where that cannot be made (no Python, no package index) the test
 //! says so loudly and skips, unless `SWITCHYARD_REQUIRE_OPENAI_CLIENT=1` (CI sets it).
 
+#![expect(clippy::unwrap_used, reason = "tests fail by panicking")]
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -120,23 +120,70 @@ fn invalid_param(param: &'static str, message: &str) -> OpenAiError {
     )
 }
 
+/// OpenAI's error `type` for a status.
+fn error_type(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        401 => "authentication_error",
+        403 => "permission_error",
+        400 | 404 | 405 | 408 | 409 | 413 | 415 | 422 => "invalid_request_error",
+        429 => "rate_limit_error",
+        _ => "server_error",
+    }
+}
+
 impl OpenAiError {
     fn body(&self) -> Value {
         let e = &self.error;
-        let kind = match e.status.as_u16() {
-            401 => "authentication_error",
-            403 => "permission_error",
-            404 | 400 | 409 | 413 | 415 | 422 => "invalid_request_error",
-            429 => "rate_limit_error",
-            _ => "server_error",
-        };
         let code = if e.status == StatusCode::UNAUTHORIZED {
             "invalid_api_key"
         } else {
             e.kind
         };
-        json!({"error": {"message": e.detail, "type": kind, "code": code, "param": self.param}})
+        json!({"error": {"message": e.detail, "type": error_type(e.status), "code": code, "param": self.param}})
     }
+}
+
+/// Whether a path is the OpenAI door's: `/v1/chat/completions` and `/v1/models`, and
+/// anything under them.
+fn is_door(path: &str) -> bool {
+    ["/v1/chat/completions", "/v1/models"].iter().any(|door| {
+        path.strip_prefix(door)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
+}
+
+/// Every error on the door's paths in OpenAI's shape, whatever answered it: a problem
+/// document (an unknown path under the door, a wrong method, the request's time limit) is
+/// rewritten as `{"error": {"message", "type", "code", "param"}}` with the same status and
+/// headers (`Retry-After` included).
+pub async fn openai_errors(req: Request, next: axum::middleware::Next) -> Response {
+    let door = is_door(req.uri().path());
+    let response = next.run(req).await;
+    let problem = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !door || !problem {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let problem: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let code = problem["type"]
+        .as_str()
+        .and_then(|t| t.rsplit('/').next())
+        .unwrap_or("error");
+    let message = problem["detail"].as_str().unwrap_or("the request failed");
+    let body = json!({"error": {"message": message, "type": error_type(parts.status),
+                                "code": code, "param": null}});
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    parts.headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, axum::body::Body::from(body.to_string()))
 }
 
 impl IntoResponse for OpenAiError {

@@ -179,6 +179,49 @@ async fn a_streamed_answer_ends_with_its_usage_when_asked(app: TestApp) {
     assert!(!raw.contains("\"usage\""), "{raw}");
 }
 
+/// Every error under the door's paths is OpenAI-shaped — an unknown path, a wrong method,
+/// an unknown model, a missing key — and the rest of the API keeps its problem documents.
+#[tokio::test]
+async fn every_error_of_the_door_is_openai_shaped() {
+    let app = TestApp::sqlite().await;
+    let t = app.tenant().await;
+    let key = key_of_member(&app, &t).await;
+    let openai = |resp: &crate::common::Resp, status: u16, code: &str| {
+        assert_eq!(resp.status.as_u16(), status, "{:?}", resp.body);
+        assert_eq!(resp.headers["content-type"], "application/json");
+        let error = &resp.body["error"];
+        assert_eq!(error["code"], code, "{:?}", resp.body);
+        assert!(error["message"].is_string() && error["type"].is_string());
+        assert!(error.get("param").is_some(), "{:?}", resp.body);
+    };
+    openai(
+        &app.get("/v1/chat/completions", &key).await,
+        405,
+        "method-not-allowed",
+    );
+    openai(
+        &app.post("/v1/chat/completions/extra", &key, json!({}))
+            .await,
+        404,
+        "not-found",
+    );
+    openai(&app.get("/v1/models/a/b", &key).await, 404, "not-found");
+    openai(
+        &app.get("/v1/models/no-such-model", &key).await,
+        404,
+        "model_not_found",
+    );
+    openai(
+        &app.get("/v1/models", "sy_wrong").await,
+        401,
+        "invalid_api_key",
+    );
+    let elsewhere = app.get("/v1/no-such-route", &key).await;
+    assert_problem(&elsewhere, 404);
+    // A path that only starts like the door's is not the door.
+    assert_problem(&app.get("/v1/modelsx", &key).await, 404);
+}
+
 on_both_backends!(
     a_resent_thread_continues_one_conversation,
     the_door_never_locks_a_user_out_and_chat_keeps_its_limits,
