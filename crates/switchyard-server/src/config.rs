@@ -331,6 +331,37 @@ fn describe(e: &figment::Error) -> String {
 #[error("configuration: {0}")]
 pub struct ConfigError(pub String);
 
+/// Whether `s` is `HOST:PORT`: an IP address (IPv6 in brackets) or a host name, and a
+/// port number.
+fn is_host_port(s: &str) -> bool {
+    if s.parse::<std::net::SocketAddr>().is_ok() {
+        return true;
+    }
+    let Some((host, port)) = s.rsplit_once(':') else {
+        return false;
+    };
+    port.parse::<u16>().is_ok()
+        && !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+}
+
+/// A database URL fit to show: its password, if any, as `***`.
+pub fn redacted_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let Some(at) = rest[..end].rfind('@') else {
+        return url.to_owned();
+    };
+    match rest[..at].split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***{}", &rest[at..]),
+        None => url.to_owned(),
+    }
+}
+
 impl Config {
     /// Reads the settings: defaults, then the TOML file if given, then the environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
@@ -371,10 +402,10 @@ impl Config {
         {
             return bad("database_url", "must start with sqlite: or postgres://");
         }
-        if self.bind.parse::<std::net::SocketAddr>().is_err() {
+        if !is_host_port(&self.bind) {
             return bad(
                 "bind",
-                "must be HOST:PORT with an IP address, e.g. 127.0.0.1:8080",
+                "must be HOST:PORT, e.g. 127.0.0.1:8080 or localhost:8080",
             );
         }
         if let Some(addr) = &self.metrics_bind

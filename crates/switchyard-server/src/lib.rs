@@ -155,8 +155,38 @@ pub async fn run(config: Config) -> Result<(), String> {
     let encoder = routing::encoder::InProcessEncoder::load(&config).map_err(|e| e.to_string())?;
     let opened = switchyard_store::connect(&config.store_config())
         .await
-        .map_err(|e| e.to_string())?;
-    serve_app(config, opened, encoder, |_, _| {}).await
+        .map_err(|e| format!("{}: {e}", config::redacted_url(&config.database_url)))?;
+    serve_app(config, opened, encoder, announce_setup).await
+}
+
+/// What `switchyard serve` says after its `listening on` line: where the console is, the
+/// database (without its password), whether the operator's token is set, and how routing
+/// analyses messages.
+fn announce_setup(addr: std::net::SocketAddr, app: &App) {
+    use std::io::Write as _;
+    let config = &app.config;
+    let token = if config.admin_token.is_some() {
+        "set (SWITCHYARD_ADMIN_TOKEN)"
+    } else {
+        "not set: the operator's routes (/v1/tenants) are closed; set SWITCHYARD_ADMIN_TOKEN"
+    };
+    let encoder = match &app.encoder {
+        Some(e) => format!("lexical and the in-process encoder {}", e.describe()),
+        None => "lexical only (no SWITCHYARD_ENCODER_DIR)".to_owned(),
+    };
+    let cascade = match config.analyzer.as_str() {
+        "llm" | "embedding" => format!("; the {} analyzer in the ambiguous band", config.analyzer),
+        _ => String::new(),
+    };
+    let text = format!(
+        "console: http://{addr}/\ndatabase: {}\noperator token: {token}\nanalyzer: {encoder}{cascade}\n",
+        config::redacted_url(&config.database_url)
+    );
+    // Whoever started the server may read only its first line and close the pipe: these
+    // lines are for a person, and a closed pipe must not stop the server.
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
 }
 
 /// Runs the server on an open store; `ready` is called with the address and the app once

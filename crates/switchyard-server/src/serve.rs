@@ -35,7 +35,7 @@ pub struct ConnectionLimits {
 
 /// Binds `addr`; the error names the address.
 pub async fn bind(addr: &str) -> Result<TcpListener, String> {
-    let addr: SocketAddr = addr.parse().map_err(|e| format!("`bind` {addr:?}: {e}"))?;
+    // An IP address or a host name (`localhost:8080`), resolved here.
     TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))

@@ -57,6 +57,18 @@ pub fn name_problem(field: &str, s: &str, max: usize) -> Option<String> {
     }
 }
 
+/// What is wrong with an agent's fields for `tenant`, as the agent routes check them (names,
+/// lists, the config against its kind, the API key variables granted), if anything.
+pub fn agent_problem(
+    config: &crate::Config,
+    tenant: &switchyard_core::model::Tenant,
+    fields: &switchyard_core::model::AgentFields,
+) -> Option<String> {
+    crate::routes::agents::check_fields(&config.key_envs_for(tenant), fields)
+        .err()
+        .map(|e| e.detail)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,13 +4,12 @@
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
-use switchyard_core::model::Tenant;
 use switchyard_core::routing::PolicyMatcher;
 use switchyard_server::Config;
 use switchyard_server::api::{AgentDraft, Evaluation, Replay, ReplayAgent};
 use switchyard_server::lab::{self, Lab};
 use switchyard_server::offline::Router;
-use switchyard_store::{Opened, OperatorScope, Store};
+use switchyard_store::Opened;
 
 #[derive(Subcommand, Debug)]
 pub enum RoutingCommand {
@@ -49,26 +48,6 @@ pub enum RoutingCommand {
     },
 }
 
-/// The tenant named by a slug or an id.
-pub async fn find_tenant(
-    store: &dyn Store,
-    operator: &OperatorScope,
-    key: &str,
-) -> Result<Tenant, String> {
-    let found = match key.parse::<uuid::Uuid>() {
-        Ok(id) => {
-            store
-                .get_tenant(operator, switchyard_core::TenantId::from_uuid(id))
-                .await
-        }
-        Err(_) => store.find_tenant_by_slug(operator, key).await,
-    };
-    found.map_err(|e| match e {
-        switchyard_store::StoreError::NotFound => format!("there is no tenant {key:?}"),
-        other => format!("tenant {key:?}: {other}"),
-    })
-}
-
 fn read(path: &Path) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
 }
@@ -84,7 +63,7 @@ pub async fn run(config: &Config, cmd: RoutingCommand) -> Result<(), String> {
             tenant.clone()
         }
     };
-    let tenant = find_tenant(store.as_ref(), &operator, &tenant_key).await?;
+    let tenant = super::find_tenant(store.as_ref(), &operator, &tenant_key).await?;
     let scope = operator.admin_of(tenant.id);
     // The encoder the server would load, from the same settings.
     let router = Router::new(config.clone()).map_err(|e| e.to_string())?;

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 mod demo;
 mod lab;
+mod manage;
 mod transfer;
 use switchyard_core::Role;
 use switchyard_core::model::{NewTenant, NewUser, TenantPatch, TenantStatus};
@@ -44,6 +45,12 @@ enum Command {
     /// Manages users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manages API keys.
+    #[command(subcommand)]
+    ApiKey(manage::ApiKeyCommand),
+    /// Manages agents.
+    #[command(subcommand)]
+    Agent(manage::AgentCommand),
     /// Issues tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -91,11 +98,19 @@ enum TenantCommand {
     List,
     /// Suspends a tenant: its users are refused at once.
     Suspend {
-        /// The tenant's slug.
+        /// The tenant's slug or id.
         slug: String,
         /// Reactivate instead.
         #[arg(long)]
         resume: bool,
+    },
+    /// Deletes a tenant and everything it holds (users, keys, agents, conversations).
+    Delete {
+        /// The tenant's slug or id.
+        tenant: String,
+        /// Yes, delete it: there is no undo.
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -114,11 +129,39 @@ enum RetentionCommand {
 enum UserCommand {
     /// Creates a user in a tenant.
     Create(UserCreate),
+    /// Lists a tenant's users.
+    List {
+        /// The tenant's slug or id.
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Sets a user's password, read from the first line of standard input; the user's
+    /// earlier sessions end.
+    SetPassword {
+        /// The tenant's slug or id.
+        #[arg(long)]
+        tenant: String,
+        /// The user's e-mail address.
+        #[arg(long)]
+        email: String,
+    },
+    /// Disables a user (refused at once), or enables one again.
+    Disable {
+        /// The tenant's slug or id.
+        #[arg(long)]
+        tenant: String,
+        /// The user's e-mail address.
+        #[arg(long)]
+        email: String,
+        /// Enable instead.
+        #[arg(long)]
+        enable: bool,
+    },
 }
 
 #[derive(Args, Debug)]
 struct UserCreate {
-    /// The tenant's slug.
+    /// The tenant's slug or id.
     #[arg(long)]
     tenant: String,
     /// The user's e-mail address.
@@ -194,6 +237,17 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Tenant(cmd) => tenant(&config, cmd).await,
         Command::User(UserCommand::Create(args)) => create_user(&config, args).await,
+        Command::User(UserCommand::List { tenant }) => manage::list_users(&config, &tenant).await,
+        Command::User(UserCommand::SetPassword { tenant, email }) => {
+            manage::set_password(&config, &tenant, &email).await
+        }
+        Command::User(UserCommand::Disable {
+            tenant,
+            email,
+            enable,
+        }) => manage::disable_user(&config, &tenant, &email, enable).await,
+        Command::ApiKey(cmd) => manage::api_key(&config, cmd).await,
+        Command::Agent(cmd) => manage::agent(&config, cmd).await,
         Command::Token(TokenCommand::Issue { tenant, email, ttl }) => {
             issue_token(&config, &tenant, &email, ttl).await
         }
@@ -243,6 +297,13 @@ async fn run(cli: Cli) -> Result<(), String> {
                 "imported {} users, {} agents, {} conversations, {} turns into {tenant}",
                 counts.users, counts.agents, counts.conversations, counts.turns
             );
+            // Exports carry no secrets: say which are to be set again.
+            for (name, id, left_out) in &counts.left_out {
+                println!(
+                    "agent {name} ({id}) came without {}: set them again (PATCH /v1/agents/{id})",
+                    left_out.join(", ")
+                );
+            }
             Ok(())
         }
         Command::Demo => {
@@ -259,7 +320,32 @@ async fn run(cli: Cli) -> Result<(), String> {
 async fn open(config: &Config) -> Result<Opened, String> {
     switchyard_store::connect(&config.store_config())
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| {
+            format!(
+                "cannot open the database {}: {e}",
+                switchyard_server::config::redacted_url(&config.database_url)
+            )
+        })
+}
+
+/// The tenant named by a slug or an id.
+pub async fn find_tenant(
+    store: &dyn switchyard_store::Store,
+    operator: &switchyard_store::OperatorScope,
+    key: &str,
+) -> Result<switchyard_core::model::Tenant, String> {
+    let found = match key.parse::<uuid::Uuid>() {
+        Ok(id) => {
+            store
+                .get_tenant(operator, switchyard_core::TenantId::from_uuid(id))
+                .await
+        }
+        Err(_) => store.find_tenant_by_slug(operator, key).await,
+    };
+    found.map_err(|e| match e {
+        switchyard_store::StoreError::NotFound => format!("there is no tenant {key:?}"),
+        other => format!("tenant {key:?}: {other}"),
+    })
 }
 
 fn print_json(value: &serde_json::Value) {
@@ -283,13 +369,18 @@ async fn tenant(config: &Config, cmd: TenantCommand) -> Result<(), String> {
                     &operator,
                     NewTenant {
                         name: name.unwrap_or_else(|| slug.clone()),
-                        slug,
+                        slug: slug.clone(),
                         settings: TenantSettings::default(),
                     },
                     None,
                 )
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| match e {
+                    switchyard_store::StoreError::Conflict { .. } => {
+                        format!("tenant {slug:?} already exists")
+                    }
+                    other => other.to_string(),
+                })?;
             print_json(
                 &serde_json::to_value(switchyard_server::api::TenantOut::from(tenant))
                     .unwrap_or_default(),
@@ -319,10 +410,7 @@ async fn tenant(config: &Config, cmd: TenantCommand) -> Result<(), String> {
             }
         }
         TenantCommand::Suspend { slug, resume } => {
-            let tenant = store
-                .find_tenant_by_slug(&operator, &slug)
-                .await
-                .map_err(|e| format!("tenant {slug:?}: {e}"))?;
+            let tenant = find_tenant(store.as_ref(), &operator, &slug).await?;
             let status = if resume {
                 TenantStatus::Active
             } else {
@@ -340,6 +428,21 @@ async fn tenant(config: &Config, cmd: TenantCommand) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?;
             println!("tenant {} is {}", tenant.slug, tenant.status.as_str());
+        }
+        TenantCommand::Delete { tenant, yes } => {
+            let tenant = find_tenant(store.as_ref(), &operator, &tenant).await?;
+            if !yes {
+                return Err(format!(
+                    "deleting tenant {:?} deletes its users, keys, agents and conversations, \
+                     with no undo: add --yes to do it",
+                    tenant.slug
+                ));
+            }
+            store
+                .delete_tenant(&operator, tenant.id)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("tenant {} ({}) is deleted", tenant.slug, tenant.id);
         }
     }
     Ok(())
@@ -364,22 +467,24 @@ async fn create_user(config: &Config, args: UserCreate) -> Result<(), String> {
         None
     };
     let Opened { store, operator } = open(config).await?;
-    let tenant = store
-        .find_tenant_by_slug(&operator, &args.tenant)
-        .await
-        .map_err(|e| format!("tenant {:?}: {e}", args.tenant))?;
+    let tenant = find_tenant(store.as_ref(), &operator, &args.tenant).await?;
     let user = store
         .create_user(
             &operator.admin_of(tenant.id),
             NewUser {
-                email,
+                email: email.clone(),
                 display_name: args.display_name,
                 role,
                 password_hash,
             },
         )
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| match e {
+            switchyard_store::StoreError::Conflict { .. } => {
+                format!("tenant {:?} already has a user {email}", tenant.slug)
+            }
+            other => other.to_string(),
+        })?;
     print_json(
         &serde_json::to_value(switchyard_server::api::UserOut::from(user)).unwrap_or_default(),
     );
@@ -392,9 +497,14 @@ async fn issue_token(
     email: &str,
     ttl: Option<u64>,
 ) -> Result<(), String> {
+    if ttl == Some(0) {
+        return Err("--ttl is the token's lifetime in seconds: at least 1".to_owned());
+    }
     let Opened { store, operator } = open(config).await?;
     let email =
         normalize_email(email).ok_or_else(|| format!("{email:?} is not an e-mail address"))?;
+    let tenant = find_tenant(store.as_ref(), &operator, tenant).await?;
+    let tenant = tenant.slug.as_str();
     let found = store
         .find_login(&operator, tenant, &email)
         .await

@@ -57,6 +57,10 @@ enum Record {
         is_fallback: bool,
         created_at: DateTime<Utc>,
         updated_at: DateTime<Utc>,
+        /// What the export left out of `config` (`secret`, `headers.NAME`): set again
+        /// after an import.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        left_out: Vec<String>,
     },
     Conversation {
         id: Uuid,
@@ -82,6 +86,18 @@ enum Record {
     },
 }
 
+/// What [`without_secrets`] leaves out of an agent's config: `secret`, `headers.NAME`.
+fn secrets_in(config: &serde_json::Value) -> Vec<String> {
+    let mut left_out = Vec::new();
+    if config.get("secret").is_some_and(|s| !s.is_null()) {
+        left_out.push("secret".to_owned());
+    }
+    if let Some(headers) = config.get("headers").and_then(|h| h.as_object()) {
+        left_out.extend(headers.keys().map(|name| format!("headers.{name}")));
+    }
+    left_out
+}
+
 /// An agent's config without what may be secret.
 fn without_secrets(config: &serde_json::Value) -> serde_json::Value {
     let mut config = config.clone();
@@ -104,6 +120,8 @@ pub struct Counts {
     pub agents: usize,
     pub conversations: usize,
     pub turns: usize,
+    /// Per agent (name, id), the secrets of its config an export left out.
+    pub left_out: Vec<(String, Uuid, Vec<String>)>,
 }
 
 /// Writes the tenant's data to `out`.
@@ -161,6 +179,7 @@ pub async fn export(
                 out,
                 &Record::Agent {
                     id: a.id.as_uuid(),
+                    left_out: secrets_in(&a.config),
                     config: without_secrets(&a.config),
                     name: a.name,
                     description: a.description,
@@ -249,6 +268,7 @@ pub async fn import(
 ) -> Result<Counts, String> {
     let mut data = TenantData::default();
     let mut header = None;
+    let mut counts_left_out = Vec::new();
     for (n, line) in input.lines().enumerate() {
         let line = line.map_err(|e| format!("reading the export: {e}"))?;
         if line.trim().is_empty() {
@@ -304,22 +324,28 @@ pub async fn import(
                 is_fallback,
                 created_at,
                 updated_at,
-            } => data.agents.push(Agent {
-                id: AgentId::from(id),
-                tenant_id: placeholder_tenant,
-                name,
-                description,
-                kind,
-                config,
-                intents,
-                keywords,
-                examples,
-                enabled,
-                priority,
-                is_fallback,
-                created_at,
-                updated_at,
-            }),
+                left_out,
+            } => {
+                if !left_out.is_empty() {
+                    counts_left_out.push((name.clone(), id, left_out));
+                }
+                data.agents.push(Agent {
+                    id: AgentId::from(id),
+                    tenant_id: placeholder_tenant,
+                    name,
+                    description,
+                    kind,
+                    config,
+                    intents,
+                    keywords,
+                    examples,
+                    enabled,
+                    priority,
+                    is_fallback,
+                    created_at,
+                    updated_at,
+                });
+            }
             Record::Conversation {
                 id,
                 user_id,
@@ -409,5 +435,6 @@ pub async fn import(
         agents: data.agents.len(),
         conversations: data.conversations.len(),
         turns: data.turns.len(),
+        left_out: counts_left_out,
     })
 }

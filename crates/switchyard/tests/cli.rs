@@ -607,3 +607,345 @@ async fn the_demo_starts_with_two_tenants_and_its_curl_lines_work() {
     let status = child.wait().unwrap();
     assert!(status.success(), "the demo stops cleanly on SIGTERM");
 }
+
+/// The operator's day from the command line: users, API keys and agents of a tenant named
+/// by slug or id, a tenant deleted, and every refusal in words a person can act on.
+#[tokio::test]
+async fn users_keys_agents_and_tenants_from_the_command_line() {
+    let db = sqlite_url();
+    ok(&db, &["migrate"], None);
+    let slug = format!("ops-{:08x}", rand::random::<u32>());
+    let tenant: serde_json::Value =
+        serde_json::from_str(&ok(&db, &["tenant", "create", "--slug", &slug], None)).unwrap();
+    let id = tenant["id"].as_str().unwrap().to_owned();
+    let again = switchyard(&db, &["tenant", "create", "--slug", &slug], None);
+    assert!(!again.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&again.stderr).trim(),
+        format!("error: tenant \"{slug}\" already exists")
+    );
+    let password = Some("the first password\n");
+    ok(
+        &db,
+        &[
+            "user",
+            "create",
+            "--tenant",
+            &id,
+            "--email",
+            "ann@ops.test",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        password,
+    );
+    ok(
+        &db,
+        &[
+            "user",
+            "create",
+            "--tenant",
+            &slug,
+            "--email",
+            "bob@ops.test",
+            "--password-stdin",
+        ],
+        password,
+    );
+    let twice = switchyard(
+        &db,
+        &[
+            "user",
+            "create",
+            "--tenant",
+            &slug,
+            "--email",
+            "bob@ops.test",
+        ],
+        None,
+    );
+    assert!(String::from_utf8_lossy(&twice.stderr).contains("already has a user bob@ops.test"));
+    let users = ok(&db, &["user", "list", "--tenant", &id], None);
+    assert!(
+        users.contains("ann@ops.test") && users.contains("bob@ops.test"),
+        "{users}"
+    );
+    assert!(
+        users.contains("admin") && users.contains("member"),
+        "{users}"
+    );
+
+    let server = Server::start(&db, &[]);
+    let client = http_client().build().unwrap();
+    let login = |password: &'static str| {
+        client
+            .post(format!("{}/v1/auth/login", server.url))
+            .json(
+                &serde_json::json!({"tenant": slug, "email": "bob@ops.test", "password": password}),
+            )
+            .send()
+    };
+    assert_eq!(login("the first password").await.unwrap().status(), 200);
+    // A new password: the old one is refused, the new one signs in.
+    let set = ok(
+        &db,
+        &[
+            "user",
+            "set-password",
+            "--tenant",
+            &slug,
+            "--email",
+            "Bob@Ops.test",
+        ],
+        Some("the second password\n"),
+    );
+    assert!(set.contains("bob@ops.test"), "{set}");
+    assert_eq!(login("the first password").await.unwrap().status(), 401);
+    assert_eq!(login("the second password").await.unwrap().status(), 200);
+    let short = switchyard(
+        &db,
+        &[
+            "user",
+            "set-password",
+            "--tenant",
+            &slug,
+            "--email",
+            "bob@ops.test",
+        ],
+        Some("short\n"),
+    );
+    assert!(!short.status.success());
+    // Disabled, the user is refused; enabled again, let in.
+    assert!(
+        ok(
+            &db,
+            &[
+                "user",
+                "disable",
+                "--tenant",
+                &slug,
+                "--email",
+                "bob@ops.test"
+            ],
+            None
+        )
+        .contains("disabled")
+    );
+    assert_eq!(login("the second password").await.unwrap().status(), 403);
+    ok(
+        &db,
+        &[
+            "user",
+            "disable",
+            "--tenant",
+            &slug,
+            "--email",
+            "bob@ops.test",
+            "--enable",
+        ],
+        None,
+    );
+    assert_eq!(login("the second password").await.unwrap().status(), 200);
+    let nobody = switchyard(
+        &db,
+        &[
+            "user",
+            "disable",
+            "--tenant",
+            &slug,
+            "--email",
+            "eve@ops.test",
+        ],
+        None,
+    );
+    assert!(String::from_utf8_lossy(&nobody.stderr).contains(&format!(
+        "there is no user eve@ops.test in tenant \"{slug}\""
+    )));
+
+    // Agents from a JSON file, listed and deleted by name.
+    let dir = empty_dir();
+    let agent = dir.join("billing.json");
+    std::fs::write(
+        &agent,
+        r#"{"name": "billing", "kind": "echo", "keywords": ["invoice"]}"#,
+    )
+    .unwrap();
+    let made: serde_json::Value = serde_json::from_str(&ok(
+        &db,
+        &[
+            "agent",
+            "create",
+            "--tenant",
+            &slug,
+            agent.to_str().unwrap(),
+        ],
+        None,
+    ))
+    .unwrap();
+    assert_eq!(made["name"], "billing");
+    let dup = switchyard(
+        &db,
+        &[
+            "agent",
+            "create",
+            "--tenant",
+            &slug,
+            agent.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(
+        String::from_utf8_lossy(&dup.stderr).contains("already has an agent named \"billing\"")
+    );
+    let bad = dir.join("bad.json");
+    std::fs::write(
+        &bad,
+        r#"{"name": "web", "kind": "http", "config": {"url": "not a url"}}"#,
+    )
+    .unwrap();
+    let refused = switchyard(
+        &db,
+        &["agent", "create", "--tenant", &slug, bad.to_str().unwrap()],
+        None,
+    );
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("bad.json"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(ok(&db, &["agent", "list", "--tenant", &id], None).contains("billing"));
+
+    // An API key: its secret once, working at once; listed; revoked, refused.
+    let secret = ok(
+        &db,
+        &[
+            "api-key",
+            "create",
+            "--tenant",
+            &slug,
+            "--email",
+            "bob@ops.test",
+            "--name",
+            "script",
+        ],
+        None,
+    );
+    let secret = secret.trim();
+    assert!(secret.starts_with("sy_"), "{secret}");
+    let models = |key: String| {
+        client
+            .get(format!("{}/v1/models", server.url))
+            .bearer_auth(key)
+            .send()
+    };
+    assert_eq!(models(secret.to_owned()).await.unwrap().status(), 200);
+    let keys = ok(&db, &["api-key", "list", "--tenant", &slug], None);
+    assert!(keys.contains("script") && keys.contains("active"), "{keys}");
+    assert!(!keys.contains(secret), "the secret is shown once only");
+    let key_id = keys
+        .lines()
+        .find(|l| l.contains("script"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    assert!(
+        ok(
+            &db,
+            &["api-key", "revoke", "--tenant", &slug, &key_id],
+            None
+        )
+        .contains("revoked")
+    );
+    assert_eq!(models(secret.to_owned()).await.unwrap().status(), 401);
+
+    assert!(
+        ok(
+            &db,
+            &["agent", "delete", "--tenant", &slug, "billing"],
+            None
+        )
+        .contains("deleted")
+    );
+    assert!(!ok(&db, &["agent", "list", "--tenant", &slug], None).contains("billing"));
+    let gone = switchyard(
+        &db,
+        &["agent", "delete", "--tenant", &slug, "billing"],
+        None,
+    );
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("there is no agent \"billing\""));
+
+    // Tokens live at least a second.
+    let ttl = switchyard(
+        &db,
+        &[
+            "token",
+            "issue",
+            "--tenant",
+            &slug,
+            "--email",
+            "ann@ops.test",
+            "--ttl",
+            "0",
+        ],
+        None,
+    );
+    assert!(String::from_utf8_lossy(&ttl.stderr).contains("--ttl"));
+
+    // A tenant is deleted only with --yes, by slug or id.
+    let unsure = switchyard(&db, &["tenant", "delete", &slug], None);
+    assert!(String::from_utf8_lossy(&unsure.stderr).contains("--yes"));
+    assert!(ok(&db, &["tenant", "list"], None).contains(&slug));
+    assert!(ok(&db, &["tenant", "delete", &id, "--yes"], None).contains("deleted"));
+    assert!(!ok(&db, &["tenant", "list"], None).contains(&slug));
+    drop(server);
+
+    // A database that cannot be opened is named, without its password.
+    let pg = switchyard(
+        "postgres://ops:hunter2@127.0.0.1:1/switchyard",
+        &["tenant", "list"],
+        None,
+    );
+    let said = String::from_utf8_lossy(&pg.stderr);
+    assert!(
+        said.contains("postgres://ops:***@127.0.0.1:1/switchyard"),
+        "{said}"
+    );
+    assert!(!said.contains("hunter2"), "{said}");
+    let sqlite = switchyard(
+        "sqlite:///no/such/directory/switchyard.db",
+        &["tenant", "list"],
+        None,
+    );
+    assert!(String::from_utf8_lossy(&sqlite.stderr).contains("/no/such/directory/switchyard.db"));
+}
+
+/// `switchyard serve` takes a host name to bind, and says after its `listening on` line
+/// where the console is, which database, whether the operator's token is set, and how it
+/// routes.
+#[test]
+fn serve_says_what_it_runs_with() {
+    let db = sqlite_url();
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("SWITCHYARD_DATABASE_URL", &db)
+        .env("SWITCHYARD_BIND", "localhost:0")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let said: Vec<String> = (0..5).map(|_| lines.next().unwrap().unwrap()).collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(said[0].starts_with("listening on http://"), "{said:?}");
+    let url = said[0].trim_start_matches("listening on ");
+    assert_eq!(said[1], format!("console: {url}/"));
+    assert_eq!(said[2], format!("database: {db}"));
+    assert!(said[3].starts_with("operator token: not set"), "{said:?}");
+    assert!(said[4].starts_with("analyzer: lexical"), "{said:?}");
+}

@@ -231,10 +231,18 @@ async fn export_from_sqlite_import_into_postgres_shows_the_same_conversations() 
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("1 users, 3 agents, 3 conversations, 6 turns"));
+    // The import names the credentials the export could not carry, to be set again.
+    let left_out = said
+        .lines()
+        .find(|l| l.starts_with("agent remote ("))
+        .unwrap_or_else(|| panic!("{said}"));
     assert!(
-        String::from_utf8_lossy(&out.stdout)
-            .contains("1 users, 3 agents, 3 conversations, 6 turns")
+        left_out.contains("came without secret, headers.Authorization: set them again"),
+        "{left_out}"
     );
+    assert_eq!(said.lines().filter(|l| l.starts_with("agent ")).count(), 1);
 
     // The new installation shows the same conversations and turns.
     let target = Server::start(&pg);
