@@ -92,6 +92,28 @@ impl Opening {
         self.operator.admin_of(self.tenant.id)
     }
 
+    /// Refuses one more of `kind` when the tenant has `limit` of them already, as the API
+    /// does.
+    async fn check_quota(
+        &self,
+        kind: switchyard_store::Owned,
+        limit: i64,
+        what: &str,
+    ) -> Result<(), String> {
+        let count = self
+            .store
+            .count_owned(&self.scope(), kind)
+            .await
+            .map_err(|e| e.to_string())?;
+        if count >= limit {
+            return Err(format!(
+                "tenant {:?} has {count} {what}, as many as it may ({limit})",
+                self.tenant.slug
+            ));
+        }
+        Ok(())
+    }
+
     /// The tenant's user with this e-mail address.
     pub async fn user(&self, email: &str) -> Result<User, String> {
         let email =
@@ -230,18 +252,9 @@ pub async fn api_key(config: &Config, cmd: ApiKeyCommand) -> Result<(), String> 
                 .settings
                 .max_api_keys
                 .unwrap_or(config.max_api_keys_per_tenant);
+            o.check_quota(switchyard_store::Owned::ApiKeys, limit, "API keys")
+                .await?;
             let scope = o.scope();
-            let count = o
-                .store
-                .count_owned(&scope, switchyard_store::Owned::ApiKeys)
-                .await
-                .map_err(|e| e.to_string())?;
-            if count >= limit {
-                return Err(format!(
-                    "tenant {:?} has {count} API keys, as many as it may ({limit})",
-                    o.tenant.slug
-                ));
-            }
             let (secret, prefix, secret_hash) = new_api_key(o.tenant.id);
             let key = o
                 .store
@@ -343,18 +356,9 @@ pub async fn agent(config: &Config, cmd: AgentCommand) -> Result<(), String> {
                 .settings
                 .max_agents
                 .unwrap_or(config.max_agents_per_tenant);
+            o.check_quota(switchyard_store::Owned::Agents, limit, "agents")
+                .await?;
             let scope = o.scope();
-            let count = o
-                .store
-                .count_owned(&scope, switchyard_store::Owned::Agents)
-                .await
-                .map_err(|e| e.to_string())?;
-            if count >= limit {
-                return Err(format!(
-                    "tenant {:?} has {count} agents, as many as it may ({limit})",
-                    o.tenant.slug
-                ));
-            }
             let name = fields.name.clone();
             let agent = o
                 .store
