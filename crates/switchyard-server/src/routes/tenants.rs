@@ -125,21 +125,27 @@ pub async fn list_tenants(
     path = "/v1/tenants/{id}",
     tag = "tenants",
     security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "The tenant's id")),
+    params(("id" = String, Path, description = "The tenant's id, or its slug")),
     responses((status = 200, body = TenantOut), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn get_tenant(
     Operator(operator): Operator,
     State(state): State<AppState>,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(key): ApiPath<String>,
 ) -> ApiResult<Json<TenantOut>> {
-    Ok(Json(
-        state
-            .store
-            .get_tenant(&operator, TenantId::from(id))
-            .await?
-            .into(),
-    ))
+    Ok(Json(tenant_of(&state, &operator, &key).await?.into()))
+}
+
+/// The tenant a path names by its id or its slug.
+async fn tenant_of(
+    state: &AppState,
+    operator: &switchyard_store::OperatorScope,
+    key: &str,
+) -> ApiResult<switchyard_core::model::Tenant> {
+    Ok(match Uuid::try_parse(key) {
+        Ok(id) => state.store.get_tenant(operator, TenantId::from(id)).await?,
+        Err(_) => state.store.find_tenant_by_slug(operator, key).await?,
+    })
 }
 
 /// Renames, suspends or reactivates a tenant, or changes its settings (each key given
@@ -149,7 +155,7 @@ pub async fn get_tenant(
     path = "/v1/tenants/{id}",
     tag = "tenants",
     security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "The tenant's id")),
+    params(("id" = String, Path, description = "The tenant's id, or its slug")),
     request_body = PatchTenant,
     responses(
         (status = 200, body = TenantOut),
@@ -160,10 +166,10 @@ pub async fn get_tenant(
 pub async fn update_tenant(
     Operator(operator): Operator,
     State(state): State<AppState>,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(key): ApiPath<String>,
     ApiJson(body): ApiJson<PatchTenant>,
 ) -> ApiResult<Json<TenantOut>> {
-    let id = TenantId::from(id);
+    let id = tenant_of(&state, &operator, &key).await?.id;
     if let Some(name) = &body.name
         && let Some(problem) = name_problem("name", name, 200)
     {
@@ -200,17 +206,15 @@ pub async fn update_tenant(
     path = "/v1/tenants/{id}",
     tag = "tenants",
     security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "The tenant's id")),
+    params(("id" = String, Path, description = "The tenant's id, or its slug")),
     responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn delete_tenant(
     Operator(operator): Operator,
     State(state): State<AppState>,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(key): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
-    state
-        .store
-        .delete_tenant(&operator, TenantId::from(id))
-        .await?;
+    let id = tenant_of(&state, &operator, &key).await?.id;
+    state.store.delete_tenant(&operator, id).await?;
     Ok(super::no_content())
 }

@@ -95,6 +95,23 @@ async fn tenants_for_the_operator() {
 
     let got = app.get(&format!("/v1/tenants/{id}"), OPERATOR).await;
     assert_eq!(got.body["name"], "Acme");
+    // The slug names the tenant as well as the id does.
+    let by_slug = app.get("/v1/tenants/acme-ops", OPERATOR).await;
+    assert_eq!(by_slug.status, 200, "{:?}", by_slug.body);
+    assert_eq!(by_slug.body["id"], id.as_str());
+    let renamed = app
+        .patch(
+            "/v1/tenants/acme-ops",
+            OPERATOR,
+            json!({"name": "Acme Corp"}),
+        )
+        .await;
+    assert_eq!(renamed.body["name"], "Acme Corp");
+    assert_problem(&app.get("/v1/tenants/no-such-tenant", OPERATOR).await, 404);
+    assert_problem(
+        &app.delete("/v1/tenants/no-such-tenant", OPERATOR).await,
+        404,
+    );
     let patched = app
         .patch(
             &format!("/v1/tenants/{id}"),
