@@ -596,6 +596,41 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
+
+    /// Every setting is in the settings table of docs/operations.md, under the name the
+    /// environment gives it.
+    #[test]
+    fn every_setting_is_documented() {
+        let doc = include_str!("../../../docs/operations.md");
+        let table = doc
+            .split("## Settings")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .unwrap_or_default();
+        let fields = match serde_json::to_value(Config::default()) {
+            Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect::<Vec<_>>(),
+            _ => Vec::new(),
+        };
+        assert!(fields.len() > 40, "{fields:?}");
+        let missing: Vec<String> = fields
+            .iter()
+            .map(|field| {
+                LEGACY_VARIABLES
+                    .iter()
+                    .find(|(_, f)| f == field)
+                    .map_or_else(
+                        || format!("SWITCHYARD_{}", field.to_uppercase()),
+                        |(var, _)| (*var).to_owned(),
+                    )
+            })
+            .filter(|name| !table.contains(&format!("`{name}`")))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "not in docs/operations.md's settings: {missing:?}"
+        );
+    }
+
     use super::*;
 
     #[test]
