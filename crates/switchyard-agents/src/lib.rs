@@ -37,6 +37,18 @@ pub struct HistoryEntry {
     pub content: String,
 }
 
+/// What a model said its answer cost, in its own tokenizer's tokens.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Tokens of what it was sent.
+    pub prompt_tokens: u64,
+    /// Tokens of its answer.
+    pub completion_tokens: u64,
+}
+
+/// Where an agent that reports its usage (an `openai` agent's model) puts it.
+pub type UsageSink = std::sync::Mutex<Option<Usage>>;
+
 /// What an agent is asked.
 #[derive(Clone, Debug)]
 pub struct AgentRequest<'a> {
@@ -55,6 +67,8 @@ pub struct AgentRequest<'a> {
     /// The environment variables this tenant's agents may read an API key from (the
     /// operator's grant); an agent naming any other is refused without reading it.
     pub allowed_key_envs: &'a [&'a str],
+    /// Where the answering agent's usage goes, if it reports one.
+    pub usage: Option<&'a UsageSink>,
 }
 
 /// Why an agent gave no answer.

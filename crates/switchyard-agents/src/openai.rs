@@ -13,8 +13,30 @@ use crate::sse::{Step, read_answer};
 use crate::{AgentError, AgentRequest, DeltaSink, InvokerConfig};
 
 #[derive(Deserialize)]
+struct ReportedUsage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+}
+
+/// Keeps what the model said its answer cost, where the caller asked for it.
+fn report(sink: Option<&crate::UsageSink>, usage: Option<ReportedUsage>) {
+    if let (Some(sink), Some(u)) = (sink, usage) {
+        *sink.lock().unwrap_or_else(|p| p.into_inner()) = Some(crate::Usage {
+            prompt_tokens: u.prompt_tokens,
+            completion_tokens: u.completion_tokens,
+        });
+    }
+}
+
+#[derive(Deserialize)]
 struct Completion {
+    #[serde(default)]
     choices: Vec<Choice>,
+    /// What it cost, where the model says (a whole answer; a stream's last chunk, if any).
+    #[serde(default)]
+    usage: Option<ReportedUsage>,
 }
 
 #[derive(Deserialize)]
@@ -113,6 +135,7 @@ impl OpenAiInvoker {
                             "the model's answer is not a chat completion: {e}"
                         ))
                     })?;
+                    report(request.usage, completion.usage);
                     completion
                         .choices
                         .into_iter()
@@ -123,7 +146,7 @@ impl OpenAiInvoker {
                             AgentError::Failed("the model's answer has no content".into())
                         })
                 }
-                Some(sink) => stream(response, limit, sink).await,
+                Some(sink) => stream(response, limit, sink, request.usage).await,
             }
         };
         tokio::time::timeout(Duration::from_millis(timeout_ms), work)
@@ -137,6 +160,7 @@ async fn stream(
     response: reqwest::Response,
     limit: usize,
     sink: &DeltaSink,
+    usage: Option<&crate::UsageSink>,
 ) -> Result<String, AgentError> {
     read_answer(response, limit, "model", sink, |event, _| {
         if event == "[DONE]" {
@@ -147,6 +171,7 @@ async fn stream(
                 "the model's stream is not chat-completion chunks: {e}"
             ))
         })?;
+        report(usage, piece.usage);
         Ok(Step::Piece(
             piece
                 .choices

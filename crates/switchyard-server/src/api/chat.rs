@@ -193,6 +193,10 @@ pub struct ChatAnswer {
     /// Timings, when enabled.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub debug: Option<DebugInfo>,
+    /// What the answering agent's model said the answer cost (the OpenAI door shows it).
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub usage: Option<switchyard_agents::Usage>,
 }
 
 impl ChatAnswer {
@@ -208,6 +212,7 @@ impl ChatAnswer {
                 timings_ms: outcome.timings.into(),
             }),
             response: outcome.response,
+            usage: outcome.usage,
         }
     }
 }

@@ -271,6 +271,7 @@ pub async fn test_agent(
         intent: agent.intents.first().map(String::as_str),
         metadata: Some(&metadata),
         allowed_key_envs: &allowed,
+        usage: None,
     };
     let timeout = std::time::Duration::from_millis(state.config.request_timeout_ms);
     let started = std::time::Instant::now();

@@ -489,7 +489,11 @@ pub async fn create_chat_completion(
         let answer = finished(task.spawn(&state))
             .await
             .map_err(|e| turn_failure(&state, e, pinned))?;
-        let completion_tokens = estimated_tokens([answer.response.as_str()]);
+        // The model's own count where the answering agent reports one, else estimated.
+        let (prompt_tokens, completion_tokens) = answer.usage.map_or_else(
+            || (prompt_tokens, estimated_tokens([answer.response.as_str()])),
+            |u| (u.prompt_tokens, u.completion_tokens),
+        );
         let body = json!({
             "id": format!("chatcmpl-{}", answer.message_id.simple()),
             "object": "chat.completion",
@@ -674,11 +678,15 @@ fn completion_stream(
         None,
     );
     // With `stream_options.include_usage`, a last chunk with no choices and the usage.
-    let usage_chunk = move |id: &str, model: &str, answer: &str| {
+    let usage_chunk = move |id: &str, model: &str, answer: &ChatAnswer| {
         prompt_tokens.map(|prompt| {
+            let (prompt, completion) = answer.usage.map_or_else(
+                || (prompt, estimated_tokens([answer.response.as_str()])),
+                |u| (u.prompt_tokens, u.completion_tokens),
+            );
             let data = json!({"id": id, "object": "chat.completion.chunk", "created": created,
                               "model": model, "choices": [],
-                              "usage": usage(prompt, estimated_tokens([answer]))});
+                              "usage": usage(prompt, completion)});
             Event::default().data(data.to_string())
         })
     };
@@ -697,7 +705,7 @@ fn completion_stream(
                     TurnItem::Done(Ok(answer)) => {
                         let mut last =
                             vec![Ok(chunk(&id, created, &model, json!({}), Some("stop")))];
-                        last.extend(usage_chunk(&id, &model, &answer.response).map(Ok));
+                        last.extend(usage_chunk(&id, &model, &answer).map(Ok));
                         return Some((last, None));
                     }
                     TurnItem::Done(Err(error)) => {

@@ -73,6 +73,7 @@ pub async fn run(
         None => history(&context.turns),
     };
     let allowed_key_envs = state.key_envs_for(&principal.tenant);
+    let usage = switchyard_agents::UsageSink::default();
     let intent = plan.analysis.intent.category.clone();
     let request = AgentRequest {
         conversation_id: context.id,
@@ -82,6 +83,7 @@ pub async fn run(
         intent: intent.as_deref(),
         metadata: input.metadata.as_ref(),
         allowed_key_envs: &allowed_key_envs,
+        usage: Some(&usage),
     };
     let deadline = deadline(&state.config, started);
     let answered =
@@ -136,6 +138,7 @@ pub async fn run(
             agent: answered.agent_ms,
             store: store_ms,
         },
+        usage: usage.into_inner().unwrap_or_else(|p| p.into_inner()),
     })
 }
 

@@ -162,6 +162,8 @@ pub struct TurnOutcome {
     pub decision: Decision,
     /// Where the time went.
     pub timings: Timings,
+    /// What the answering agent's model said the answer cost, if it said.
+    pub usage: Option<switchyard_agents::Usage>,
 }
 
 /// The routing decision of a turn, as told before the agent is called.

@@ -212,12 +212,19 @@ pub async fn start_openai() -> AgentServer {
                 ));
             }
             if !cut {
+                // As OpenAI ends a stream asked for its usage: a chunk with none of the
+                // choices and the usage.
+                out.push_str(&format!(
+                    "data: {}\n\n",
+                    json!({"choices": [], "usage": {"prompt_tokens": 21, "completion_tokens": 5}})
+                ));
                 out.push_str("data: [DONE]\n\n");
             }
             return ([("content-type", "text/event-stream")], out).into_response();
         }
         axum::Json(
-            json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": answer}}]}),
+            json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": answer}}],
+                   "usage": {"prompt_tokens": 21, "completion_tokens": 5, "total_tokens": 26}}),
         )
         .into_response()
     }

@@ -179,6 +179,53 @@ async fn a_streamed_answer_ends_with_its_usage_when_asked(app: TestApp) {
     assert!(!raw.contains("\"usage\""), "{raw}");
 }
 
+/// An `openai` agent's model counts its tokens itself: the door passes its count on, whole
+/// and streamed.
+async fn a_models_own_token_count_is_passed_on(app: TestApp) {
+    let model = crate::agent_server::start_openai().await;
+    let t = app.tenant().await;
+    let created = app
+        .post(
+            "/v1/agents",
+            &t.admin_token,
+            json!({"name": "assistant", "kind": "openai", "is_fallback": true,
+                   "config": {"base_url": model.url("/v1"), "model": "tiny"}}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let key = key_of_member(&app, &t).await;
+    let whole = app
+        .post(
+            "/v1/chat/completions",
+            &key,
+            json!({"model": "assistant", "messages": [{"role": "user", "content": "hello"}]}),
+        )
+        .await;
+    assert_eq!(whole.status, 200, "{:?}", whole.body);
+    assert_eq!(
+        whole.body["usage"],
+        json!({"prompt_tokens": 21, "completion_tokens": 5, "total_tokens": 26})
+    );
+    let request = axum::http::Request::post("/v1/chat/completions")
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(
+            json!({"model": "assistant", "stream": true, "stream_options": {"include_usage": true},
+                   "messages": [{"role": "user", "content": "hello"}]})
+            .to_string(),
+        ))
+        .unwrap();
+    let raw = String::from_utf8(app.send(request).await.raw).unwrap();
+    let last: Value = raw
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .last()
+        .unwrap();
+    assert_eq!(last["usage"]["total_tokens"], 26, "{raw}");
+}
+
 /// Every error under the door's paths is OpenAI-shaped — an unknown path, a wrong method,
 /// an unknown model, a missing key — and the rest of the API keeps its problem documents.
 #[tokio::test]
@@ -223,6 +270,7 @@ async fn every_error_of_the_door_is_openai_shaped() {
 }
 
 on_both_backends!(
+    a_models_own_token_count_is_passed_on,
     a_resent_thread_continues_one_conversation,
     the_door_never_locks_a_user_out_and_chat_keeps_its_limits,
     a_streamed_answer_ends_with_its_usage_when_asked,
