@@ -219,9 +219,8 @@ async fn a_models_own_token_count_is_passed_on(app: TestApp) {
     let last: Value = raw
         .lines()
         .filter_map(|l| l.strip_prefix("data: "))
-        .filter(|d| *d != "[DONE]")
+        .rfind(|d| *d != "[DONE]")
         .map(|d| serde_json::from_str(d).unwrap())
-        .last()
         .unwrap();
     assert_eq!(last["usage"]["total_tokens"], 26, "{raw}");
 }
