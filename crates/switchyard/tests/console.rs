@@ -1173,3 +1173,168 @@ async fn console_routing_lab_with_the_keyboard() {
     assert_eq!(returns["examples"].as_array().unwrap().len(), 3);
     page.shot("applied").await;
 }
+
+/// An http agent that takes `delay` to answer; its URL.
+async fn slow_agent(delay: Duration) -> String {
+    let app = axum::Router::new().route(
+        "/agent",
+        axum::routing::post(move || async move {
+            tokio::time::sleep(delay).await;
+            axum::Json(json!({"response": "sorry for the wait"}))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/agent", listener.local_addr().unwrap());
+    tokio::spawn(axum::serve(listener, app).into_future());
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_markdown_stop_and_deleting_with_the_keyboard() {
+    if !browser_available() {
+        return;
+    }
+    let server = Server::start();
+    let api = http_client();
+    let slow = slow_agent(Duration::from_secs(4)).await;
+    let md = tenant(
+        &api,
+        &server.url,
+        "md",
+        json!({}),
+        &[
+            json!({"name": "writer", "kind": "echo", "keywords": ["write", "essay"],
+                   "examples": ["write me an essay"],
+                   "config": {"template": "**{agent}** answers:\n\n- first point\n- see [the docs](https://example.com/docs) or [this](javascript:alert(1))\n\n{message}"}}),
+            json!({"name": "slow", "kind": "http", "keywords": ["slow", "patience"],
+                   "examples": ["a slow question needing patience"], "config": {"url": slow}}),
+            json!({"name": "helpdesk", "kind": "echo", "is_fallback": true,
+                   "description": "answers everything", "config": {"template": "helpdesk: {message}"}}),
+        ],
+    )
+    .await;
+    let driver = Driver::start().await;
+    let mut page = Page {
+        client: driver.browser(1280, 900).await,
+        story: "markdown",
+        step: 0,
+    };
+    page.go(&server.url).await;
+    page.sign_in(&md.slug, "admin@md.test").await;
+
+    // Markdown renders; HTML from the message (and so from the agent) stays text, and only
+    // an http(s) address becomes a link.
+    page.chat("write an essay <img src=x onerror=alert(1)> please")
+        .await;
+    let answer = format!("{LAST_TURN} .answer");
+    page.wait_text(&format!("{answer} strong"), "writer").await;
+    let shape = page
+        .js(
+            "const a = document.querySelector(arguments[0]); \
+             return {items: a.querySelectorAll('ul li').length, imgs: a.querySelectorAll('img').length, \
+                     links: Array.from(a.querySelectorAll('a')).map(l => [l.getAttribute('href'), l.rel]), \
+                     text: a.textContent};",
+            vec![json!(answer)],
+        )
+        .await;
+    assert_eq!(shape["items"], 2, "{shape}");
+    assert_eq!(shape["imgs"], 0, "{shape}");
+    assert_eq!(
+        shape["links"],
+        json!([["https://example.com/docs", "noopener noreferrer nofollow"]])
+    );
+    let text = shape["text"].as_str().unwrap();
+    assert!(text.contains("<img src=x onerror=alert(1)>"), "{text}");
+    assert!(!text.contains("**"), "{text}");
+    page.wait_text(&format!("{LAST_TURN} .elapsed"), "Answered in")
+        .await;
+    page.shot("markdown").await;
+
+    // A slow agent: the time it takes so far, and Stop, from the keyboard.
+    page.type_into("#message", "a slow question, patience please")
+        .await;
+    page.press(Key::Enter).await;
+    page.visible("#stop").await;
+    page.wait_text(&format!("{LAST_TURN} .elapsed"), "Waiting…")
+        .await;
+    page.shot("waiting").await;
+    let stop = page.find("#stop").await;
+    stop.send_keys(&String::from(char::from(Key::Enter)))
+        .await
+        .unwrap();
+    page.visible("#stopped-note").await;
+    page.wait_text(&format!("{LAST_TURN} .elapsed"), "Stopped after")
+        .await;
+    assert_eq!(page.focused().await, "message");
+    let stop_hidden = page
+        .js("return document.querySelector('#stop').hidden", vec![])
+        .await;
+    assert_eq!(stop_hidden, json!(true));
+    page.shot("stopped").await;
+
+    // History: delete a conversation, confirmed in place; Escape takes the question back.
+    page.go(&format!("{}/#/history", server.url)).await;
+    page.wait_text("#conversations", "write an essay").await;
+    let before = page
+        .js(
+            "return document.querySelectorAll('#conversations li').length",
+            vec![],
+        )
+        .await
+        .as_u64()
+        .unwrap();
+    let delete = "#conversations li:first-child .delete-conversation";
+    page.find(delete)
+        .await
+        .send_keys(&String::from(char::from(Key::Enter)))
+        .await
+        .unwrap();
+    page.visible("#conversations li:first-child .confirm").await;
+    let focused_class = page
+        .js("return document.activeElement.className", vec![])
+        .await;
+    assert!(
+        focused_class.as_str().unwrap().contains("confirm-no"),
+        "Cancel has the focus"
+    );
+    page.press(Key::Escape).await;
+    page.visible(delete).await;
+    page.find(delete)
+        .await
+        .send_keys(&String::from(char::from(Key::Enter)))
+        .await
+        .unwrap();
+    page.find("#conversations li:first-child .confirm-yes")
+        .await
+        .send_keys(&String::from(char::from(Key::Enter)))
+        .await
+        .unwrap();
+    page.until(
+        "a conversation fewer",
+        "return document.querySelectorAll('#conversations li').length === arguments[0] - 1;",
+        vec![json!(before)],
+    )
+    .await;
+    page.shot("conversation-deleted").await;
+
+    // Agents: delete one, confirmed in place.
+    page.go(&format!("{}/#/agents", server.url)).await;
+    page.wait_text("#agents-table", "writer").await;
+    page.find("button.delete-agent[aria-label='Delete writer']")
+        .await
+        .send_keys(&String::from(char::from(Key::Enter)))
+        .await
+        .unwrap();
+    page.find("#agents-table .confirm-yes")
+        .await
+        .send_keys(&String::from(char::from(Key::Enter)))
+        .await
+        .unwrap();
+    page.until(
+        "writer gone",
+        "return !document.querySelector('#agents-table').textContent.includes('writer');",
+        vec![],
+    )
+    .await;
+    page.shot("agent-deleted").await;
+}

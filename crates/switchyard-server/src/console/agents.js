@@ -2,7 +2,7 @@
 // "try routing" box that asks /v1/route which agent a message would go to.
 
 import { api, listAll } from './api.js';
-import { h, field, focus } from './dom.js';
+import { h, field, focus, confirmInPlace } from './dom.js';
 import { errorBox } from './chat.js';
 import { routingCard } from './routing.js';
 
@@ -190,6 +190,21 @@ export function agentsView(ctx) {
       }
     });
     edit.addEventListener('click', () => openForm(agent));
+    const remove = h('button', { type: 'button', class: 'secondary delete-agent', 'aria-label': `Delete ${agent.name}` }, 'Delete');
+    remove.addEventListener('click', () =>
+      confirmInPlace(remove, `Delete ${agent.name}? Turns it answered keep their record of it.`, 'Delete', async () => {
+        status.replaceChildren();
+        try {
+          await api('DELETE', `/v1/agents/${encodeURIComponent(agent.id)}`);
+          ctx.announce(`Agent ${agent.name} deleted.`);
+          ctx.agentsChanged();
+          await load();
+          focus(newButton);
+        } catch (error) {
+          status.replaceChildren(errorBox(error, 'agent'));
+        }
+      }),
+    );
     const test = h('button', { type: 'button', class: 'secondary test-agent', 'aria-label': `Test ${agent.name}` }, 'Test');
     const testResult = h('span', { class: 'test-result', 'aria-live': 'polite' });
     test.disabled = !agent.enabled;
@@ -227,7 +242,7 @@ export function agentsView(ctx) {
       h('td', { 'data-label': 'Status', class: 'agent-status' }, state),
       healthCell,
       h('td', { 'data-label': 'Priority' }, String(agent.priority)),
-      h('td', { 'data-label': 'Actions', class: 'row-actions' }, edit, toggle, test),
+      h('td', { 'data-label': 'Actions', class: 'row-actions' }, edit, toggle, test, remove),
     );
   }
 

@@ -147,6 +147,7 @@ function parseEvent(block) {
  * One chat turn, streamed: `on.routing({agent, intent, routing})` when the agent is chosen,
  * `on.delta(text)` for each piece of the answer; resolves with the whole answer (the `done`
  * event), rejects with an ApiError (an `error` event or a refused request) or NetworkError.
+ * `on.signal` (an AbortSignal) stops reading: the turn itself goes on and is stored.
  */
 export async function chatStream(body, on = {}) {
   let response;
@@ -157,6 +158,7 @@ export async function chatStream(body, on = {}) {
       body: JSON.stringify(body),
       cache: 'no-store',
       credentials: 'omit',
+      signal: on.signal,
     });
   } catch (e) {
     throw new NetworkError(e);

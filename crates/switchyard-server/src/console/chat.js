@@ -4,6 +4,7 @@
 import { api, chatStream, describe, listAll } from './api.js';
 import { h, focus, when } from './dom.js';
 import { routingCard } from './routing.js';
+import { markdown } from './markdown.js';
 
 /** An error box inside the page (role=alert, so screen readers say it at once). */
 export function errorBox(error, context) {
@@ -27,7 +28,7 @@ function turnElement(userText) {
 /** A stored turn (from the history). */
 function storedTurn(turn, names) {
   const { li, answer, meta } = turnElement(turn.user_message);
-  answer.textContent = turn.agent_response ?? '';
+  answer.replaceChildren(...markdown(turn.agent_response ?? ''));
   const routing = turn.routing && typeof turn.routing === 'object' ? turn.routing : {};
   const id = turn.selected_agent_id;
   meta.append(
@@ -64,11 +65,15 @@ export function chatView(ctx, conversationId) {
     'aria-describedby': 'composer-hint',
   });
   const send = h('button', { id: 'send', type: 'submit' }, 'Send');
+  // While an agent answers: Stop (the page stops waiting; the turn goes on and is stored).
+  const stop = h('button', { id: 'stop', type: 'button', class: 'secondary', hidden: true }, 'Stop');
+  let stopping = null;
+  stop.addEventListener('click', () => stopping?.abort());
   const form = h(
     'form',
     { id: 'composer', class: 'composer' },
     h('label', { for: 'message' }, 'Message'),
-    h('div', { class: 'composer-row' }, input, send),
+    h('div', { class: 'composer-row' }, input, send, stop),
     h('p', { id: 'composer-hint', class: 'hint' }, 'Enter sends; Shift+Enter starts a new line.'),
   );
 
@@ -111,10 +116,22 @@ export function chatView(ctx, conversationId) {
     let streamed = '';
     let pieces = 0;
     let chosen = null;
+    // The time the agent has taken so far, and at the end, the time it took.
+    const started = performance.now();
+    const seconds = () => `${((performance.now() - started) / 1000).toFixed(1)} s`;
+    const elapsed = h('p', { class: 'elapsed', 'aria-hidden': 'true' }, `Waiting… ${seconds()}`);
+    turn.agent.append(elapsed);
+    const clock = setInterval(() => {
+      elapsed.textContent = `Waiting… ${seconds()}`;
+    }, 100);
+    const controller = new AbortController();
+    stopping = controller;
+    stop.hidden = false;
     try {
       const body = { message };
       if (current) body.conversation_id = current;
       const done = await chatStream(body, {
+        signal: controller.signal,
         routing: (decision) => {
           chosen = decision;
           turn.meta.replaceChildren(routingCard(decision, { pending: true }));
@@ -135,7 +152,8 @@ export function chatView(ctx, conversationId) {
           turn.answer.textContent = streamed;
         },
       });
-      turn.answer.textContent = done.response ?? streamed;
+      turn.answer.replaceChildren(...markdown(done.response ?? streamed));
+      elapsed.textContent = `Answered in ${seconds()}`;
       turn.meta.replaceChildren(routingCard(done));
       turn.li.dataset.agent = done.agent?.name ?? '';
       // How many pieces arrived as they were written (the tests check the stream is used).
@@ -148,13 +166,27 @@ export function chatView(ctx, conversationId) {
       }
       ctx.announce(`Answered by ${done.agent?.name ?? 'an agent'}.`);
     } catch (error) {
-      turn.li.classList.add('failed');
-      // Keep the decision that was made: it says which agent failed.
-      turn.meta.replaceChildren(...(chosen ? [routingCard(chosen, { lead: 'Routed to' })] : []));
-      if (!streamed) turn.answer.replaceChildren();
-      turn.agent.append(errorBox(error, 'chat'));
-      if (!streamed) input.value = message;
+      if (controller.signal.aborted) {
+        turn.li.classList.add('stopped');
+        elapsed.textContent = `Stopped after ${seconds()}`;
+        turn.meta.replaceChildren(...(chosen ? [routingCard(chosen, { lead: 'Routed to' })] : []));
+        turn.agent.append(
+          h('p', { id: 'stopped-note', class: 'notice warn', role: 'status' }, 'Stopped. The agent may still answer: its answer is then kept with this conversation.'),
+        );
+        ctx.announce('Stopped.');
+      } else {
+        turn.li.classList.add('failed');
+        elapsed.textContent = `Failed after ${seconds()}`;
+        // Keep the decision that was made: it says which agent failed.
+        turn.meta.replaceChildren(...(chosen ? [routingCard(chosen, { lead: 'Routed to' })] : []));
+        if (!streamed) turn.answer.replaceChildren();
+        turn.agent.append(errorBox(error, 'chat'));
+        if (!streamed) input.value = message;
+      }
     } finally {
+      clearInterval(clock);
+      stop.hidden = true;
+      stopping = null;
       turn.li.classList.remove('streaming');
       turn.agent.setAttribute('aria-busy', 'false');
       busy = false;

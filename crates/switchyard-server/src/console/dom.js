@@ -97,3 +97,34 @@ export function focus(el) {
   }
   el.focus({ preventScroll: false });
 }
+
+/**
+ * Asks for a confirmation in place of `button`: `question`, then `yes` (which runs
+ * `onYes`) and Cancel (or Escape), which puts the button back. The focus goes to Cancel,
+ * so that Enter pressed twice deletes nothing.
+ */
+export function confirmInPlace(button, question, yes, onYes) {
+  const confirmButton = h('button', { type: 'button', class: 'danger confirm-yes' }, yes);
+  const cancel = h('button', { type: 'button', class: 'secondary confirm-no' }, 'Cancel');
+  const box = h('span', { class: 'confirm', role: 'group', 'aria-label': question }, h('span', {}, question), ' ', confirmButton, ' ', cancel);
+  const restore = () => {
+    box.replaceWith(button);
+    focus(button);
+  };
+  cancel.addEventListener('click', restore);
+  box.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape') restore();
+  });
+  confirmButton.addEventListener('click', async () => {
+    confirmButton.disabled = true;
+    cancel.disabled = true;
+    try {
+      await onYes();
+    } finally {
+      confirmButton.disabled = false;
+      cancel.disabled = false;
+    }
+  });
+  button.replaceWith(box);
+  focus(cancel);
+}

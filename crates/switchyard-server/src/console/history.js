@@ -1,7 +1,7 @@
 // History: the user's conversations, latest activity first, a page at a time.
 
 import { api } from './api.js';
-import { h, when } from './dom.js';
+import { h, when, confirmInPlace, focus } from './dom.js';
 import { errorBox } from './chat.js';
 
 /** The conversation list; each entry opens the conversation in the chat page. */
@@ -21,12 +21,32 @@ export function historyView(ctx) {
       agent ? `last answered by ${agent}` : null,
       `last active ${when(c.last_activity)}`,
     ].filter(Boolean);
-    return h(
+    const title = c.title || 'Untitled conversation';
+    const remove = h('button', { type: 'button', class: 'secondary delete-conversation', 'aria-label': `Delete the conversation ${title}` }, 'Delete');
+    const item = h(
       'li',
       { class: 'conversation', dataset: { id: c.id } },
-      h('a', { href: `#/chat/${encodeURIComponent(c.id)}`, class: 'conversation-link' }, c.title || 'Untitled conversation'),
+      h('a', { href: `#/chat/${encodeURIComponent(c.id)}`, class: 'conversation-link' }, title),
       h('p', { class: 'facts' }, facts.join(' · ')),
+      remove,
     );
+    remove.addEventListener('click', () =>
+      confirmInPlace(remove, 'Delete this conversation and its turns?', 'Delete', async () => {
+        try {
+          await api('DELETE', `/v1/conversations/${encodeURIComponent(c.id)}`);
+          const next = item.nextElementSibling || item.previousElementSibling;
+          item.remove();
+          ctx.announce(`Conversation ${title} deleted.`);
+          focus(next?.querySelector('a') || heading);
+          if (list.children.length === 0) {
+            status.replaceChildren(h('p', { id: 'no-conversations', class: 'empty' }, 'No conversations yet. ', h('a', { href: '#/chat' }, 'Start one'), '.'));
+          }
+        } catch (error) {
+          status.replaceChildren(errorBox(error, 'history'));
+        }
+      }),
+    );
+    return item;
   }
 
   async function load() {

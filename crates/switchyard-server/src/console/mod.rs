@@ -107,6 +107,11 @@ const ASSETS: &[Asset] = &[
         content_type: JS,
         body: include_bytes!("lab.js"),
     },
+    Asset {
+        name: "markdown.js",
+        content_type: JS,
+        body: include_bytes!("markdown.js"),
+    },
 ];
 
 /// Each file's entity tag (a hash of its bytes), in the order of [`ASSETS`]. The files only
