@@ -1338,3 +1338,159 @@ async fn console_markdown_stop_and_deleting_with_the_keyboard() {
     .await;
     page.shot("agent-deleted").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_users_and_api_keys_with_the_keyboard() {
+    if !browser_available() {
+        return;
+    }
+    let server = Server::start();
+    let api = http_client();
+    let team = tenant(
+        &api,
+        &server.url,
+        "team",
+        json!({}),
+        &[
+            json!({"name": "helpdesk", "kind": "echo", "is_fallback": true,
+                 "config": {"template": "helpdesk: {message}"}}),
+        ],
+    )
+    .await;
+    let driver = Driver::start().await;
+    let mut page = Page {
+        client: driver.browser(1280, 900).await,
+        story: "users",
+        step: 0,
+    };
+    page.go(&server.url).await;
+    page.sign_in(&team.slug, "admin@team.test").await;
+    page.find("#nav-users")
+        .await
+        .send_keys(&String::from(char::from(Key::Enter)))
+        .await
+        .unwrap();
+    page.visible("#users-view").await;
+    assert_eq!(page.focused().await, "users-title");
+    page.wait_text("#users-table", "member@team.test").await;
+
+    // Invite Carol as a member, with a first password, by the keyboard.
+    page.type_into("#invite-email", "carol@team.test").await;
+    page.type_into("#invite-name", "Carol").await;
+    page.type_into("#invite-password", "carol's first password")
+        .await;
+    page.find("#invite-password")
+        .await
+        .send_keys(&String::from(char::from(Key::Enter)))
+        .await
+        .unwrap();
+    page.wait_text("#users-table", "carol@team.test").await;
+    let login = |password: &'static str| {
+        api.post(format!("{}/v1/auth/login", server.url))
+            .json(&json!({"tenant": team.slug, "email": "carol@team.test", "password": password}))
+            .send()
+    };
+    assert_eq!(login("carol's first password").await.unwrap().status(), 200);
+
+    // A new password for Carol.
+    let reset = "button.reset-password[aria-label='Set a new password for carol@team.test']";
+    page.find(reset)
+        .await
+        .send_keys(&String::from(char::from(Key::Enter)))
+        .await
+        .unwrap();
+    page.visible("input.new-password").await;
+    let in_field = page
+        .js(
+            "return document.activeElement.classList.contains('new-password')",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        in_field,
+        json!(true),
+        "the new password's field has the focus"
+    );
+    let field = page.find("input.new-password").await;
+    field.send_keys("carol's second password").await.unwrap();
+    field
+        .send_keys(&String::from(char::from(Key::Enter)))
+        .await
+        .unwrap();
+    page.wait_text("#users-status", "carol@team.test is set")
+        .await;
+    assert_eq!(login("carol's first password").await.unwrap().status(), 401);
+    assert_eq!(
+        login("carol's second password").await.unwrap().status(),
+        200
+    );
+
+    // Disabled, she is refused; the table says so.
+    page.find("button.toggle-user[aria-label='Disable carol@team.test']")
+        .await
+        .send_keys(&String::from(char::from(Key::Enter)))
+        .await
+        .unwrap();
+    page.wait_text("tr[data-email='carol@team.test'] .user-status", "disabled")
+        .await;
+    assert_eq!(
+        login("carol's second password").await.unwrap().status(),
+        403
+    );
+    page.shot("users").await;
+
+    // An API key: its secret shown once, working; revoked, refused.
+    page.type_into("#key-name", "script").await;
+    page.find("#key-name")
+        .await
+        .send_keys(&String::from(char::from(Key::Enter)))
+        .await
+        .unwrap();
+    page.visible("#key-secret-value").await;
+    assert_eq!(page.focused().await, "key-secret-value");
+    let secret = page
+        .js(
+            "return document.querySelector('#key-secret-value').value",
+            vec![],
+        )
+        .await;
+    let secret = secret.as_str().unwrap().to_owned();
+    assert!(secret.starts_with("sy_"), "{secret}");
+    page.wait_text("#keys-table", "script").await;
+    let models = || {
+        api.get(format!("{}/v1/models", server.url))
+            .bearer_auth(&secret)
+            .send()
+    };
+    assert_eq!(models().await.unwrap().status(), 200);
+    page.shot("key-created").await;
+    page.find("button.revoke-key[aria-label='Revoke the key script']")
+        .await
+        .send_keys(&String::from(char::from(Key::Enter)))
+        .await
+        .unwrap();
+    page.find("#keys-list .confirm-yes")
+        .await
+        .send_keys(&String::from(char::from(Key::Enter)))
+        .await
+        .unwrap();
+    page.until(
+        "the key revoked",
+        "return !document.querySelector('#keys-list').textContent.includes('script');",
+        vec![],
+    )
+    .await;
+    assert_eq!(models().await.unwrap().status(), 401);
+    page.shot("key-revoked").await;
+
+    // A member does not see the page, and opening it says it is for admins.
+    page.client.delete_all_cookies().await.unwrap();
+    page.click("#logout").await;
+    page.sign_in(&team.slug, "member@team.test").await;
+    let hidden = page
+        .js("return document.querySelector('#nav-users').hidden", vec![])
+        .await;
+    assert_eq!(hidden, json!(true));
+    page.go(&format!("{}/#/users", server.url)).await;
+    page.wait_text("main", "Only the tenant’s admins").await;
+}

@@ -1,6 +1,6 @@
 // The console's entry point: the session, the login page, the top bar and the pages,
 // chosen by the address's fragment (#/chat, #/chat/ID, #/history, #/agents, #/analytics,
-// #/lab).
+// #/users, #/lab).
 
 import { api, describe, listAll, session, ApiError } from './api.js';
 import { h, field, focus } from './dom.js';
@@ -9,6 +9,7 @@ import { historyView } from './history.js';
 import { agentsView } from './agents.js';
 import { analyticsView } from './analytics.js';
 import { labView } from './lab.js';
+import { usersView } from './users.js';
 
 const LOGIN_KEY = 'switchyard.login';
 const main = document.getElementById('main');
@@ -61,7 +62,7 @@ function showTopbar() {
   topbar.hidden = false;
   const who = me.user.display_name ? `${me.user.display_name} <${me.user.email}>` : me.user.email;
   whoami.textContent = `${who} · ${me.tenant.name} (${me.tenant.slug}) · ${me.user.role}`;
-  for (const id of ['nav-agents', 'nav-analytics', 'nav-lab']) {
+  for (const id of ['nav-agents', 'nav-analytics', 'nav-users', 'nav-lab']) {
     document.getElementById(id).hidden = !isAdmin();
   }
 }
@@ -86,7 +87,7 @@ function render() {
   }
   showTopbar();
   const { page, id } = route();
-  if (['agents', 'analytics', 'lab'].includes(page) && !isAdmin()) {
+  if (['agents', 'analytics', 'users', 'lab'].includes(page) && !isAdmin()) {
     markCurrent('');
     main.replaceChildren(
       h(
@@ -111,6 +112,10 @@ function render() {
     case 'analytics':
       markCurrent('analytics');
       mount(analyticsView(ctx), 'Analytics');
+      break;
+    case 'users':
+      markCurrent('users');
+      mount(usersView(ctx), 'Users and API keys');
       break;
     case 'lab':
       markCurrent('lab');

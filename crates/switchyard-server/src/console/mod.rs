@@ -112,6 +112,11 @@ const ASSETS: &[Asset] = &[
         content_type: JS,
         body: include_bytes!("markdown.js"),
     },
+    Asset {
+        name: "users.js",
+        content_type: JS,
+        body: include_bytes!("users.js"),
+    },
 ];
 
 /// Each file's entity tag (a hash of its bytes), in the order of [`ASSETS`]. The files only
