@@ -483,6 +483,21 @@ pub struct RoutingAnalytics {
     pub latency_ms: [Option<f64>; 3],
 }
 
+/// A tenant's routing figures over one stretch of a period.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SeriesPoint {
+    /// Its start.
+    pub from: DateTime<Utc>,
+    /// Its end (exclusive).
+    pub to: DateTime<Utc>,
+    /// Turns stored in it.
+    pub turns: i64,
+    /// The share of them the fallback answered because nothing was clear enough.
+    pub fallback_rate: Option<f64>,
+    /// Their whole-turn latency's 95th percentile (nearest rank).
+    pub latency_p95_ms: Option<f64>,
+}
+
 /// A stored turn as the routing lab replays it (docs/routing.md, "The routing lab").
 #[derive(Clone, Debug, PartialEq)]
 pub struct RecordedDecision {

@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use switchyard_core::model::{
     Agent, AgentCallError, AgentFields, ApiKey, Conversation, HistoryTurn, IdempotencyStart,
     NewApiKey, NewTenant, NewTurn, NewUser, RecordedDecision, RetentionBatch, RoutingAnalytics,
-    Tenant, TenantPatch, TenantStatus, TenantUsage, Turn, User, UserPatch, UserStatus,
+    SeriesPoint, Tenant, TenantPatch, TenantStatus, TenantUsage, Turn, User, UserPatch, UserStatus,
 };
 use switchyard_core::page::{Page, PageRequest};
 use switchyard_core::{AgentId, ApiKeyId, ConversationId, MessageId, TenantId, UserId};
@@ -588,6 +588,16 @@ pub trait Store: Send + Sync + 'static {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> StoreResult<RoutingAnalytics>;
+    /// The tenant's turns, fallback rate and p95 latency per `step` of `[from, to)`, oldest
+    /// first (admins only): stretches end on whole multiples of `step` since the epoch (UTC
+    /// hours, days), the first starting at `from` and the last ending at `to`.
+    async fn routing_series(
+        &self,
+        scope: &TenantScope,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        step: chrono::TimeDelta,
+    ) -> StoreResult<Vec<SeriesPoint>>;
     /// A page of at most `limit` of the tenant's turns stored before `before` (the time and
     /// id of the last turn of the previous page; `None`: from the latest), newest first,
     /// with what routing decided for each (admins only): what the routing lab replays.

@@ -517,6 +517,41 @@ impl Page {
         );
     }
 
+    /// The top bar is one row: the icon, the pages and Sign out side by side, nothing
+    /// wider than the window.
+    async fn header_is_one_row(&mut self, who: &str) {
+        let rows = self
+            .js(
+                "const top = e => e.getBoundingClientRect().top; \
+                 const bar = document.getElementById('topbar'); \
+                 const parts = [bar.querySelector('.brand'), document.getElementById('nav'), document.getElementById('logout')]; \
+                 return {tops: parts.map(p => Math.round(top(p) + p.getBoundingClientRect().height / 2)), \
+                         height: Math.round(bar.getBoundingClientRect().height), \
+                         logoutTitle: document.getElementById('logout').title};",
+                vec![],
+            )
+            .await;
+        let tops: Vec<i64> = rows["tops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_i64().unwrap())
+            .collect();
+        assert!(
+            tops.iter().all(|t| (t - tops[0]).abs() <= 4),
+            "[{}] {who}: the header is not one row: {rows}",
+            self.story
+        );
+        assert!(rows["height"].as_i64().unwrap() <= 64, "{rows}");
+        assert!(
+            rows["logoutTitle"]
+                .as_str()
+                .unwrap()
+                .contains("Signed in as")
+        );
+        self.fits_the_width(&format!("{who}'s header")).await;
+    }
+
     async fn go(&mut self, url: &str) {
         self.client.goto(url).await.unwrap();
     }
@@ -854,6 +889,31 @@ async fn console_story_sign_in_chat_history_errors_admin_and_isolation() {
     );
     let error_rate = page.text_of("#fig-errors dd").await;
     assert_ne!(error_rate, "0%", "the weather agent's failure is counted");
+    // Over time: the last 7 days, a point per day, the last day's turns among them.
+    let per_day = page
+        .js(
+            "const dots = Array.from(document.querySelectorAll('#chart-turns-over-time circle title'));              return {dots: dots.length, said: dots.map(t => t.textContent),                      caption: document.querySelector('#chart-turns-over-time figcaption').textContent,                      fallback: !!document.querySelector('#chart-fallback-over-time svg'),                      latency: document.querySelectorAll('#chart-latency-over-time circle').length};",
+            vec![],
+        )
+        .await;
+    assert_eq!(per_day["caption"], "Turns per day", "{per_day}");
+    assert!(per_day["dots"].as_u64().unwrap() >= 7, "{per_day}");
+    assert!(
+        per_day["said"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .ends_with(": 2"),
+        "{per_day}"
+    );
+    assert_eq!(per_day["fallback"], true);
+    assert_eq!(
+        per_day["latency"], 1,
+        "only the day with turns has a latency: {per_day}"
+    );
     page.js(
         "document.getElementById('chart-intents').scrollIntoView()",
         vec![],
@@ -970,6 +1030,7 @@ async fn console_on_a_phone_sized_screen() {
     page.fits_the_width("sign-in").await;
     page.shot("login").await;
     page.sign_in(&shop.slug, "member@shop.test").await;
+    page.header_is_one_row("member").await;
     page.chat("where is my order? the tracking says nothing")
         .await;
     assert_eq!(
@@ -1006,6 +1067,8 @@ async fn console_on_a_phone_sized_screen() {
     page.shot("history").await;
     page.click("#logout").await;
     page.sign_in(&shop.slug, "admin@shop.test").await;
+    // An admin's six pages too: one row, the pages scrolling sideways.
+    page.header_is_one_row("admin").await;
     page.click("#nav-agents").await;
     page.visible("#agents-table tr[data-name=returns]").await;
     page.fits_the_width("agents").await;
@@ -1020,6 +1083,7 @@ async fn console_on_a_phone_sized_screen() {
     page.shot("agents").await;
     page.click("#nav-analytics").await;
     page.wait_text("#chart-agents", "orders").await;
+    page.visible("#chart-turns-over-time svg").await;
     page.fits_the_width("analytics").await;
     page.js(
         "document.getElementById('chart-agents').scrollIntoView({block: 'center'})",

@@ -14,6 +14,36 @@ pub struct AnalyticsParams {
     pub from: Option<String>,
     /// End (RFC 3339, exclusive); default: now.
     pub to: Option<String>,
+    /// `hour` or `day`: also the figures of each hour or day of the period (whole UTC hours
+    /// or days; the first and last may be partial), as `series` (at most 400 of them).
+    pub bucket: Option<String>,
+}
+
+/// The figures of one hour or day of the period.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SeriesFigures {
+    /// Its start.
+    pub from: DateTime<Utc>,
+    /// Its end (exclusive; the period's end for the last one).
+    pub to: DateTime<Utc>,
+    /// Turns stored.
+    pub turns: i64,
+    /// Share of them the fallback answered because nothing was clear enough.
+    pub fallback_rate: Option<f64>,
+    /// The whole turn's 95th percentile latency.
+    pub latency_p95_ms: Option<f64>,
+}
+
+impl From<switchyard_core::model::SeriesPoint> for SeriesFigures {
+    fn from(p: switchyard_core::model::SeriesPoint) -> Self {
+        Self {
+            from: p.from,
+            to: p.to,
+            turns: p.turns,
+            fallback_rate: p.fallback_rate,
+            latency_p95_ms: p.latency_p95_ms,
+        }
+    }
 }
 
 /// Turns of one intent.
@@ -72,6 +102,9 @@ pub struct RoutingFigures {
     pub agent_error_rate: Option<f64>,
     /// Whole-turn latency.
     pub latency_ms: Latency,
+    /// Per hour or day, when `bucket` asked for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub series: Option<Vec<SeriesFigures>>,
 }
 
 impl RoutingFigures {
@@ -105,6 +138,7 @@ impl RoutingFigures {
                 p95: stats.latency_ms[1],
                 p99: stats.latency_ms[2],
             },
+            series: None,
         }
     }
 }

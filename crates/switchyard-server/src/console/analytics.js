@@ -1,9 +1,9 @@
-// Analytics (admins): the tenant's routing figures for a chosen period, as figures and
-// bar charts.
+// Analytics (admins): the tenant's routing figures for a chosen period, as figures, line
+// charts over time (per hour up to two days, else per day) and bar charts.
 
 import { api } from './api.js';
 import { h, field, percent, num, when } from './dom.js';
-import { barChart } from './charts.js';
+import { barChart, lineChart } from './charts.js';
 import { errorBox } from './chat.js';
 
 const PRESETS = [
@@ -60,6 +60,19 @@ export function analyticsView() {
     return { from: new Date(nowMs - span), to: new Date(nowMs + 60e3) };
   }
 
+  /** Hours for up to two days, else days. */
+  function bucketOf(r) {
+    return r.to - r.from <= 2 * 24 * 3600e3 ? 'hour' : 'day';
+  }
+
+  /** A bucket's start as a short label: the hour, or the day. */
+  function pointLabel(iso, bucket) {
+    const d = new Date(iso);
+    return bucket === 'hour'
+      ? d.toLocaleString(undefined, { weekday: 'short', hour: '2-digit', minute: '2-digit' })
+      : d.toLocaleDateString(undefined, { month: 'short', day: 'numeric' });
+  }
+
   async function load() {
     const r = range();
     if (r.error) {
@@ -69,8 +82,11 @@ export function analyticsView() {
     show.disabled = true;
     output.setAttribute('aria-busy', 'true');
     try {
-      const q = `from=${encodeURIComponent(r.from.toISOString())}&to=${encodeURIComponent(r.to.toISOString())}`;
+      const bucket = bucketOf(r);
+      const q = `from=${encodeURIComponent(r.from.toISOString())}&to=${encodeURIComponent(r.to.toISOString())}&bucket=${bucket}`;
       const a = await api('GET', `/v1/analytics/routing?${q}`);
+      const per = bucket === 'hour' ? 'per hour' : 'per day';
+      const series = (a.series || []).map((p) => ({ ...p, label: pointLabel(p.from, bucket) }));
       const ms = (v) => (typeof v === 'number' ? `${num(v, v < 10 ? 1 : 0)} ms` : '—');
       output.replaceChildren(
         h('p', { class: 'period' }, `From ${when(a.from)} to ${when(a.to)}`),
@@ -83,6 +99,28 @@ export function analyticsView() {
           figure('Fallback rate', percent(a.fallback_rate), 'fig-fallback'),
           figure('Agent error rate', percent(a.agent_error_rate), 'fig-errors'),
           figure('Latency p50 / p95 / p99', latency(a.latency_ms), 'fig-latency'),
+        ),
+        h(
+          'div',
+          { class: 'charts over-time' },
+          lineChart({
+            id: 'chart-turns-over-time',
+            title: `Turns ${per}`,
+            points: series.map((p) => ({ label: p.label, value: p.turns })),
+            format: (v) => num(v),
+          }),
+          lineChart({
+            id: 'chart-fallback-over-time',
+            title: `Fallback rate ${per}`,
+            points: series.map((p) => ({ label: p.label, value: p.fallback_rate })),
+            format: (v) => percent(v),
+          }),
+          lineChart({
+            id: 'chart-latency-over-time',
+            title: `Latency p95 ${per}`,
+            points: series.map((p) => ({ label: p.label, value: p.latency_p95_ms })),
+            format: ms,
+          }),
         ),
         h(
           'div',

@@ -62,6 +62,7 @@ function showTopbar() {
   topbar.hidden = false;
   const who = me.user.display_name ? `${me.user.display_name} <${me.user.email}>` : me.user.email;
   whoami.textContent = `${who} · ${me.tenant.name} (${me.tenant.slug}) · ${me.user.role}`;
+  document.getElementById('logout').title = `Signed in as ${whoami.textContent}`;
   for (const id of ['nav-agents', 'nav-analytics', 'nav-users', 'nav-lab']) {
     document.getElementById(id).hidden = !isAdmin();
   }

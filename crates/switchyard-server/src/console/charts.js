@@ -70,3 +70,69 @@ export function barChart({ id, title, rows, series, format = String }) {
   );
   return figure;
 }
+
+/**
+ * A line chart over time. `points`: `[{label, value}]` in order (a missing value is a gap);
+ * `format(value)` labels a point. Like the bar charts: an image with a text alternative,
+ * and the same figures in a table for screen readers.
+ */
+export function lineChart({ id, title, points, format = String }) {
+  const titleId = uid('chart-title');
+  const figure = h('figure', { id, class: 'chart line-chart' }, h('figcaption', { id: titleId }, title));
+  const values = points.map((p) => p.value).filter((v) => typeof v === 'number' && Number.isFinite(v));
+  if (points.length === 0 || values.length === 0) {
+    figure.append(h('p', { class: 'empty' }, 'No data for this period.'));
+    return figure;
+  }
+  const width = 600;
+  const height = 180;
+  const left = 56;
+  const bottom = 24;
+  const top = 10;
+  const max = Math.max(1e-9, ...values);
+  const x = (i) => left + (points.length === 1 ? (width - left) / 2 : (i / (points.length - 1)) * (width - left - 8));
+  const y = (v) => top + (1 - v / max) * (height - top - bottom);
+  const chart = svg('svg', {
+    viewBox: `0 0 ${width} ${height}`,
+    class: 'chart-svg',
+    role: 'img',
+    'aria-labelledby': titleId,
+    'aria-describedby': `${titleId}-desc`,
+    preserveAspectRatio: 'xMinYMin meet',
+  });
+  chart.append(svg('desc', { id: `${titleId}-desc` }, points.map((p) => `${p.label}: ${format(p.value)}`).join('; ')));
+  chart.append(
+    svg('line', { x1: left, y1: y(0), x2: width - 4, y2: y(0), class: 'axis' }),
+    svg('text', { x: left - 6, y: y(max) + 4, 'text-anchor': 'end', class: 'chart-value' }, format(max)),
+    svg('text', { x: left - 6, y: y(0) + 4, 'text-anchor': 'end', class: 'chart-value' }, format(0)),
+    svg('text', { x: left, y: height - 6, class: 'chart-label' }, points[0].label),
+    svg('text', { x: width - 4, y: height - 6, 'text-anchor': 'end', class: 'chart-label' }, points[points.length - 1].label),
+  );
+  // Runs of points with a value, each one line; every point a dot with its figure.
+  let run = [];
+  const flush = () => {
+    if (run.length > 1) chart.append(svg('polyline', { points: run.join(' '), class: 'line s1' }));
+    run = [];
+  };
+  points.forEach((p, i) => {
+    if (typeof p.value !== 'number' || !Number.isFinite(p.value)) {
+      flush();
+      return;
+    }
+    const at = `${x(i).toFixed(1)},${y(p.value).toFixed(1)}`;
+    run.push(at);
+    chart.append(svg('circle', { cx: x(i).toFixed(1), cy: y(p.value).toFixed(1), r: 3, class: 'dot s1' }, svg('title', {}, `${p.label}: ${format(p.value)}`)));
+  });
+  flush();
+  figure.append(
+    chart,
+    h(
+      'table',
+      { class: 'visually-hidden' },
+      h('caption', {}, title),
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'When'), h('th', { scope: 'col' }, title))),
+      h('tbody', {}, points.map((p) => h('tr', {}, h('th', { scope: 'row' }, p.label), h('td', {}, format(p.value))))),
+    ),
+  );
+  return figure;
+}

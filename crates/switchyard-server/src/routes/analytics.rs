@@ -49,9 +49,34 @@ pub async fn get_routing_analytics(
     if from > to {
         return Err(ApiError::bad_request("`from` must not be after `to`"));
     }
+    let step = match params.bucket.as_deref() {
+        None => None,
+        Some("hour") => Some(TimeDelta::hours(1)),
+        Some("day") => Some(TimeDelta::days(1)),
+        Some(_) => return Err(ApiError::bad_request("`bucket` is `hour` or `day`")),
+    };
+    if let Some(step) = step
+        && (to - from).num_seconds().unsigned_abs() / step.num_seconds().unsigned_abs().max(1) + 1
+            > MAX_BUCKETS
+    {
+        return Err(ApiError::bad_request(format!(
+            "at most {MAX_BUCKETS} buckets: a shorter period, or `day`"
+        )));
+    }
     let stats = state
         .store
         .routing_analytics(&admin.scope, from, to)
         .await?;
-    Ok(Json(RoutingFigures::new(from, to, stats)))
+    let mut figures = RoutingFigures::new(from, to, stats);
+    if let Some(step) = step {
+        let series = state
+            .store
+            .routing_series(&admin.scope, from, to, step)
+            .await?;
+        figures.series = Some(series.into_iter().map(Into::into).collect());
+    }
+    Ok(Json(figures))
 }
+
+/// The most hours or days one request's series has.
+const MAX_BUCKETS: u64 = 400;

@@ -387,6 +387,58 @@ async fn metrics_and_analytics_match_the_traffic() {
     // B's figures are B's alone.
     let b_figures = app.get("/v1/analytics/routing", &b.admin_token).await;
     assert_eq!(b_figures.body["turns"], 1);
+    // Per hour: the last three hours and a minute ahead cross three or four hour
+    // boundaries (whole UTC hours, the first and last partial); the stretches follow each
+    // other from the period's start to its end, together they hold every turn, and the
+    // figures of the hour with the turns are theirs.
+    let now = chrono::Utc::now();
+    let period = format!(
+        "from={}&to={}",
+        (now - chrono::TimeDelta::hours(3)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        (now + chrono::TimeDelta::minutes(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    let hourly = app
+        .get(
+            &format!("/v1/analytics/routing?{period}&bucket=hour"),
+            &a.admin_token,
+        )
+        .await;
+    assert_eq!(hourly.status, 200, "{:?}", hourly.body);
+    let series = hourly.body["series"].as_array().unwrap();
+    assert!((4..=5).contains(&series.len()), "{series:?}");
+    assert_eq!(series[0]["from"], hourly.body["from"]);
+    assert_eq!(series[series.len() - 1]["to"], hourly.body["to"]);
+    assert!(series.windows(2).all(|w| w[0]["to"] == w[1]["from"]));
+    assert!(
+        series[1]["from"].as_str().unwrap().contains(":00:00"),
+        "whole hours: {series:?}"
+    );
+    let turns: i64 = series.iter().map(|p| p["turns"].as_i64().unwrap()).sum();
+    assert_eq!(turns, 6);
+    let busy = series.iter().find(|p| p["turns"] == 6).unwrap();
+    assert!((busy["fallback_rate"].as_f64().unwrap() - 1.0 / 6.0).abs() < 1e-9);
+    assert!(busy["latency_p95_ms"].as_f64().unwrap() > 0.0);
+    assert!(
+        series
+            .iter()
+            .filter(|p| p["turns"] == 0)
+            .all(|p| p["latency_p95_ms"].is_null())
+    );
+    // Without `bucket`, no series; a bucket it does not know, or too many, is a 400.
+    assert!(figures.body.get("series").is_none());
+    assert_problem(
+        &app.get("/v1/analytics/routing?bucket=week", &a.admin_token)
+            .await,
+        400,
+    );
+    assert_problem(
+        &app.get(
+            "/v1/analytics/routing?from=2020-01-01T00:00:00Z&to=2021-01-01T00:00:00Z&bucket=hour",
+            &a.admin_token,
+        )
+        .await,
+        400,
+    );
     // Periods.
     let empty = app
         .get(

@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use switchyard_core::model::{
     Agent, AgentCallError, AgentFields, ApiKey, Conversation, HistoryTurn, IdempotencyStart,
     NewApiKey, NewTenant, NewTurn, NewUser, RecordedDecision, RetentionBatch, RoutingAnalytics,
-    Tenant, TenantPatch, TenantUsage, Turn, TurnTarget, User, UserPatch,
+    SeriesPoint, Tenant, TenantPatch, TenantUsage, Turn, TurnTarget, User, UserPatch,
 };
 use switchyard_core::page::{Page, PageRequest};
 use switchyard_core::{AgentId, ApiKeyId, ConversationId, MessageId, TenantId, UserId};
@@ -483,6 +483,16 @@ impl<B: SqlBackend> Store for B {
         to: DateTime<Utc>,
     ) -> StoreResult<RoutingAnalytics> {
         operations::routing_analytics(self, scope, from, to).await
+    }
+
+    async fn routing_series(
+        &self,
+        scope: &TenantScope,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        step: chrono::TimeDelta,
+    ) -> StoreResult<Vec<SeriesPoint>> {
+        operations::routing_series(self, scope, from, to, step).await
     }
 
     async fn recent_decisions(

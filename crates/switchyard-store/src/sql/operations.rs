@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use sqlx::types::Json;
-use switchyard_core::model::{RecordedDecision, RetentionBatch, RoutingAnalytics};
+use switchyard_core::model::{RecordedDecision, RetentionBatch, RoutingAnalytics, SeriesPoint};
 use switchyard_core::{AgentId, ConversationId, MessageId};
 use uuid::Uuid;
 
@@ -133,6 +133,51 @@ pub(crate) async fn recent_decisions<B: SqlBackend>(
             },
         )
         .collect())
+}
+
+/// The tenant's turns, fallback rate and p95 latency per `step` of `[from, to)` (whole UTC
+/// hours or days), in one read transaction (the same statements as the totals, stretch by
+/// stretch).
+pub(crate) async fn routing_series<B: SqlBackend>(
+    db: &B,
+    scope: &TenantScope,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    step: chrono::TimeDelta,
+) -> StoreResult<Vec<SeriesPoint>> {
+    require_admin(scope)?;
+    let tenant = scope.tenant_id();
+    let mut tx = db.read(tenant).await?;
+    let mut points = Vec::new();
+    // Stretches end on whole multiples of `step` since the epoch: whole UTC hours and days
+    // (the first and the last may be partial).
+    let step_seconds = step.num_seconds().max(1);
+    let mut start = from;
+    while start < to {
+        let boundary = (start.timestamp().div_euclid(step_seconds) + 1) * step_seconds;
+        let end = DateTime::from_timestamp(boundary, 0).map_or(to, |b| b.min(to));
+        let (turns, _, _, fallback_rate): (i64, i64, Option<f64>, Option<f64>) = tx
+            .fetch_one(
+                statements::ANALYTICS_TOTALS,
+                Args::new().bind(tenant).bind(start).bind(end),
+            )
+            .await?;
+        let latency = if turns > 0 {
+            tx.latency_percentiles(tenant, start, end).await?[1]
+        } else {
+            None
+        };
+        points.push(SeriesPoint {
+            from: start,
+            to: end,
+            turns,
+            fallback_rate,
+            latency_p95_ms: latency,
+        });
+        start = end;
+    }
+    tx.commit().await?;
+    Ok(points)
 }
 
 /// Deletes up to `batch` of the tenant's turns older than `cutoff`, updates their
