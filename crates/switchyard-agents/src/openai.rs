@@ -135,8 +135,8 @@ impl OpenAiInvoker {
                             "the model's answer is not a chat completion: {e}"
                         ))
                     })?;
-                    report(request.usage, completion.usage);
-                    completion
+                    let usage = completion.usage;
+                    let content = completion
                         .choices
                         .into_iter()
                         .next()
@@ -144,7 +144,9 @@ impl OpenAiInvoker {
                         .and_then(|m| m.content)
                         .ok_or_else(|| {
                             AgentError::Failed("the model's answer has no content".into())
-                        })
+                        })?;
+                    report(request.usage, usage);
+                    Ok(content)
                 }
                 Some(sink) => stream(response, limit, sink, request.usage).await,
             }

@@ -398,7 +398,8 @@ pub enum TurnTarget {
         id: ConversationId,
         /// Its title.
         title: Option<String>,
-        /// The most conversations the user may have.
+        /// The most conversations the user may have (below zero: none, for a conversation
+        /// of the OpenAI door, which counts toward no limit).
         max_per_user: i64,
         /// The most conversations the tenant may have.
         max_per_tenant: i64,

@@ -347,18 +347,36 @@ fn is_host_port(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
-/// A database URL fit to show: its password, if any, as `***`.
+/// A database URL fit to show: its password, if any, as `***` — in the user part
+/// (`user:secret@`) and in a `password=` parameter.
 pub fn redacted_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
     };
-    let end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let Some(at) = rest[..end].rfind('@') else {
-        return url.to_owned();
+    let base = match base.split_once("://") {
+        // The user part ends at the last `@` before the path.
+        Some((scheme, rest)) => {
+            let authority_end = rest.rfind('@').map_or(0, |at| at);
+            match rest[..authority_end].split_once(':') {
+                Some((user, _)) => format!("{scheme}://{user}:***{}", &rest[authority_end..]),
+                None => base.to_owned(),
+            }
+        }
+        None => base.to_owned(),
     };
-    match rest[..at].split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***{}", &rest[at..]),
-        None => url.to_owned(),
+    match query {
+        None => base,
+        Some(query) => {
+            let shown: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{base}?{}", shown.join("&"))
+        }
     }
 }
 
@@ -596,6 +614,26 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_database_url_is_shown_without_its_password() {
+        for (url, shown) in [
+            (
+                "postgres://app:hunter2@db:5432/sy",
+                "postgres://app:***@db:5432/sy",
+            ),
+            ("postgres://app:p@ss/w@db/sy", "postgres://app:***@db/sy"),
+            ("postgres://app@db/sy", "postgres://app@db/sy"),
+            (
+                "postgres://db/sy?user=app&password=hunter2&sslmode=require",
+                "postgres://db/sy?user=app&password=***&sslmode=require",
+            ),
+            ("sqlite://switchyard.db", "sqlite://switchyard.db"),
+        ] {
+            assert_eq!(redacted_url(url), shown);
+            assert!(!redacted_url(url).contains("hunter2"));
+        }
+    }
 
     /// Every setting is in the settings table of docs/operations.md, under the name the
     /// environment gives it.

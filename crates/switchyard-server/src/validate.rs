@@ -1,12 +1,14 @@
 //! Input rules shared by the API and the command line.
 
 /// Whether `s` is a tenant slug: 2 to 63 of `a-z`, `0-9`, `-`, starting with a letter or
-/// digit.
+/// digit, and not the form of an id (the tenant routes and commands take either).
 pub fn is_slug(s: &str) -> bool {
     (2..=63).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && s.as_bytes()[0] != b'-'
+        // A slug that reads as an id would be taken for one where either is accepted.
+        && uuid::Uuid::try_parse(s).is_err()
 }
 
 /// The e-mail address, trimmed and lower-cased, if it looks like one (one `@`, something
@@ -86,6 +88,9 @@ mod tests {
             "ac_me",
             "",
             &"a".repeat(64),
+            // The forms of an id: a slug must not be taken for another tenant's id.
+            "01234567-89ab-cdef-0123-456789abcdef",
+            "0123456789abcdef0123456789abcdef",
             "é-ab",
         ] {
             assert!(!is_slug(bad), "{bad}");

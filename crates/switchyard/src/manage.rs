@@ -388,9 +388,11 @@ pub async fn agent(config: &Config, cmd: AgentCommand) -> Result<(), String> {
             let o = Opening::of(config, &tenant).await?;
             let scope = o.scope();
             let agents = all(|page| o.store.list_agents(&scope, page)).await?;
+            // By id first, then by name (names are unique in a tenant).
             let found = agents
                 .iter()
-                .find(|a| a.name == agent || a.id.to_string() == agent)
+                .find(|a| a.id.to_string() == agent)
+                .or_else(|| agents.iter().find(|a| a.name == agent))
                 .ok_or_else(|| {
                     format!("there is no agent {agent:?} in tenant {:?}", o.tenant.slug)
                 })?;

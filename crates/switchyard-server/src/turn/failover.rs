@@ -163,6 +163,10 @@ async fn call_within(
         Some(permit) => {
             let had_the_whole_turn = !*called;
             *called = true;
+            // Only the answering agent's usage counts: forget one that failed after telling.
+            if let Some(usage) = request.usage {
+                *usage.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            }
             match tokio::time::timeout_at(deadline, call(state, agent, request, events)).await {
                 Ok(outcome) => {
                     match &outcome.0 {

@@ -184,10 +184,11 @@ struct ConversationLimits {
 }
 
 impl ConversationLimits {
-    /// No limit (a count never reaches it).
+    /// No limit: the OpenAI door's conversations, which are not counted (the store takes
+    /// limits below zero so).
     const NONE: Self = Self {
-        per_user: i64::MAX,
-        per_tenant: i64::MAX,
+        per_user: -1,
+        per_tenant: -1,
     };
 
     fn of(config: &Config, tenant: &Tenant) -> Self {
@@ -234,13 +235,11 @@ async fn context(
                 turns,
             })
         }
-        Target::New(id) if limits.per_user == i64::MAX && limits.per_tenant == i64::MAX => {
-            Ok(Context {
-                id,
-                conversation: None,
-                turns: Vec::new(),
-            })
-        }
+        Target::New(id) if limits.per_user < 0 => Ok(Context {
+            id,
+            conversation: None,
+            turns: Vec::new(),
+        }),
         Target::New(id) => {
             let (per_user, per_tenant) = state
                 .store

@@ -127,6 +127,38 @@ async fn the_door_never_locks_a_user_out_and_chat_keeps_its_limits(app: TestApp)
         )
         .await;
     assert_problem(&third, 409);
+    // A conversation of /v1/chat continued through the door by its header stays one of
+    // /v1/chat's, and stays counted: the limit cannot be freed that way.
+    let listed = app.get("/v1/conversations", &t.member_token).await;
+    let chat_one = listed.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["title"] == "hello there")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let request = axum::http::Request::post("/v1/chat/completions")
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", "application/json")
+        .header("x-switchyard-conversation-id", &chat_one)
+        .body(axum::body::Body::from(
+            json!({"model": "switchyard", "messages": [{"role": "user", "content": "and more"}]})
+                .to_string(),
+        ))
+        .unwrap();
+    let continued = app.send(request).await;
+    assert_eq!(continued.status, 200, "{:?}", continued.body);
+    assert_problem(
+        &app.post(
+            "/v1/chat",
+            &t.member_token,
+            json!({"message": "one more try"}),
+        )
+        .await,
+        409,
+    );
     // And the door still answers, and nothing of the chat was deleted to make room.
     complete(
         &app,

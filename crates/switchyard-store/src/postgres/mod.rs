@@ -448,8 +448,9 @@ impl SqlBackend for PgStore {
             .bind(turn.routing_confidence)
             .bind(turn.fallback_used)
             .bind(crate::sql::clamp_title(title.clone()))
-            .bind((*max_per_user).max(0))
-            .bind((*max_per_tenant).max(0))
+            // Below zero: the OpenAI door's conversation, which no limit counts.
+            .bind((*max_per_user).max(-1))
+            .bind((*max_per_tenant).max(-1))
             .bind((high ^ low) as i64);
         let row = self.conns.fetch_one(query).await.map_err(|e| match &e {
             sqlx::Error::Database(db) if db.code().as_deref() == Some("SYL01") => {

@@ -122,15 +122,17 @@ pub const COUNT_FOR_LIMITS: &str = "SELECT \
 pub const FIND_THREAD: &str = "SELECT id FROM conversations \
      WHERE tenant_id = $1 AND user_id = $2 AND thread_key = $3 ORDER BY last_activity DESC LIMIT 1";
 
-/// The OpenAI door: the hash of the user's (`$3`) conversation's thread after a turn.
-pub const SET_THREAD_KEY: &str =
-    "UPDATE conversations SET thread_key = $4 WHERE tenant_id = $1 AND id = $2 AND user_id = $3";
+/// The OpenAI door: the hash of the user's (`$3`) conversation's thread after a turn — only
+/// a conversation the door made (one of `/v1/chat` stays one, and stays counted).
+pub const SET_THREAD_KEY: &str = "UPDATE conversations SET thread_key = $4 \
+     WHERE tenant_id = $1 AND id = $2 AND user_id = $3 AND thread_key IS NOT NULL";
 
 /// A new conversation's row: `$1` tenant, `$2` id, `$3` user, `$4` its time (that of its
-/// first turn), `$16` its title.
+/// first turn), `$16` its title; `$17` (the per-user limit) below zero makes it the OpenAI
+/// door's, with an empty thread key until its first answer's.
 pub const INSERT_CONVERSATION: &str = "INSERT INTO conversations (tenant_id, id, user_id, title, \
-     primary_intent, last_agent_id, message_count, created_at, last_activity) \
-     VALUES ($1, $2, $3, $16, NULL, NULL, 0, $4, $4)";
+     primary_intent, last_agent_id, message_count, created_at, last_activity, thread_key) \
+     VALUES ($1, $2, $3, $16, NULL, NULL, 0, $4, $4, CASE WHEN $17 < 0 THEN '' END)";
 
 /// PostgreSQL: a new conversation with its first turn in one round trip, the function
 /// `switchyard_write_new_turn` (migration 4): `$1`–`$15` as [`WRITE_TURN`], `$16` the

@@ -386,29 +386,35 @@ impl SqlBackend for SqliteStore {
             ));
         };
         let mut tx = self.write(scope.tenant_id()).await?;
-        let (per_user, per_tenant) =
-            Self::counts_for_limits(&mut tx, scope, *max_per_user, *max_per_tenant).await?;
-        if per_user >= *max_per_user {
-            return Err(StoreError::LimitReached {
-                which: "per_user",
-                limit: *max_per_user,
-            });
-        }
-        if per_tenant >= *max_per_tenant {
-            return Err(StoreError::LimitReached {
-                which: "per_tenant",
-                limit: *max_per_tenant,
-            });
+        // Limits below zero: the OpenAI door's conversation, which no limit counts.
+        let door = *max_per_user < 0;
+        if !door {
+            let (per_user, per_tenant) =
+                Self::counts_for_limits(&mut tx, scope, *max_per_user, *max_per_tenant).await?;
+            if per_user >= *max_per_user {
+                return Err(StoreError::LimitReached {
+                    which: "per_user",
+                    limit: *max_per_user,
+                });
+            }
+            if per_tenant >= *max_per_tenant {
+                return Err(StoreError::LimitReached {
+                    which: "per_tenant",
+                    limit: *max_per_tenant,
+                });
+            }
         }
         tx.execute(
             "INSERT INTO conversations (tenant_id, id, user_id, title, primary_intent, last_agent_id, \
-             message_count, created_at, last_activity) VALUES ($1, $2, $3, $4, NULL, NULL, 0, $5, $5)",
+             message_count, created_at, last_activity, thread_key) \
+             VALUES ($1, $2, $3, $4, NULL, NULL, 0, $5, $5, $6)",
             Args::new()
                 .bind(scope.tenant_id())
                 .bind(*id)
                 .bind(scope.user_id())
                 .bind(crate::sql::clamp_title(title.clone()))
-                .bind(turn.created_at),
+                .bind(turn.created_at)
+                .bind(door.then_some("")),
         )
         .await?;
         let written = Self::write_turn(&mut tx, scope, *id, turn).await?;
