@@ -46,171 +46,17 @@ use crate::turn::{
 };
 use switchyard_agents::HistoryEntry;
 
+mod errors;
+
+pub use errors::{OpenAiError, openai_errors};
+use errors::{invalid_param, turn_failure};
+
 /// The header that names (and returns) the conversation.
 pub static CONVERSATION_HEADER: HeaderName =
     HeaderName::from_static("x-switchyard-conversation-id");
 
 /// The model that routes.
 pub const ROUTING_MODEL: &str = "switchyard";
-
-/// An error in OpenAI's shape, naming the request field it is about where there is one.
-#[derive(Debug)]
-pub struct OpenAiError {
-    /// Boxed: an error is rare, and the `Result`s that carry it stay small.
-    error: Box<ApiError>,
-    /// The request field the error is about.
-    param: Option<&'static str>,
-    /// Whether the answer tells the client not to retry at once (`x-should-retry: false`).
-    no_retry: bool,
-}
-
-impl From<ApiError> for OpenAiError {
-    fn from(error: ApiError) -> Self {
-        Self {
-            error: Box::new(error),
-            param: None,
-            no_retry: false,
-        }
-    }
-}
-
-impl OpenAiError {
-    /// `error`, about the request field `param`.
-    fn about(error: ApiError, param: &'static str) -> Self {
-        Self {
-            param: Some(param),
-            ..Self::from(error)
-        }
-    }
-}
-
-/// The OpenAI clients' header that turns their automatic retry off.
-static SHOULD_RETRY: HeaderName = HeaderName::from_static("x-should-retry");
-
-/// A turn's failure as this door answers it: an open circuit (the agents that could answer
-/// are passed over until their circuits' time is up: `Retry-After` that long) and a pinned
-/// agent that timed out (no other may answer for it) are not helped by a retry at once, and
-/// say `x-should-retry: false`.
-fn turn_failure(state: &AppState, error: crate::turn::TurnError, pinned: bool) -> OpenAiError {
-    let mut error = ApiError::from(error);
-    let no_retry = match error.kind {
-        "circuit-open" => {
-            error.retry_after = Some(state.config.circuit_open_seconds);
-            true
-        }
-        "agent-timeout" => pinned,
-        _ => false,
-    };
-    OpenAiError {
-        no_retry,
-        ..OpenAiError::from(error)
-    }
-}
-
-/// A `400 invalid_request_error` about the request field `param`.
-fn invalid_param(param: &'static str, message: &str) -> OpenAiError {
-    OpenAiError::about(
-        ApiError::custom(
-            StatusCode::BAD_REQUEST,
-            "unsupported_parameter",
-            "Bad request",
-            message,
-        ),
-        param,
-    )
-}
-
-/// OpenAI's error `type` for a status.
-fn error_type(status: StatusCode) -> &'static str {
-    match status.as_u16() {
-        401 => "authentication_error",
-        403 => "permission_error",
-        400 | 404 | 405 | 408 | 409 | 413 | 415 | 422 => "invalid_request_error",
-        429 => "rate_limit_error",
-        _ => "server_error",
-    }
-}
-
-impl OpenAiError {
-    fn body(&self) -> Value {
-        let e = &self.error;
-        let code = if e.status == StatusCode::UNAUTHORIZED {
-            "invalid_api_key"
-        } else {
-            e.kind
-        };
-        json!({"error": {"message": e.detail, "type": error_type(e.status), "code": code, "param": self.param}})
-    }
-}
-
-/// Whether a path is the OpenAI door's: `/v1/chat/completions` and `/v1/models`, and
-/// anything under them.
-fn is_door(path: &str) -> bool {
-    ["/v1/chat/completions", "/v1/models"].iter().any(|door| {
-        path.strip_prefix(door)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-    })
-}
-
-/// Every error on the door's paths in OpenAI's shape, whatever answered it: a problem
-/// document (an unknown path under the door, a wrong method, the request's time limit) is
-/// rewritten as `{"error": {"message", "type", "code", "param"}}` with the same status and
-/// headers (`Retry-After` included).
-pub async fn openai_errors(req: Request, next: axum::middleware::Next) -> Response {
-    let door = is_door(req.uri().path());
-    let response = next.run(req).await;
-    let problem = response
-        .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
-    if !door || !problem {
-        return response;
-    }
-    let (mut parts, body) = response.into_parts();
-    let bytes = axum::body::to_bytes(body, 64 * 1024)
-        .await
-        .unwrap_or_default();
-    let problem: Value = serde_json::from_slice(&bytes).unwrap_or_default();
-    let code = problem["type"]
-        .as_str()
-        .and_then(|t| t.rsplit('/').next())
-        .unwrap_or("error");
-    let message = problem["detail"].as_str().unwrap_or("the request failed");
-    let body = json!({"error": {"message": message, "type": error_type(parts.status),
-                                "code": code, "param": null}});
-    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
-    parts.headers.insert(
-        axum::http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    Response::from_parts(parts, axum::body::Body::from(body.to_string()))
-}
-
-impl IntoResponse for OpenAiError {
-    fn into_response(self) -> Response {
-        let body = self.body();
-        let mut response = (self.error.status, Json(body)).into_response();
-        if let Some(seconds) = self.error.retry_after {
-            response
-                .headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(seconds));
-        }
-        // The official clients retry 5xx answers by themselves unless told not to: where a
-        // retry at once cannot help, say so, rather than multiply the failure.
-        if self.no_retry {
-            response
-                .headers_mut()
-                .insert(SHOULD_RETRY.clone(), HeaderValue::from_static("false"));
-        }
-        // The request log writes the detail of server errors once, as for problems.
-        if self.error.status.is_server_error() || self.error.internal.is_some() {
-            response
-                .extensions_mut()
-                .insert(crate::error::ErrorLog(self.error.to_string()));
-        }
-        response
-    }
-}
 
 /// The authenticated principal, with authentication failures in OpenAI's shape.
 pub struct Caller(pub Principal);
