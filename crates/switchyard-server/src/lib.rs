@@ -97,16 +97,19 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc
 }
 
-async fn unknown_route() -> ApiError {
-    ApiError::not_found()
+async fn unknown_route(uri: axum::http::Uri) -> Response {
+    openai_compat::error_for(uri.path(), ApiError::not_found())
 }
 
-async fn wrong_method() -> ApiError {
-    ApiError::custom(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method-not-allowed",
-        "Method not allowed",
-        "this resource does not support that method",
+async fn wrong_method(uri: axum::http::Uri) -> Response {
+    openai_compat::error_for(
+        uri.path(),
+        ApiError::custom(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "Method not allowed",
+            "this resource does not support that method",
+        ),
     )
 }
 
@@ -143,7 +146,6 @@ pub fn router(state: AppState) -> Router {
     .layer(axum::middleware::from_fn(move |req, next| {
         telemetry::request_span(timeout, req, next)
     }))
-    .layer(axum::middleware::from_fn(openai_compat::openai_errors))
     .with_state(state)
 }
 

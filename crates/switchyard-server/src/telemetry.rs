@@ -54,12 +54,15 @@ pub async fn request_span(timeout: std::time::Duration, req: Request, next: Next
     let mut response = async move {
         let response = match tokio::time::timeout(timeout, next.run(req)).await {
             Ok(response) => response,
-            Err(_) => axum::response::IntoResponse::into_response(ApiError::custom(
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                "timeout",
-                "Request timed out",
-                "the request took longer than the server allows",
-            )),
+            Err(_) => crate::routes::openai_compat::error_for(
+                &path,
+                ApiError::custom(
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "timeout",
+                    "Request timed out",
+                    "the request took longer than the server allows",
+                ),
+            ),
         };
         let status = response.status().as_u16();
         let duration_ms = started.elapsed().as_secs_f64() * 1000.0;

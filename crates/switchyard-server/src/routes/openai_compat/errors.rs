@@ -1,8 +1,8 @@
 //! Errors of the OpenAI door in OpenAI's shape, `{"error": {"message", "type", "code",
-//! "param"}}`: the door's own, and any problem document answered on its paths.
+//! "param"}}`: the door's own, and those the service answers on its paths (an unknown path
+//! under them, a wrong method, the request's time limit).
 
 use axum::Json;
-use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -113,38 +113,15 @@ fn is_door(path: &str) -> bool {
     })
 }
 
-/// Every error on the door's paths in OpenAI's shape, whatever answered it: a problem
-/// document (an unknown path under the door, a wrong method, the request's time limit) is
-/// rewritten as `{"error": {"message", "type", "code", "param"}}` with the same status and
-/// headers (`Retry-After` included).
-pub async fn openai_errors(req: Request, next: axum::middleware::Next) -> Response {
-    let door = is_door(req.uri().path());
-    let response = next.run(req).await;
-    let problem = response
-        .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
-    if !door || !problem {
-        return response;
+/// The answer to `error` on `path`: in OpenAI's shape on the door's paths (an unknown path
+/// under them, a wrong method, the request's time limit), a problem document elsewhere —
+/// so that every error a client of the door sees is one its library reads.
+pub fn error_for(path: &str, error: ApiError) -> Response {
+    if is_door(path) {
+        OpenAiError::from(error).into_response()
+    } else {
+        error.into_response()
     }
-    let (mut parts, body) = response.into_parts();
-    let bytes = axum::body::to_bytes(body, 64 * 1024)
-        .await
-        .unwrap_or_default();
-    let problem: Value = serde_json::from_slice(&bytes).unwrap_or_default();
-    let code = problem["type"]
-        .as_str()
-        .and_then(|t| t.rsplit('/').next())
-        .unwrap_or("error");
-    let message = problem["detail"].as_str().unwrap_or("the request failed");
-    let body = json!({"error": {"message": message, "type": error_type(parts.status),
-                                "code": code, "param": null}});
-    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
-    parts.headers.insert(
-        axum::http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    Response::from_parts(parts, axum::body::Body::from(body.to_string()))
 }
 
 impl IntoResponse for OpenAiError {

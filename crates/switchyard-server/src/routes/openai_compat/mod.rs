@@ -48,7 +48,7 @@ use switchyard_agents::HistoryEntry;
 
 mod errors;
 
-pub use errors::{OpenAiError, openai_errors};
+pub use errors::{OpenAiError, error_for};
 use errors::{invalid_param, turn_failure};
 
 /// The header that names (and returns) the conversation.
