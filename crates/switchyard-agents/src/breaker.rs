@@ -179,6 +179,41 @@ impl State {
     }
 }
 
+/// A circuit as the replicas share it (docs/scaling.md): the failures in a row every replica
+/// counted, and whether it is open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SharedCircuit {
+    /// The agent.
+    pub agent: AgentId,
+    /// Failures in a row.
+    pub failures: u32,
+    /// `None`: closed; else how long it stays open from now (zero: its time is up, the next
+    /// call is a trial).
+    pub open_for: Option<Duration>,
+}
+
+impl State {
+    /// Takes the shared state; a trial call running here keeps its slot and its outcome
+    /// decides.
+    fn adopt(&mut self, key: Key, failures: u32, open_for: Option<Duration>, now: Instant) {
+        self.failures = failures;
+        if self.trial_in_flight {
+            return;
+        }
+        let was_open = self.open_until.is_some();
+        self.open_until = open_for.map(|d| now + d);
+        match (was_open, self.open_until.is_some()) {
+            (false, true) => {
+                tracing::warn!(tenant.id = %key.0, agent.id = %key.1, failures, "circuit opened by another replica")
+            }
+            (true, false) => {
+                tracing::info!(tenant.id = %key.0, agent.id = %key.1, "circuit closed by another replica")
+            }
+            _ => {}
+        }
+    }
+}
+
 type Key = (TenantId, AgentId);
 
 /// Each tenant's circuits, by agent.
@@ -224,10 +259,11 @@ impl Permit<'_> {
         self.trial
     }
 
-    /// The call answered.
-    pub fn succeeded(mut self) {
+    /// The call answered. Returns whether that closed a circuit or cleared failures (which
+    /// the replicas then need to hear of).
+    pub fn succeeded(mut self) -> bool {
         self.recorded = true;
-        self.breakers.success(self.key, self.names);
+        self.breakers.success(self.key, self.names)
     }
 
     /// The call failed; `error` says how, in a few words.
@@ -345,9 +381,10 @@ impl CircuitBreakers {
         }
     }
 
-    fn success(&self, key: Key, names: Names<'_>) {
+    fn success(&self, key: Key, names: Names<'_>) -> bool {
         let mut states = self.lock();
         let state = entry(&mut states, key, names);
+        let cleared = state.open_until.is_some() || state.failures > 0;
         if state.open_until.is_some() {
             tracing::info!(tenant.id = %key.0, agent.id = %key.1, "circuit closed");
         }
@@ -355,6 +392,46 @@ impl CircuitBreakers {
         state.open_until = None;
         state.trial_in_flight = false;
         state.last_success_at = Some(Utc::now());
+        cleared
+    }
+
+    /// Takes one circuit's state as the replicas share it (after this replica reported a
+    /// failure to them).
+    pub fn adopt(&self, tenant: TenantId, names: Names<'_>, shared: SharedCircuit) {
+        let key = (tenant, shared.agent);
+        let mut states = self.lock();
+        entry(&mut states, key, names).adopt(key, shared.failures, shared.open_for, Instant::now());
+    }
+
+    /// Takes all the tenant's circuits as the replicas share them: a circuit not among
+    /// `shared` is closed. `names` names the tenant's agents (an agent it does not name,
+    /// one deleted meanwhile, is left out).
+    pub fn adopt_all<'n>(
+        &self,
+        tenant: TenantId,
+        shared: &[SharedCircuit],
+        names: impl Fn(AgentId) -> Option<Names<'n>>,
+    ) {
+        let now = Instant::now();
+        let mut states = self.lock();
+        for circuit in shared {
+            let key = (tenant, circuit.agent);
+            let state = match get_mut(&mut states, key) {
+                Some(state) => state,
+                None => match names(circuit.agent) {
+                    Some(n) => entry(&mut states, key, n),
+                    None => continue,
+                },
+            };
+            state.adopt(key, circuit.failures, circuit.open_for, now);
+        }
+        if let Some(agents) = states.get_mut(&tenant) {
+            for (agent, state) in agents.iter_mut() {
+                if !shared.iter().any(|c| c.agent == *agent) {
+                    state.adopt((tenant, *agent), 0, None, now);
+                }
+            }
+        }
     }
 
     fn failure(&self, key: Key, names: Names<'_>, trial: bool, error: &str) {
@@ -382,7 +459,9 @@ impl CircuitBreakers {
         outcome: Result<(), &str>,
     ) {
         match outcome {
-            Ok(()) => self.success((tenant, agent), names),
+            Ok(()) => {
+                self.success((tenant, agent), names);
+            }
             Err(error) => self.failure((tenant, agent), names, false, error),
         }
     }
@@ -399,7 +478,9 @@ impl CircuitBreakers {
     ) {
         let key = (tenant, agent);
         match outcome {
-            Ok(()) => self.success(key, names),
+            Ok(()) => {
+                self.success(key, names);
+            }
             Err(error) => {
                 let mut states = self.lock();
                 let state = entry(&mut states, key, names);

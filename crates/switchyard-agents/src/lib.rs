@@ -22,7 +22,9 @@ mod openai;
 mod sse;
 
 pub use a2a::{AgentCard, Capabilities, Skill};
-pub use breaker::{BreakerConfig, CircuitBreakers, CircuitState, Health, Labels, Names, Permit};
+pub use breaker::{
+    BreakerConfig, CircuitBreakers, CircuitState, Health, Labels, Names, Permit, SharedCircuit,
+};
 pub use http::sign;
 pub use models::DEFAULT_MODEL_TIMEOUT_MS;
 pub use net::AddressPolicy;

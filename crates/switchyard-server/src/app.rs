@@ -43,6 +43,8 @@ pub struct App {
     pub health_checks: crate::checks::HealthChecks,
     /// Each tenant's request bucket and in-flight agent call cap.
     pub limits: crate::limits::Limits,
+    /// What the replicas share through Redis, if anything (`SWITCHYARD_REDIS_URL`).
+    pub(crate) shared: Arc<crate::shared::Shared>,
     /// The routing lab's one request at a time (docs/routing.md, "The routing lab").
     pub(crate) lab_permits: tokio::sync::Semaphore,
     /// Chat turns running in their own tasks (a graceful shutdown waits for them).
@@ -99,7 +101,21 @@ impl App {
             failure_threshold: config.circuit_failure_threshold,
             open_for: std::time::Duration::from_secs(config.circuit_open_seconds),
         }));
-        let health_checks = crate::checks::HealthChecks::start(agents.clone(), breakers.clone());
+        let shared = Arc::new(match &config.redis_url {
+            Some(url) => crate::shared::Shared::connect(
+                url,
+                std::time::Duration::from_millis(config.redis_timeout_ms),
+            )
+            .await
+            .map_err(ConfigError)?,
+            None => crate::shared::Shared::local(),
+        });
+        let health_checks = crate::checks::HealthChecks::start(
+            agents.clone(),
+            breakers.clone(),
+            shared.clone(),
+            &config,
+        );
         if config.enable_tenant_isolation && !config.denies_private() {
             tracing::warn!(
                 "agents may call private and loopback addresses (SWITCHYARD_AGENT_DENY_PRIVATE=false): \
@@ -124,6 +140,7 @@ impl App {
             breakers,
             health_checks,
             limits: crate::limits::Limits::default(),
+            shared,
             lab_permits: tokio::sync::Semaphore::new(1),
             auth: Authenticator::new(
                 operator,

@@ -17,6 +17,9 @@ use switchyard_core::agent_config::AgentConfig;
 use switchyard_core::model::Agent;
 use switchyard_core::{AgentId, TenantId};
 use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::shared::{Outcome, Shared};
 use tokio::time::Instant;
 
 /// Checks running at once, at most.
@@ -55,9 +58,20 @@ impl Drop for HealthChecks {
 
 impl HealthChecks {
     /// Starts the task that makes the checks, through `agents`, into `breakers`.
-    pub fn start(agents: Arc<Invokers>, breakers: Arc<CircuitBreakers>) -> Self {
+    pub fn start(
+        agents: Arc<Invokers>,
+        breakers: Arc<CircuitBreakers>,
+        shared: Arc<Shared>,
+        config: &Config,
+    ) -> Self {
         let registry: Arc<Registry> = Arc::default();
-        let task = tokio::spawn(run(registry.clone(), agents, breakers));
+        let task = tokio::spawn(run(
+            registry.clone(),
+            agents,
+            breakers,
+            shared,
+            Arc::new(config.clone()),
+        ));
         Self { registry, task }
     }
 
@@ -122,7 +136,13 @@ impl HealthChecks {
 }
 
 /// Every second, starts the checks that are due.
-async fn run(registry: Arc<Registry>, agents: Arc<Invokers>, breakers: Arc<CircuitBreakers>) {
+async fn run(
+    registry: Arc<Registry>,
+    agents: Arc<Invokers>,
+    breakers: Arc<CircuitBreakers>,
+    shared: Arc<Shared>,
+    config: Arc<Config>,
+) {
     let slots = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_CHECKS));
     let mut ticks = tokio::time::interval(Duration::from_millis(250));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -145,6 +165,7 @@ async fn run(registry: Arc<Registry>, agents: Arc<Invokers>, breakers: Arc<Circu
                 return;
             };
             let (agents, breakers) = (agents.clone(), breakers.clone());
+            let (shared, config) = (shared.clone(), config.clone());
             tokio::spawn(async move {
                 let _slot = slot;
                 let Some(outcome) = agents.probe(&agent).await else {
@@ -164,6 +185,13 @@ async fn run(registry: Arc<Registry>, agents: Arc<Invokers>, breakers: Arc<Circu
                     names,
                     error.as_deref().map_or(Ok(()), Err),
                 );
+                let outcome = match error {
+                    None => Outcome::CheckPassed,
+                    Some(_) => Outcome::CheckFailed,
+                };
+                shared
+                    .share_outcome(&config, &breakers, tenant, agent.id, names, outcome)
+                    .await;
             });
         }
     }

@@ -29,6 +29,7 @@ pub mod retention;
 mod routes;
 mod routing;
 pub mod serve;
+mod shared;
 pub mod telemetry;
 mod turn;
 pub mod validate;

@@ -1,6 +1,9 @@
 //! Per-tenant limits, so that one tenant cannot starve the others: a token bucket over
 //! every authenticated request, and a cap on the tenant's agent calls in flight. Both take
-//! the tenant's own settings over the global ones, and follow changes to them.
+//! the tenant's own settings over the global ones, and follow changes to them. With Redis
+//! (`SWITCHYARD_REDIS_URL`) the bucket is shared by every replica, and this process's own
+//! bucket counts only while Redis does not answer (docs/scaling.md); the in-flight cap is
+//! per replica.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -14,6 +17,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::shared::Shared;
 
 struct TenantLimits {
     /// The tenant's slug as last seen, for the metrics of a request refused before the
@@ -107,9 +111,19 @@ impl Limits {
         }
     }
 
-    /// Counts one request of the tenant against its bucket: `429` with `Retry-After` (whole
-    /// seconds, at least 1) when the bucket is empty.
-    pub fn admit(&self, config: &Config, tenant: &Tenant) -> Result<(), ApiError> {
+    /// Counts one request of the tenant against its bucket (the replicas' shared one when
+    /// there is one): `429` with `Retry-After` (whole seconds, at least 1) when the bucket is
+    /// empty.
+    pub async fn admit(
+        &self,
+        config: &Config,
+        shared: &Shared,
+        tenant: &Tenant,
+    ) -> Result<(), ApiError> {
+        let rate = self.with(config, tenant, |limits| limits.rate);
+        if let Some(outcome) = shared_check(shared, tenant.id, rate).await {
+            return outcome;
+        }
         self.with(config, tenant, |limits| self.check(limits))
     }
 
@@ -117,15 +131,28 @@ impl Limits {
     /// anything is read from the database, so that a tenant far over its limit costs the
     /// others no database work. `Ok(false)`: the tenant has no bucket yet (its first
     /// request; [`Limits::admit`] counts it once its settings are loaded).
-    pub fn admit_early(&self, tenant: TenantId) -> Result<bool, ApiError> {
-        let tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
-        match tenants.get(&tenant) {
-            Some(limits) => self.check(limits).map(|()| true).inspect_err(|_| {
-                crate::metrics::tenant_request(&limits.slug);
-                crate::metrics::limited(&limits.slug, "rate");
-            }),
-            None => Ok(false),
-        }
+    pub async fn admit_early(&self, shared: &Shared, tenant: TenantId) -> Result<bool, ApiError> {
+        let (rate, slug) = {
+            let tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+            match tenants.get(&tenant) {
+                Some(limits) => (limits.rate, limits.slug.clone()),
+                None => return Ok(false),
+            }
+        };
+        let outcome = match shared_check(shared, tenant, rate).await {
+            Some(outcome) => outcome,
+            None => {
+                let tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+                match tenants.get(&tenant) {
+                    Some(limits) => self.check(limits),
+                    None => return Ok(false),
+                }
+            }
+        };
+        outcome.map(|()| true).inspect_err(|_| {
+            crate::metrics::tenant_request(&slug);
+            crate::metrics::limited(&slug, "rate");
+        })
     }
 
     /// Follows changes to the tenant's settings without counting a request (for one
@@ -139,6 +166,25 @@ impl Limits {
         let semaphore = self.with(config, tenant, |limits| limits.inflight.clone());
         semaphore.try_acquire_owned().ok()
     }
+}
+
+/// The replicas' shared bucket's answer; `None` when there is none or Redis did not answer
+/// (the process's own bucket decides). A rate of 0 is no limit.
+async fn shared_check(
+    shared: &Shared,
+    tenant: TenantId,
+    (rate, burst): (u32, u32),
+) -> Option<Result<(), ApiError>> {
+    if rate == 0 {
+        return Some(Ok(()));
+    }
+    let outcome = shared.rate(tenant, (rate, burst)).await?;
+    Some(outcome.map_err(|wait| {
+        ApiError::too_many_requests(
+            "the tenant's request rate limit is reached",
+            wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+        )
+    }))
 }
 
 #[cfg(test)]
@@ -163,20 +209,24 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_bucket_holds_the_burst_then_refuses() {
+    #[tokio::test]
+    async fn the_bucket_holds_the_burst_then_refuses() {
         let limits = Limits::default();
         let config = Config::default();
+        let shared = Shared::local();
         let t = tenant(2, 5);
-        let admitted = (0..20)
-            .filter(|_| limits.admit(&config, &t).is_ok())
-            .count();
+        let mut admitted = 0;
+        for _ in 0..20 {
+            admitted += usize::from(limits.admit(&config, &shared, &t).await.is_ok());
+        }
         assert_eq!(admitted, 5);
-        let err = limits.admit(&config, &t).unwrap_err();
+        let err = limits.admit(&config, &shared, &t).await.unwrap_err();
         assert_eq!(err.status, 429);
         assert_eq!(err.retry_after, Some(1));
         // Another tenant has its own bucket; 0 means no limit.
         let free = tenant(0, 0);
-        assert!((0..1000).all(|_| limits.admit(&config, &free).is_ok()));
+        for _ in 0..1000 {
+            assert!(limits.admit(&config, &shared, &free).await.is_ok());
+        }
     }
 }

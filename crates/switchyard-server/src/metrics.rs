@@ -176,3 +176,15 @@ pub fn forget_circuit(labels: &switchyard_agents::Labels) {
     ];
     metrics::gauge!("switchyard_agent_circuit_state", &labels).set(0.0);
 }
+
+/// Sets `switchyard_redis_up`: 1 while the replicas' shared Redis answers, 0 while this
+/// replica uses its own limits because it does not (set at each scrape and each change).
+pub fn redis_up(up: bool) {
+    metrics::gauge!("switchyard_redis_up").set(if up { 1.0 } else { 0.0 });
+}
+
+/// Counts an operation (`rate`, `login`, `circuits`, `connect`) that used this replica's
+/// own limits because Redis did not answer.
+pub fn redis_fallback(operation: &'static str) {
+    metrics::counter!("switchyard_redis_fallbacks_total", "operation" => operation).increment(1);
+}

@@ -176,7 +176,10 @@ async fn authenticate(
             Some(verified) => verified,
             None => token_claim(state, token)?,
         };
-        counted = state.limits.admit_early(claim.tenant)?;
+        counted = state
+            .limits
+            .admit_early(&state.shared, claim.tenant)
+            .await?;
         let store = &state.store;
         let record = match read {
             Some(read) => {
@@ -202,7 +205,7 @@ async fn authenticate(
         }
         record
     };
-    let principal = admit(state, record, counted)?;
+    let principal = admit(state, record, counted).await?;
     if let (Some(read), None) = (read, &done) {
         done = Some(read.run(state.store.as_ref(), &principal.scope).await);
     }
@@ -294,7 +297,11 @@ fn token_claim(state: &AppState, token: &str) -> Result<Verified, ApiError> {
 
 /// The principal a looked-up record may act as: an active user of an active tenant, within
 /// the tenant's rate limit.
-fn admit(state: &AppState, record: PrincipalRecord, counted: bool) -> Result<Principal, ApiError> {
+async fn admit(
+    state: &AppState,
+    record: PrincipalRecord,
+    counted: bool,
+) -> Result<Principal, ApiError> {
     if record.tenant.status != TenantStatus::Active {
         return Err(ApiError::forbidden("the tenant is suspended"));
     }
@@ -304,7 +311,11 @@ fn admit(state: &AppState, record: PrincipalRecord, counted: bool) -> Result<Pri
     crate::metrics::tenant_request(&record.tenant.slug);
     if counted {
         state.limits.refresh(&state.config, &record.tenant);
-    } else if let Err(limited) = state.limits.admit(&state.config, &record.tenant) {
+    } else if let Err(limited) = state
+        .limits
+        .admit(&state.config, &state.shared, &record.tenant)
+        .await
+    {
         crate::metrics::limited(&record.tenant.slug, "rate");
         return Err(limited);
     }
@@ -333,7 +344,19 @@ pub async fn login(
     address: Option<std::net::IpAddr>,
 ) -> Result<PrincipalRecord, ApiError> {
     let auth = &state.auth;
-    match auth.logins.attempt(tenant_slug, email, address) {
+    // The replicas' shared counts decide when there are some; this process counts too, and
+    // decides alone while Redis does not answer.
+    let local = auth.logins.attempt(tenant_slug, email, address);
+    let shared = state
+        .shared
+        .login_attempt(
+            tenant_slug,
+            email,
+            address,
+            state.config.login_attempts_per_address,
+        )
+        .await;
+    match shared.unwrap_or(local) {
         Ok(()) => {}
         Err(Refusal::Account(seconds)) => {
             return Err(ApiError::too_many_requests(
@@ -381,6 +404,7 @@ pub async fn login(
         Some(f) if matches => f.principal,
         _ => {
             auth.logins.failed(tenant_slug, email, address);
+            state.shared.login_failed(tenant_slug, email, address).await;
             return Err(ApiError::bad_login());
         }
     };
@@ -392,6 +416,7 @@ pub async fn login(
         return Err(ApiError::forbidden("the user is disabled"));
     }
     auth.logins.succeeded(tenant_slug, email);
+    state.shared.login_succeeded(tenant_slug, email).await;
     Ok(found)
 }
 

@@ -161,6 +161,11 @@ pub struct Config {
     /// tenant's `openai` agents may name as `api_key_env`; a tenant's own grants are its
     /// `agent_key_envs` setting. No other variable is ever read for an agent.
     pub agent_key_envs: String,
+    /// Redis shared by the replicas for rate limits, login failures and circuits
+    /// (docs/scaling.md); unset: each process keeps its own.
+    pub redis_url: Option<String>,
+    /// How long a Redis command may take before the replica falls back to its own limits.
+    pub redis_timeout_ms: u64,
     /// Failures in a row that open an agent's circuit.
     pub circuit_failure_threshold: u32,
     /// How long an open circuit stays open before one trial call.
@@ -245,6 +250,8 @@ impl Default for Config {
             history_turns: 10,
             agent_deny_private: None,
             agent_key_envs: String::new(),
+            redis_url: None,
+            redis_timeout_ms: 50,
             circuit_failure_threshold: 5,
             circuit_open_seconds: 30,
             routing_cache_tenants: 10_000,
@@ -430,6 +437,14 @@ impl Config {
             && addr.parse::<std::net::SocketAddr>().is_err()
         {
             return bad("metrics_bind", "must be HOST:PORT with an IP address");
+        }
+        if let Some(url) = &self.redis_url
+            && !url.starts_with("redis://")
+        {
+            return bad("redis_url", "must start with redis://");
+        }
+        if self.redis_timeout_ms == 0 {
+            return bad("redis_timeout_ms", "must be at least 1");
         }
         if self.database_max_connections == 0 {
             return bad("database_max_connections", "must be at least 1");

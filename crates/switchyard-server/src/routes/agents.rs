@@ -111,6 +111,15 @@ pub async fn list_agents(
     let page = page_request(params.limit.as_deref(), params.cursor.as_deref())?;
     let agents = state.store.list_agents(&principal.scope, page).await?;
     let tenant = principal.scope.tenant_id();
+    state
+        .shared
+        .sync_circuits(&state.breakers, tenant, |id| {
+            agents.items.iter().find(|a| a.id == id).map(|a| Names {
+                tenant: &principal.tenant.slug,
+                agent: &a.name,
+            })
+        })
+        .await;
     Ok(Json(List::from_page(agents, |a| {
         let health = state.breakers.health(tenant, a.id);
         shown_to(&principal, AgentOut::new(a, health))
@@ -133,6 +142,15 @@ pub async fn get_agent(
 ) -> ApiResult<Json<AgentOut>> {
     let id = AgentId::from(id);
     let agent = state.store.get_agent(&principal.scope, id).await?;
+    state
+        .shared
+        .sync_circuits(&state.breakers, principal.scope.tenant_id(), |other| {
+            (other == id).then_some(Names {
+                tenant: &principal.tenant.slug,
+                agent: &agent.name,
+            })
+        })
+        .await;
     let health = state.breakers.health(principal.scope.tenant_id(), id);
     Ok(Json(shown_to(&principal, AgentOut::new(agent, health))))
 }
@@ -174,6 +192,10 @@ pub async fn update_agent(
     let agent = state.store.update_agent(&admin.scope, id, fields).await?;
     // A changed agent (a new address, say) starts with a closed circuit.
     state.breakers.forget(admin.scope.tenant_id(), id);
+    state
+        .shared
+        .circuit_forget(admin.scope.tenant_id(), id)
+        .await;
     Ok(Json(agent.into()))
 }
 
@@ -224,6 +246,10 @@ pub async fn delete_agent(
     if let Some(labels) = state.breakers.forget(admin.scope.tenant_id(), id) {
         crate::metrics::forget_circuit(&labels);
     }
+    state
+        .shared
+        .circuit_forget(admin.scope.tenant_id(), id)
+        .await;
     Ok(super::no_content())
 }
 
@@ -293,6 +319,21 @@ pub async fn test_agent(
         names,
         error.as_deref().map_or(Ok(()), Err),
     );
+    let shared = match error {
+        None => crate::shared::Outcome::Answered { cleared: true },
+        Some(_) => crate::shared::Outcome::Failed { trial: false },
+    };
+    state
+        .shared
+        .share_outcome(
+            &state.config,
+            &state.breakers,
+            admin.scope.tenant_id(),
+            id,
+            names,
+            shared,
+        )
+        .await;
     let over_http = agent.kind != AgentKind::Echo;
     let status = match &outcome {
         Ok(_) => over_http.then_some(200),

@@ -56,6 +56,9 @@ pub async fn private_metrics(State(state): State<AppState>) -> impl axum::respon
 fn metrics_text(state: &AppState) -> axum::response::Response {
     use axum::response::IntoResponse as _;
     crate::metrics::circuits(&state.breakers);
+    if state.config.redis_url.is_some() {
+        crate::metrics::redis_up(state.shared.is_up());
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -11,6 +11,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use switchyard_agents::Names;
 use switchyard_core::routing::{Analysis, Decision, Method, RouteInput, RoutingPolicy};
 use switchyard_core::settings::ModelEndpoint;
 use switchyard_core::{AgentId, TenantId};
@@ -81,6 +82,16 @@ pub async fn plan(
     pinned: Option<AgentId>,
 ) -> Result<Plan, RoutingError> {
     let routing = state.tenant_routing(principal).await?;
+    let agents = routing.index.agent_set();
+    state
+        .shared
+        .sync_circuits(&state.breakers, principal.scope.tenant_id(), |id| {
+            agents.get(id).map(|a| Names {
+                tenant: &principal.tenant.slug,
+                agent: &a.name,
+            })
+        })
+        .await;
     let started = Instant::now();
     let (analysis, own) =
         analyze(state.encoder.as_ref(), &routing, message, pinned.is_some()).await;

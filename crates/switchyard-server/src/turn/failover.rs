@@ -8,12 +8,14 @@ use chrono::Utc;
 use switchyard_agents::{AgentError, AgentInvoker as _, AgentRequest, Names};
 use switchyard_core::model::{Agent, AgentCallError};
 use switchyard_core::routing::{AgentRef, Decision, FailoverFrom, Skipped};
+use switchyard_core::{AgentId, TenantId};
 use tokio::sync::mpsc;
 
 use super::{EventSink, FailedOver, TurnError, TurnEvent, ms};
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::routing::Plan;
+use crate::shared::Outcome;
 
 /// The agent that answered, and its answer.
 pub(super) struct Answered {
@@ -169,10 +171,17 @@ async fn call_within(
             }
             match tokio::time::timeout_at(deadline, call(state, agent, request, events)).await {
                 Ok(outcome) => {
-                    match &outcome.0 {
-                        Ok(_) => permit.succeeded(),
-                        Err(e) => permit.failed(&e.to_string()),
-                    }
+                    let trial = permit.is_trial();
+                    let shared = match &outcome.0 {
+                        Ok(_) => Outcome::Answered {
+                            cleared: permit.succeeded(),
+                        },
+                        Err(e) => {
+                            permit.failed(&e.to_string());
+                            Outcome::Failed { trial }
+                        }
+                    };
+                    share(state, scope.tenant_id(), agent.id, names, shared).await;
                     outcome
                 }
                 // The turn's time is up: this agent timed out, and no one else may start
@@ -183,7 +192,16 @@ async fn call_within(
                     let spent = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                     let error = AgentError::Timeout(spent);
                     if had_the_whole_turn {
+                        let trial = permit.is_trial();
                         permit.failed(&error.to_string());
+                        share(
+                            state,
+                            scope.tenant_id(),
+                            agent.id,
+                            names,
+                            Outcome::Failed { trial },
+                        )
+                        .await;
                     }
                     (Err(error), true)
                 }
@@ -208,6 +226,27 @@ async fn call_within(
         }
     }
     outcome
+}
+
+/// Tells the other replicas (if any) what became of a call.
+async fn share(
+    state: &AppState,
+    tenant: TenantId,
+    agent: AgentId,
+    names: Names<'_>,
+    outcome: Outcome,
+) {
+    state
+        .shared
+        .share_outcome(
+            &state.config,
+            &state.breakers,
+            tenant,
+            agent,
+            names,
+            outcome,
+        )
+        .await;
 }
 
 /// Calls one agent, forwarding its answer's pieces to `events`.
