@@ -1,5 +1,6 @@
 //! The store's integration tests: one conformance story run on SQLite and PostgreSQL, and
-//! the PostgreSQL-only checks of row-level security, roles, the catalog and query plans.
+//! the PostgreSQL-only checks of row-level security, roles, the catalog, query plans and
+//! single-shard statements (each held to one tenant, for Citus).
 
 #![expect(clippy::unwrap_used, reason = "tests fail by panicking")]
 
@@ -11,4 +12,5 @@ mod legacy;
 mod pool_reuse;
 mod postgres_rls;
 mod property;
+mod single_shard;
 mod warm_connections;
