@@ -152,6 +152,9 @@ impl A2aInvoker {
         if streaming {
             call = call.header(reqwest::header::ACCEPT, "text/event-stream");
         }
+        if let Some(traceparent) = request.traceparent {
+            call = call.header("traceparent", traceparent);
+        }
         let limit = self.config.max_response_bytes;
         let work = async {
             let response = call.send().await.map_err(|e| describe(e, timeout_ms))?;

@@ -87,6 +87,9 @@ impl HttpInvoker {
         for (name, value) in &config.headers {
             call = call.header(name.as_str(), value.as_str());
         }
+        if let Some(traceparent) = request.traceparent {
+            call = call.header("traceparent", traceparent);
+        }
         if let Some(secret) = &config.secret {
             let timestamp = chrono::Utc::now().timestamp();
             call = call

@@ -71,6 +71,9 @@ pub struct AgentRequest<'a> {
     pub allowed_key_envs: &'a [&'a str],
     /// Where the answering agent's usage goes, if it reports one.
     pub usage: Option<&'a UsageSink>,
+    /// The W3C `traceparent` the call carries, so that the agent's own spans join the
+    /// turn's trace (only while the server exports traces).
+    pub traceparent: Option<&'a str>,
 }
 
 /// Why an agent gave no answer.
@@ -236,6 +239,12 @@ impl Invokers {
             }
         };
         Some(work.await)
+    }
+
+    /// The guarded client agents are called with (its address rules), for other outbound
+    /// calls a tenant names (its traces' endpoint).
+    pub fn guarded_client(&self) -> reqwest::Client {
+        self.client.clone()
     }
 
     /// Fetches an A2A Agent Card (through the same guarded client as agent calls).

@@ -96,6 +96,9 @@ impl OpenAiInvoker {
             body["max_tokens"] = json!(m);
         }
         let mut call = self.client.post(url).json(&body);
+        if let Some(traceparent) = request.traceparent {
+            call = call.header("traceparent", traceparent);
+        }
         if let Some(var) = &config.api_key_env {
             // The key lives in the environment, named by the agent; it is never stored. Only
             // a variable the operator granted this tenant is read: a tenant admin must not

@@ -71,6 +71,11 @@ pub struct TenantSettings {
     /// give that tenant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_key_envs: Option<Vec<String>>,
+    /// An OTLP/HTTP base URL that gets this tenant's own trace spans (posted to
+    /// `…/v1/traces`), besides the operator's collector; only while the server exports
+    /// traces. Called under the same address rules as agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// An OpenAI-compatible model endpoint. The API key is read from the environment variable
@@ -184,6 +189,12 @@ impl TenantSettings {
         if let Some(embedding) = &self.embedding {
             embedding.validate("embedding")?;
         }
+        if let Some(url) = &self.otlp_endpoint {
+            crate::agent_config::check_url("otlp_endpoint", url).map_err(|problem| BadSetting {
+                name: "otlp_endpoint",
+                problem,
+            })?;
+        }
         for var in self.agent_key_envs.iter().flatten() {
             crate::agent_config::check_key_env(var).map_err(|problem| BadSetting {
                 name: "agent_key_envs",
@@ -276,5 +287,25 @@ mod tests {
             "analyzer"
         );
         assert!(base.merged(&obj(json!({"retention_days": "ten"}))).is_err());
+        for bad in [
+            "otel.example",
+            "ftp://otel.example",
+            "http://169.254.169.254/",
+        ] {
+            assert_eq!(
+                base.merged(&obj(json!({"otlp_endpoint": bad})))
+                    .unwrap_err()
+                    .name,
+                "otlp_endpoint",
+                "{bad}"
+            );
+        }
+        let good = base
+            .merged(&obj(json!({"otlp_endpoint": "https://otel.acme.example"})))
+            .unwrap();
+        assert_eq!(
+            good.otlp_endpoint.as_deref(),
+            Some("https://otel.acme.example")
+        );
     }
 }

@@ -97,6 +97,8 @@ impl App {
             })
             .map_err(ConfigError)?,
         );
+        // A tenant's own trace endpoint is called like its agents.
+        crate::traces::set_tenant_client(agents.guarded_client());
         let breakers = Arc::new(CircuitBreakers::new(BreakerConfig {
             failure_threshold: config.circuit_failure_threshold,
             open_for: std::time::Duration::from_secs(config.circuit_open_seconds),

@@ -31,6 +31,7 @@ mod routing;
 pub mod serve;
 mod shared;
 pub mod telemetry;
+mod traces;
 mod turn;
 pub mod validate;
 

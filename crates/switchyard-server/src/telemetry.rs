@@ -8,7 +8,12 @@ use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _};
+
+pub use crate::traces::Traces;
 
 use crate::error::{ApiError, ErrorLog};
 
@@ -16,15 +21,42 @@ use crate::error::{ApiError, ErrorLog};
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Sets up logging to standard error (standard output is kept for the `listening on`
-/// line), at the level `RUST_LOG` names (default `info`).
-pub fn init() {
+/// line), at the level `RUST_LOG` names (default `info`); and, when `traces` is asked for
+/// and the `OTEL_*` variables name an endpoint, OpenTelemetry traces
+/// ([`crate::traces`]). Call it within the runtime that will carry the exports; the
+/// returned pipeline is shut down (its last spans sent) with [`Traces::shutdown`].
+pub fn init(traces: bool) -> Option<Traces> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_filter(filter);
+    let (pipeline, otel) = match traces.then(crate::traces::wanted) {
+        Some(true) => match crate::traces::start() {
+            Ok((pipeline, tracer)) => {
+                // Only this project's spans, never events (log lines may quote a request).
+                let ours = filter_fn(|m| m.is_span() && m.target().starts_with("switchyard"));
+                let layer = tracing_opentelemetry::layer()
+                    .with_tracer(tracer)
+                    .with_filter(ours);
+                (Some(pipeline), Some(layer))
+            }
+            Err(e) => {
+                eprintln!("warning: traces are off: {e}");
+                (None, None)
+            }
+        },
+        _ => (None, None),
+    };
+    let _ = tracing_subscriber::registry()
+        .with(fmt)
+        .with(otel)
         .try_init();
+    if pipeline.is_some() {
+        tracing::info!("traces: exported over OTLP (OTEL_EXPORTER_OTLP_ENDPOINT)");
+    }
+    pipeline
 }
 
 fn request_id(req: &Request) -> String {
@@ -47,7 +79,9 @@ pub async fn request_span(timeout: std::time::Duration, req: Request, next: Next
         http.route = tracing::field::Empty,
         tenant.id = tracing::field::Empty,
         user.id = tracing::field::Empty,
+        conversation.id = tracing::field::Empty,
     );
+    crate::traces::adopt_parent(&span, req.headers());
     let path = req.uri().path().to_string();
     let method = req.method().as_str().to_string();
     let started = Instant::now();

@@ -196,7 +196,6 @@ enum TokenCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -207,7 +206,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    // Traces only for the server (docs/operations.md, *Traces*), their exports on its runtime.
+    let traces = {
+        let _runtime = runtime.enter();
+        telemetry::init(matches!(cli.command, Command::Serve))
+    };
+    let outcome = runtime.block_on(run(cli));
+    if let Some(traces) = traces {
+        traces.shutdown();
+    }
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

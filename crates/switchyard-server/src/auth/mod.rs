@@ -25,6 +25,7 @@ use switchyard_store::{
     FirstRead, FirstReadResult, LoginRecord, OperatorScope, PrincipalRecord, StoreError,
     StoreResult, TenantScope, TokenClaim,
 };
+use tracing::Instrument as _;
 
 use crate::app::AppState;
 use crate::error::ApiError;
@@ -134,6 +135,27 @@ fn store_failure(err: StoreError) -> ApiError {
 /// Every check of the principal comes first; the read's own failure (a conversation that is
 /// not found, say) is the second value.
 async fn authenticate(
+    state: &AppState,
+    credential: &Credential<'_>,
+    read: Option<&FirstRead>,
+) -> Result<(Principal, Option<StoreResult<FirstReadResult>>), ApiError> {
+    let span = tracing::debug_span!("authenticate", tenant.id = tracing::field::Empty);
+    let outcome = look_up(state, credential, read)
+        .instrument(span.clone())
+        .await;
+    if let Ok((principal, _)) = &outcome {
+        let tenant = principal.tenant.id;
+        span.record("tenant.id", tracing::field::display(tenant));
+        // The request's own span (the one current here) names its tenant and user.
+        let request = tracing::Span::current();
+        request.record("tenant.id", tracing::field::display(tenant));
+        request.record("user.id", tracing::field::display(principal.user.id));
+        crate::traces::note_tenant(&principal.tenant);
+    }
+    outcome
+}
+
+async fn look_up(
     state: &AppState,
     credential: &Credential<'_>,
     read: Option<&FirstRead>,
@@ -322,9 +344,6 @@ async fn admit(
     let scope = record
         .active_scope()
         .ok_or_else(|| ApiError::forbidden("the user or tenant is not active"))?;
-    let span = tracing::Span::current();
-    span.record("tenant.id", tracing::field::display(record.tenant.id));
-    span.record("user.id", tracing::field::display(record.user.id));
     Ok(Principal {
         scope,
         user: record.user,

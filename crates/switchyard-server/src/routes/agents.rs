@@ -298,6 +298,7 @@ pub async fn test_agent(
         metadata: Some(&metadata),
         allowed_key_envs: &allowed,
         usage: None,
+        traceparent: None,
     };
     let timeout = std::time::Duration::from_millis(state.config.request_timeout_ms);
     let started = std::time::Instant::now();

@@ -15,6 +15,7 @@ use switchyard_agents::Names;
 use switchyard_core::routing::{Analysis, Decision, Method, RouteInput, RoutingPolicy};
 use switchyard_core::settings::ModelEndpoint;
 use switchyard_core::{AgentId, TenantId};
+use tracing::Instrument as _;
 
 use super::analyzers::{AnalyzerInput, IntentAnalyzer, LexicalAnalyzer};
 use super::encoder::InProcessEncoder;
@@ -93,8 +94,10 @@ pub async fn plan(
         })
         .await;
     let started = Instant::now();
-    let (analysis, own) =
-        analyze(state.encoder.as_ref(), &routing, message, pinned.is_some()).await;
+    let tenant = principal.scope.tenant_id();
+    let (analysis, own) = analyze(state.encoder.as_ref(), &routing, message, pinned.is_some())
+        .instrument(tracing::debug_span!("routing.analyze", tenant.id = %tenant))
+        .await;
     let analyze_ms = ms(started);
     let started = Instant::now();
     let policy = policy(&state.config, &principal.tenant.settings, &routing.index);
@@ -106,7 +109,17 @@ pub async fn plan(
         pinned,
         last_agent,
     };
-    let decision = facts.decide(&analysis)?;
+    let decide = tracing::debug_span!(
+        "routing.decide",
+        tenant.id = %tenant,
+        routing.method = tracing::field::Empty,
+        agent.name = tracing::field::Empty,
+    );
+    let decision = decide.in_scope(|| facts.decide(&analysis))?;
+    decide.record("routing.method", decision.method.as_str());
+    if let Some(agent) = routing.index.agent_set().get(decision.agent_id) {
+        decide.record("agent.name", agent.name.as_str());
+    }
     let route_ms = ms(started);
     let mut plan = Plan {
         routing: routing.clone(),

@@ -10,6 +10,7 @@ use switchyard_core::model::{Agent, AgentCallError};
 use switchyard_core::routing::{AgentRef, Decision, FailoverFrom, Skipped};
 use switchyard_core::{AgentId, TenantId};
 use tokio::sync::mpsc;
+use tracing::Instrument as _;
 
 use super::{EventSink, FailedOver, TurnError, TurnEvent, ms};
 use crate::app::AppState;
@@ -144,8 +145,37 @@ fn note_failover(decision: &mut Decision, agent: &Agent, error: &str) {
 }
 
 /// Calls one agent through its circuit, within the turn's deadline, and counts and records
-/// the outcome. `called` says whether an earlier candidate was called already.
+/// the outcome, in a span of its own (whose `traceparent` the call carries). `called` says
+/// whether an earlier candidate was called already.
 async fn call_within(
+    state: &AppState,
+    principal: &Principal,
+    agent: &Agent,
+    request: &AgentRequest<'_>,
+    events: Option<&EventSink>,
+    deadline: tokio::time::Instant,
+    called: &mut bool,
+) -> CallOutcome {
+    let span = tracing::debug_span!(
+        "agent.call",
+        tenant.id = %principal.scope.tenant_id(),
+        agent.id = %agent.id,
+        agent.name = %agent.name,
+        error.kind = tracing::field::Empty,
+    );
+    let traceparent = crate::traces::traceparent(&span);
+    let mut request = request.clone();
+    request.traceparent = traceparent.as_deref();
+    let outcome = call_in_span(state, principal, agent, &request, events, deadline, called)
+        .instrument(span.clone())
+        .await;
+    if let Err(e) = &outcome.0 {
+        span.record("error.kind", e.kind());
+    }
+    outcome
+}
+
+async fn call_in_span(
     state: &AppState,
     principal: &Principal,
     agent: &Agent,

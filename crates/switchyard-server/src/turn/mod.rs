@@ -21,6 +21,7 @@ use switchyard_core::model::{Conversation, HistoryTurn, NewTurn, Tenant, TurnTar
 use switchyard_core::routing::AgentRef;
 use switchyard_core::{ConversationId, MessageId};
 use switchyard_store::StoreError;
+use tracing::Instrument as _;
 
 pub use outcome::{
     ChatContext, FailedOver, Message, MessageError, Routed, Target, Thread, Timings, TurnError,
@@ -51,6 +52,8 @@ pub async fn run(
 
     // 1. The conversation, or the room for a new one (checked again when it is written).
     let context = context(state, principal, input.target, limits).await?;
+
+    tracing::Span::current().record("conversation.id", tracing::field::display(context.id));
 
     // 2–3. Intent and agent.
     let last_agent = context.conversation.as_ref().and_then(|c| c.last_agent_id);
@@ -84,6 +87,7 @@ pub async fn run(
         metadata: input.metadata.as_ref(),
         allowed_key_envs: &allowed_key_envs,
         usage: Some(&usage),
+        traceparent: None,
     };
     let deadline = deadline(&state.config, started);
     let answered =
@@ -102,7 +106,12 @@ pub async fn run(
         response: &answered.text,
         started,
     };
-    record.write(state, principal).await?;
+    let write = tracing::debug_span!(
+        "store.write",
+        tenant.id = %principal.scope.tenant_id(),
+        conversation.id = %context.id,
+    );
+    record.write(state, principal).instrument(write).await?;
     if let Some(thread) = &input.thread {
         // The thread as the client holds it now: its messages and this answer.
         let key = thread_key(

@@ -10,6 +10,7 @@ use futures_util::FutureExt as _;
 use serde::Serialize;
 use switchyard_store::StoreResult;
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument as _;
 
 use super::{TurnError, TurnEvent, TurnInput, TurnOutcome};
 use crate::app::AppState;
@@ -116,9 +117,13 @@ fn spawn_tracked<T: Send + 'static>(
     work: impl Future<Output = T> + Send + 'static,
 ) -> oneshot::Receiver<T> {
     let (tx, rx) = oneshot::channel();
-    state.turns.spawn(async move {
-        let _ = tx.send(work.await);
-    });
+    // In the request's span: the turn's logs and trace spans are the request's.
+    state.turns.spawn(
+        async move {
+            let _ = tx.send(work.await);
+        }
+        .in_current_span(),
+    );
     rx
 }
 
