@@ -98,7 +98,12 @@ impl App {
             .map_err(ConfigError)?,
         );
         // A tenant's own trace endpoint is called like its agents.
-        crate::traces::set_tenant_client(agents.guarded_client());
+        crate::traces::set_tenant_client(
+            agents.guarded_client(),
+            AddressPolicy {
+                deny_private: config.denies_private(),
+            },
+        );
         let breakers = Arc::new(CircuitBreakers::new(BreakerConfig {
             failure_threshold: config.circuit_failure_threshold,
             open_for: std::time::Duration::from_secs(config.circuit_open_seconds),

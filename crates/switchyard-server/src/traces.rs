@@ -13,7 +13,10 @@
 //!
 //! A tenant whose settings name an `otlp_endpoint` also gets its own spans there, and only
 //! its own: the spans that carry its `tenant.id`, sent through the agents' guarded client
-//! (the same address rules as agents) with none of the operator's exporter headers.
+//! (the same address rules as agents) with none of the operator's exporter headers or
+//! resource attributes. Each tenant's export runs on its own, one batch at a time per
+//! endpoint (a batch that finds the last still going is dropped), so a slow or dead tenant
+//! collector holds up neither the operator's export nor another tenant's.
 //!
 //! The new spans are at `debug` level: with traces off no layer wants them, so they cost
 //! nothing, and the request log (at `info`) does not change.
@@ -30,11 +33,16 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use switchyard_agents::AddressPolicy;
 use switchyard_core::model::Tenant;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 /// How long one export may take.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one export to a tenant's endpoint may take.
+const TENANT_EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The most of a collector's answer read (it says only whether the spans were taken).
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
 /// Tenant endpoints kept at once (each an exporter); beyond it, the oldest is dropped.
 const MAX_TENANT_ENDPOINTS: usize = 1000;
 
@@ -81,7 +89,7 @@ impl Traces {
 /// routing. Must be called within the Tokio runtime that will carry the exports.
 pub fn start() -> Result<(Traces, opentelemetry_sdk::trace::Tracer), String> {
     let handle = tokio::runtime::Handle::try_current().map_err(|e| e.to_string())?;
-    let client = ReqwestClient::new(plain_client()?, handle.clone(), false);
+    let client = ReqwestClient::new(plain_client()?, handle.clone(), false, EXPORT_TIMEOUT);
     let operator = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_protocol(Protocol::HttpBinary)
@@ -93,7 +101,6 @@ pub fn start() -> Result<(Traces, opentelemetry_sdk::trace::Tracer), String> {
         client: OnceLock::new(),
         endpoints: RwLock::new(HashMap::new()),
         exporters: Mutex::new(Vec::new()),
-        resource: RwLock::new(None),
     });
     let exporter = RoutingExporter {
         operator,
@@ -117,10 +124,10 @@ fn plain_client() -> Result<reqwest::Client, String> {
 }
 
 /// Gives the pipeline the client tenants' endpoints are called through: the agents' guarded
-/// client (its address rules). Until then, and without traces, nothing is sent to tenants.
-pub(crate) fn set_tenant_client(client: reqwest::Client) {
+/// client and its address rules. Until then, and without traces, nothing is sent to tenants.
+pub(crate) fn set_tenant_client(client: reqwest::Client, addresses: AddressPolicy) {
     if let Some(routes) = PIPELINE.get() {
-        let _ = routes.client.set(client);
+        let _ = routes.client.set((client, addresses));
     }
 }
 
@@ -185,33 +192,58 @@ pub(crate) fn traceparent(span: &tracing::Span) -> Option<String> {
 #[derive(Debug)]
 struct TenantRoutes {
     handle: tokio::runtime::Handle,
-    client: OnceLock<reqwest::Client>,
+    client: OnceLock<(reqwest::Client, AddressPolicy)>,
     /// Tenant id → the URL its spans are posted to.
     endpoints: RwLock<HashMap<String, String>>,
     /// URL → exporter, oldest first.
-    exporters: Mutex<Vec<(String, Arc<opentelemetry_otlp::SpanExporter>)>>,
-    resource: RwLock<Option<Resource>>,
+    exporters: Mutex<Vec<(String, Arc<TenantExporter>)>>,
+}
+
+/// A tenant endpoint's exporter, and whether an export to it is running.
+#[derive(Debug)]
+struct TenantExporter {
+    exporter: opentelemetry_otlp::SpanExporter,
+    busy: std::sync::atomic::AtomicBool,
 }
 
 impl TenantRoutes {
-    fn exporter(&self, url: &str) -> Option<Arc<opentelemetry_otlp::SpanExporter>> {
+    fn exporter(&self, url: &str) -> Option<Arc<TenantExporter>> {
         let mut exporters = self.exporters.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((_, exporter)) = exporters.iter().find(|(u, _)| u == url) {
             return Some(exporter.clone());
         }
-        let client = ReqwestClient::new(self.client.get()?.clone(), self.handle.clone(), true);
+        let (client, addresses) = self.client.get()?;
+        // Names are checked as they resolve (the guarded client); an address written in the
+        // URL is checked here, as the agents' invokers do.
+        let parsed = reqwest::Url::parse(url).ok()?;
+        if let Err(why) = addresses.check_url(&parsed) {
+            tracing::debug!(error = %why, "traces: a tenant's endpoint is refused");
+            return None;
+        }
+        let client = ReqwestClient::new(
+            client.clone(),
+            self.handle.clone(),
+            true,
+            TENANT_EXPORT_TIMEOUT,
+        );
         let mut exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .with_protocol(Protocol::HttpBinary)
             .with_http_client(client)
             .with_endpoint(url)
-            .with_timeout(EXPORT_TIMEOUT)
+            .with_timeout(TENANT_EXPORT_TIMEOUT)
             .build()
             .ok()?;
-        if let Some(resource) = &*self.resource.read().unwrap_or_else(|p| p.into_inner()) {
-            exporter.set_resource(resource);
-        }
-        let exporter = Arc::new(exporter);
+        // The tenant learns which service sent its spans, nothing of the operator's setup.
+        exporter.set_resource(
+            &Resource::builder_empty()
+                .with_service_name("switchyard")
+                .build(),
+        );
+        let exporter = Arc::new(TenantExporter {
+            exporter,
+            busy: std::sync::atomic::AtomicBool::new(false),
+        });
         if exporters.len() >= MAX_TENANT_ENDPOINTS {
             exporters.remove(0);
         }
@@ -252,12 +284,22 @@ impl SpanExporter for RoutingExporter {
             }
         }
         for (url, spans) in by_url {
-            // A tenant's collector that fails costs the operator's export nothing.
-            if let Some(exporter) = self.routes.exporter(&url)
-                && let Err(e) = exporter.export(spans).await
-            {
-                tracing::debug!(error = %e, "traces: a tenant's endpoint refused its spans");
+            // On their own: a slow or dead tenant collector holds up no one. One export per
+            // endpoint at a time; a batch that finds one running is dropped.
+            let Some(tenant) = self.routes.exporter(&url) else {
+                continue;
+            };
+            if tenant.busy.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                continue;
             }
+            self.routes.handle.spawn(async move {
+                if let Err(e) = tenant.exporter.export(spans).await {
+                    tracing::debug!(error = %e, "traces: a tenant's endpoint refused its spans");
+                }
+                tenant
+                    .busy
+                    .store(false, std::sync::atomic::Ordering::Release);
+            });
         }
         self.operator.export(batch).await
     }
@@ -272,11 +314,6 @@ impl SpanExporter for RoutingExporter {
 
     fn set_resource(&mut self, resource: &Resource) {
         self.operator.set_resource(resource);
-        *self
-            .routes
-            .resource
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = Some(resource.clone());
     }
 }
 
@@ -288,14 +325,21 @@ struct ReqwestClient {
     client: reqwest::Client,
     handle: tokio::runtime::Handle,
     bare: bool,
+    timeout: Duration,
 }
 
 impl ReqwestClient {
-    fn new(client: reqwest::Client, handle: tokio::runtime::Handle, bare: bool) -> Self {
+    fn new(
+        client: reqwest::Client,
+        handle: tokio::runtime::Handle,
+        bare: bool,
+        timeout: Duration,
+    ) -> Self {
         Self {
             client,
             handle,
             bare,
+            timeout,
         }
     }
 }
@@ -322,18 +366,32 @@ impl HttpClient for ReqwestClient {
                 headers.remove(name);
             }
         }
-        let client = self.client.clone();
+        let (client, timeout) = (self.client.clone(), self.timeout);
         self.handle
             .spawn(async move {
                 let request: reqwest::Request = request.try_into()?;
-                let response = tokio::time::timeout(EXPORT_TIMEOUT, client.execute(request))
+                let work = async {
+                    let mut response = client.execute(request).await?;
+                    let (status, headers) = (response.status(), response.headers().clone());
+                    // The answer says whether the spans were taken: a little of it is
+                    // enough, and a collector cannot make the server hold more.
+                    let mut body = Vec::new();
+                    while let Some(chunk) = response.chunk().await? {
+                        let room = MAX_ANSWER_BYTES.saturating_sub(body.len());
+                        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                        if body.len() >= MAX_ANSWER_BYTES {
+                            break;
+                        }
+                    }
+                    let mut out = http::Response::builder()
+                        .status(status)
+                        .body(Bytes::from(body))?;
+                    *out.headers_mut() = headers;
+                    Ok::<_, HttpError>(out)
+                };
+                tokio::time::timeout(timeout, work)
                     .await
-                    .map_err(|_| "the OTLP endpoint did not answer in time")??;
-                let (status, headers) = (response.status(), response.headers().clone());
-                let body = response.bytes().await?;
-                let mut out = http::Response::builder().status(status).body(body)?;
-                *out.headers_mut() = headers;
-                Ok::<_, HttpError>(out)
+                    .map_err(|_| "the OTLP endpoint did not answer in time")?
             })
             .await?
     }

@@ -356,15 +356,8 @@ async fn login_failures_and_circuits_count_across_both_replicas() {
             .await
             .unwrap()
     };
-    assert_eq!(chat(&a.url).await.status(), 502);
-    assert_eq!(chat(&b.url).await.status(), 502);
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
-    for url in [&a.url, &b.url] {
-        let open = chat(url).await;
-        assert_eq!(open.status(), 503, "open on {url}");
-        let body: Value = open.json().await.unwrap();
-        assert_eq!(body["type"], "https://switchyard.dev/problems/circuit-open");
-        let agent: Value = client
+    let health = async |url: &str| -> Value {
+        client
             .get(format!("{url}/v1/agents/{id}"))
             .bearer_auth(&token)
             .send()
@@ -372,7 +365,27 @@ async fn login_failures_and_circuits_count_across_both_replicas() {
             .unwrap()
             .json()
             .await
-            .unwrap();
+            .unwrap()
+    };
+    assert_eq!(chat(&a.url).await.status(), 502);
+    // A call's outcome reaches Redis in a task of its own, a moment after the answer.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while health(&b.url).await["health"]["consecutive_failures"] != 1 {
+        assert!(Instant::now() < deadline, "b sees a's failure");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(chat(&b.url).await.status(), 502);
+    while health(&a.url).await["health"]["state"] != "open" {
+        assert!(Instant::now() < deadline, "a sees the circuit b opened");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    for url in [&a.url, &b.url] {
+        let open = chat(url).await;
+        assert_eq!(open.status(), 503, "open on {url}");
+        let body: Value = open.json().await.unwrap();
+        assert_eq!(body["type"], "https://switchyard.dev/problems/circuit-open");
+        let agent = health(url).await;
         assert_eq!(agent["health"]["state"], "open", "{agent}");
         assert_eq!(agent["health"]["consecutive_failures"], 2, "{agent}");
     }

@@ -402,6 +402,63 @@ async fn each_chat_turn_is_one_trace_with_its_spans_and_no_message_text() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_endpoint_keeps_to_the_agents_address_rules() {
+    let (operator_url, operator) = collector("").await;
+    let (tenant_url, own) = collector("/otel").await;
+    // Private and loopback addresses refused, as for agents by default with tenants.
+    let server = Server::start(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", operator_url),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100".into()),
+        ("SWITCHYARD_AGENT_DENY_PRIVATE", "true".into()),
+    ]);
+    let client = client();
+    let slug = format!("tr-{:08x}", rand::random::<u32>());
+    let created = client
+        .post(format!("{}/v1/tenants", server.url))
+        .bearer_auth(OPERATOR)
+        .json(
+            &json!({"slug": slug, "name": "Traces", "admin_email": "admin@tr.test",
+                      "admin_password": PASSWORD, "settings": {"otlp_endpoint": tenant_url}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let login: Value = client
+        .post(format!("{}/v1/auth/login", server.url))
+        .json(&json!({"tenant": slug, "email": "admin@tr.test", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["access_token"].as_str().unwrap();
+    let agent = client
+        .post(format!("{}/v1/agents", server.url))
+        .bearer_auth(token)
+        .json(&json!({"name": "echo", "kind": "echo", "is_fallback": true, "config": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(agent.status(), 201);
+    chat(&client, &server.url, token, "hello", None).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !spans(&operator).iter().any(|s| s.name == "store.write") {
+        assert!(
+            Instant::now() < deadline,
+            "the operator's spans did not arrive"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        own.bodies.lock().unwrap().is_empty(),
+        "a loopback endpoint is refused like a loopback agent"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_variables_nothing_is_exported() {
     let (tenant_url, own) = collector("/otel").await;
     let (agent_url, calls) = agent().await;

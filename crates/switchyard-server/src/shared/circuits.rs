@@ -29,6 +29,14 @@ pub(crate) enum Outcome {
     CheckFailed,
 }
 
+impl Outcome {
+    /// Whether the other replicas need to hear of it: not of a call that answered with
+    /// nothing to clear (nearly every call).
+    pub(crate) fn is_news(self) -> bool {
+        !matches!(self, Outcome::Answered { cleared: false })
+    }
+}
+
 impl Shared {
     /// Brings the tenant's circuits up to what the replicas share (nothing without Redis).
     pub(crate) async fn sync_circuits<'n>(

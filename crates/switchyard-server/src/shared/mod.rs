@@ -131,6 +131,11 @@ impl Shared {
         Ok(Self { redis: Some(redis) })
     }
 
+    /// Whether Redis is configured (answering or not).
+    pub fn is_configured(&self) -> bool {
+        self.redis.is_some()
+    }
+
     /// Whether Redis is configured and answering now.
     pub fn is_up(&self) -> bool {
         self.redis

@@ -211,7 +211,7 @@ async fn call_in_span(
                             Outcome::Failed { trial }
                         }
                     };
-                    share(state, scope.tenant_id(), agent.id, names, shared).await;
+                    share(state, scope.tenant_id(), agent.id, names, shared);
                     outcome
                 }
                 // The turn's time is up: this agent timed out, and no one else may start
@@ -230,8 +230,7 @@ async fn call_in_span(
                             agent.id,
                             names,
                             Outcome::Failed { trial },
-                        )
-                        .await;
+                        );
                     }
                     (Err(error), true)
                 }
@@ -258,25 +257,31 @@ async fn call_in_span(
     outcome
 }
 
-/// Tells the other replicas (if any) what became of a call.
-async fn share(
-    state: &AppState,
-    tenant: TenantId,
-    agent: AgentId,
-    names: Names<'_>,
-    outcome: Outcome,
-) {
-    state
-        .shared
-        .share_outcome(
-            &state.config,
-            &state.breakers,
-            tenant,
-            agent,
-            names,
-            outcome,
-        )
-        .await;
+/// Tells the other replicas (if any) what became of a call, in a task of its own: the turn
+/// does not wait on Redis for it.
+fn share(state: &AppState, tenant: TenantId, agent: AgentId, names: Names<'_>, outcome: Outcome) {
+    if !state.shared.is_configured() || !outcome.is_news() {
+        return;
+    }
+    let state = state.clone();
+    let (slug, name) = (names.tenant.to_owned(), names.agent.to_owned());
+    tokio::spawn(async move {
+        let names = Names {
+            tenant: &slug,
+            agent: &name,
+        };
+        state
+            .shared
+            .share_outcome(
+                &state.config,
+                &state.breakers,
+                tenant,
+                agent,
+                names,
+                outcome,
+            )
+            .await;
+    });
 }
 
 /// Calls one agent, forwarding its answer's pieces to `events`.
