@@ -4,10 +4,15 @@
 #![expect(clippy::unwrap_used, reason = "tests fail by panicking")]
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
+
+#[path = "support/serve.rs"]
+mod serve;
+
+use serve::Server;
 
 fn switchyard(db: &str, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(BIN)
@@ -43,64 +48,27 @@ fn ok(db: &str, args: &[&str], stdin: Option<&str>) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// A server started as a user would, on a free port; killed when dropped.
-struct Server {
-    child: Child,
-    url: String,
+/// The server on `db`, with `extra_env`.
+fn start(db: &str, extra_env: &[(&str, &str)]) -> Server {
+    let mut env = vec![("SWITCHYARD_DATABASE_URL", db)];
+    env.extend_from_slice(extra_env);
+    Server::start(&env)
 }
 
-impl Server {
-    fn start(db: &str, extra_env: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(BIN);
-        command
-            .arg("serve")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("SWITCHYARD_DATABASE_URL", db)
-            .env("SWITCHYARD_BIND", "127.0.0.1:0")
-            // The agents of these tests listen on loopback.
-            .env("SWITCHYARD_AGENT_DENY_PRIVATE", "false")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        for (k, v) in extra_env {
-            command.env(k, v);
+/// Sends SIGTERM and waits (with a deadline) for a clean exit.
+fn stop(mut server: Server) -> std::process::ExitStatus {
+    let pid = server.child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            return status;
         }
-        let mut child = command.spawn().unwrap();
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let url = first
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-            .to_string();
-        Self { child, url }
-    }
-
-    /// Sends SIGTERM and waits (with a deadline) for a clean exit.
-    fn stop(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the server did not stop after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        assert!(
+            Instant::now() < deadline,
+            "the server did not stop after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -189,7 +157,7 @@ async fn operator_story(db: String) {
 
     // The server, started as a user would, accepts the token (its signing secret was made
     // at the first use and kept in the database), and the password works for a login.
-    let server = Server::start(&db, &[]);
+    let server = start(&db, &[]);
     let client = http_client().build().unwrap();
     let me = client
         .get(format!("{}/v1/me", server.url))
@@ -227,7 +195,7 @@ async fn operator_story(db: String) {
         .unwrap();
     assert_eq!(me.status(), 200);
 
-    assert!(server.stop().success(), "SIGTERM stops the server cleanly");
+    assert!(stop(server).success(), "SIGTERM stops the server cleanly");
 }
 
 /// The routing lab from the command line: `routing eval` on a CSV file (with and without a
@@ -262,7 +230,7 @@ async fn the_routing_lab_from_the_command_line() {
         ],
         None,
     );
-    let server = Server::start(&db, &[]);
+    let server = start(&db, &[]);
     let client = http_client().build().unwrap();
     let post = |path: &str, body: serde_json::Value| {
         client
@@ -476,7 +444,7 @@ fn closed_within(stream: &mut std::net::TcpStream, within: Duration) -> bool {
 
 #[tokio::test]
 async fn slow_and_oversized_requests_through_a_real_socket() {
-    let server = Server::start(
+    let server = start(
         &sqlite_url(),
         &[("SWITCHYARD_HEADER_READ_TIMEOUT_MS", "300")],
     );
@@ -523,7 +491,7 @@ async fn slow_and_oversized_requests_through_a_real_socket() {
             .status(),
         200
     );
-    assert!(server.stop().success());
+    assert!(stop(server).success());
 }
 
 #[tokio::test]
@@ -676,7 +644,7 @@ async fn users_keys_agents_and_tenants_from_the_command_line() {
         "{users}"
     );
 
-    let server = Server::start(&db, &[]);
+    let server = start(&db, &[]);
     let client = http_client().build().unwrap();
     let login = |password: &'static str| {
         client

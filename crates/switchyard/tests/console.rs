@@ -11,7 +11,6 @@
 
 #![expect(clippy::unwrap_used, reason = "tests fail by panicking")]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,7 +19,10 @@ use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
+#[path = "support/serve.rs"]
+mod serve;
+
+use serve::Server;
 const OPERATOR: &str = "operator-token-for-console-tests";
 const PASSWORD: &str = "a long enough password";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -30,50 +32,16 @@ const PATIENCE: Duration = Duration::from_secs(20);
 
 // ----- the server -----
 
-/// `switchyard serve` on a free port and a fresh SQLite file; killed when dropped.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start() -> Self {
-        let db = format!(
-            "sqlite://{}",
-            switchyard_store::testing::sqlite_path().display()
-        );
-        let mut child = Command::new(BIN)
-            .arg("serve")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("SWITCHYARD_DATABASE_URL", db)
-            .env("SWITCHYARD_BIND", "127.0.0.1:0")
-            // The agents of these tests listen on loopback.
-            .env("SWITCHYARD_AGENT_DENY_PRIVATE", "false")
-            .env("SWITCHYARD_ADMIN_TOKEN", OPERATOR)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let url = first
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-            .to_string();
-        Self { child, url }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `switchyard serve` on a free port and a fresh SQLite file, with the operator's token.
+fn start() -> Server {
+    let db = format!(
+        "sqlite://{}",
+        switchyard_store::testing::sqlite_path().display()
+    );
+    Server::start(&[
+        ("SWITCHYARD_DATABASE_URL", db.as_str()),
+        ("SWITCHYARD_ADMIN_TOKEN", OPERATOR),
+    ])
 }
 
 /// An HTTP client for the tests (TLS through the same provider as the server's).
@@ -566,7 +534,7 @@ async fn console_story_sign_in_chat_history_errors_admin_and_isolation() {
     if !browser_available() {
         return;
     }
-    let server = Server::start();
+    let server = start();
     let api = http_client();
     let acme = tenant(
         &api,
@@ -985,7 +953,7 @@ async fn console_on_a_phone_sized_screen() {
     if !browser_available() {
         return;
     }
-    let server = Server::start();
+    let server = start();
     let api = http_client();
     let shop = tenant(
         &api,
@@ -1118,7 +1086,7 @@ async fn console_routing_lab_with_the_keyboard() {
     if !browser_available() {
         return;
     }
-    let server = Server::start();
+    let server = start();
     let api = http_client();
     let shop = tenant(
         &api,
@@ -1258,7 +1226,7 @@ async fn console_markdown_stop_and_deleting_with_the_keyboard() {
     if !browser_available() {
         return;
     }
-    let server = Server::start();
+    let server = start();
     let api = http_client();
     let slow = slow_agent(Duration::from_secs(4)).await;
     let md = tenant(
@@ -1408,7 +1376,7 @@ async fn console_users_and_api_keys_with_the_keyboard() {
     if !browser_available() {
         return;
     }
-    let server = Server::start();
+    let server = start();
     let api = http_client();
     let team = tenant(
         &api,

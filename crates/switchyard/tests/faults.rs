@@ -4,10 +4,9 @@
 
 #![expect(clippy::unwrap_used, reason = "tests fail by panicking")]
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -15,66 +14,35 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
+
+#[path = "support/serve.rs"]
+mod serve;
+
+use serve::Server;
 const OPERATOR: &str = "operator-token-for-fault-tests";
 
-struct Server {
-    child: Child,
-    url: String,
+/// The server with the operator's token and `env`.
+fn start(env: &[(&str, String)]) -> Server {
+    let mut all = vec![("SWITCHYARD_ADMIN_TOKEN", OPERATOR.to_owned())];
+    all.extend(env.iter().cloned());
+    Server::start(&all)
 }
 
-impl Server {
-    fn start(env: &[(&str, String)]) -> Self {
-        let mut command = Command::new(BIN);
-        command
-            .arg("serve")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("SWITCHYARD_BIND", "127.0.0.1:0")
-            // The agents of these tests listen on loopback.
-            .env("SWITCHYARD_AGENT_DENY_PRIVATE", "false")
-            .env("SWITCHYARD_ADMIN_TOKEN", OPERATOR)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        let mut child = command.spawn().unwrap();
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let url = first
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("{first:?}"))
-            .to_string();
-        Self { child, url }
-    }
-
-    fn signal(&self, name: &str) {
-        Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
-    }
-
-    fn wait(&mut self, within: Duration) -> std::process::ExitStatus {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "the server did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
+fn signal(server: &Server, name: &str) {
+    Command::new("kill")
+        .args([&format!("-{name}"), &server.child.id().to_string()])
+        .status()
+        .unwrap();
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+fn wait(server: &mut Server, within: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "the server did not exit");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -159,7 +127,7 @@ async fn wait_for(within: Duration, what: &str, mut done: impl AsyncFnMut() -> b
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_in_flight_turns_and_streams_finish() {
     let (agent, received) = slow_agent().await;
-    let mut server = Server::start(&[
+    let mut server = start(&[
         ("SWITCHYARD_DATABASE_URL", sqlite_url()),
         ("SWITCHYARD_SHUTDOWN_GRACE_SECONDS", "20".into()),
     ]);
@@ -205,7 +173,7 @@ async fn sigterm_lets_in_flight_turns_and_streams_finish() {
         async || received.load(Ordering::SeqCst) == 5,
     )
     .await;
-    server.signal("TERM");
+    signal(&server, "TERM");
     // No new connections once stopping (the signal takes effect shortly after it is sent).
     let health = format!("{}/healthz", server.url);
     wait_for(
@@ -238,7 +206,7 @@ async fn sigterm_lets_in_flight_turns_and_streams_finish() {
         text.contains("event: done"),
         "the stream was not cut off: {text}"
     );
-    assert!(server.wait(Duration::from_secs(25)).success());
+    assert!(wait(&mut server, Duration::from_secs(25)).success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -248,7 +216,7 @@ async fn the_private_metrics_address_needs_no_token() {
         .local_addr()
         .unwrap()
         .port();
-    let server = Server::start(&[
+    let server = start(&[
         ("SWITCHYARD_DATABASE_URL", sqlite_url()),
         ("SWITCHYARD_METRICS_BIND", format!("127.0.0.1:{port}")),
     ]);
@@ -501,7 +469,7 @@ async fn postgres_stops_and_returns_mid_load_without_losing_an_acknowledged_turn
     let Some(cluster) = Cluster::start() else {
         return;
     };
-    let server = Server::start(&[
+    let server = start(&[
         ("SWITCHYARD_DATABASE_URL", cluster.url()),
         ("SWITCHYARD_DATABASE_ACQUIRE_TIMEOUT_MS", "1000".into()),
     ]);
@@ -698,7 +666,7 @@ async fn raw_exchange(url: &str, request: &[u8], wait: Duration) -> String {
 /// one address stop costing database queries after 20 a minute.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unauthenticated_requests_cost_little() {
-    let server = Server::start(&[
+    let server = start(&[
         ("SWITCHYARD_DATABASE_URL", sqlite_url()),
         ("SWITCHYARD_HEADER_READ_TIMEOUT_MS", "500".to_string()),
     ]);
@@ -763,7 +731,7 @@ async fn unauthenticated_requests_cost_little() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_agents_metric_series_leave_the_scrape() {
-    let server = Server::start(&[
+    let server = start(&[
         ("SWITCHYARD_DATABASE_URL", sqlite_url()),
         ("SWITCHYARD_METRICS_IDLE_SECONDS", "2".into()),
     ]);

@@ -3,12 +3,16 @@
 
 #![expect(clippy::unwrap_used, reason = "tests fail by panicking")]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
+
+#[path = "support/serve.rs"]
+mod serve;
+
+use serve::Server;
 const OPERATOR: &str = "operator-token-for-lifecycle-tests";
 
 fn run(db: &str, args: &[&str]) -> Output {
@@ -25,44 +29,16 @@ fn run(db: &str, args: &[&str]) -> Output {
         .unwrap()
 }
 
-struct Server(Child, String);
-
-impl Server {
-    fn start(db: &str) -> Self {
-        let mut child = Command::new(BIN)
-            .arg("serve")
-            .env_clear()
-            .env("SWITCHYARD_DATABASE_URL", db)
-            .env("SWITCHYARD_BIND", "127.0.0.1:0")
-            // The agents of these tests listen on loopback.
-            .env("SWITCHYARD_AGENT_DENY_PRIVATE", "false")
-            .env("SWITCHYARD_ADMIN_TOKEN", OPERATOR)
-            .env(
-                "SWITCHYARD_JWT_SECRET",
-                "a-jwt-secret-shared-by-both-installs-0123",
-            )
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap()
-            .to_string();
-        Self(child, url)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// The server on `db`, with a JWT secret both installations share.
+fn start(db: &str) -> Server {
+    Server::start(&[
+        ("SWITCHYARD_DATABASE_URL", db),
+        ("SWITCHYARD_ADMIN_TOKEN", OPERATOR),
+        (
+            "SWITCHYARD_JWT_SECRET",
+            "a-jwt-secret-shared-by-both-installs-0123",
+        ),
+    ])
 }
 
 fn http() -> reqwest::Client {
@@ -121,9 +97,9 @@ async fn export_from_sqlite_import_into_postgres_shows_the_same_conversations() 
     let client = http();
 
     // The source installation, with data made through its API.
-    let source = Server::start(&sqlite);
+    let source = start(&sqlite);
     let created = client
-        .post(format!("{}/v1/tenants", source.1))
+        .post(format!("{}/v1/tenants", source.url))
         .bearer_auth(OPERATOR)
         .json(&json!({"slug": slug, "name": "Moving Co", "admin_email": "admin@move.test", "admin_password": "a long enough password"}))
         .send()
@@ -131,7 +107,7 @@ async fn export_from_sqlite_import_into_postgres_shows_the_same_conversations() 
         .unwrap();
     assert_eq!(created.status(), 201);
     let login: Value = client
-        .post(format!("{}/v1/auth/login", source.1))
+        .post(format!("{}/v1/auth/login", source.url))
         .json(&json!({"tenant": slug, "email": "admin@move.test", "password": "a long enough password"}))
         .send()
         .await
@@ -147,7 +123,7 @@ async fn export_from_sqlite_import_into_postgres_shows_the_same_conversations() 
     ] {
         assert_eq!(
             client
-                .post(format!("{}/v1/agents", source.1))
+                .post(format!("{}/v1/agents", source.url))
                 .bearer_auth(&token)
                 .json(&agent)
                 .send()
@@ -159,7 +135,7 @@ async fn export_from_sqlite_import_into_postgres_shows_the_same_conversations() 
     }
     for i in 0..3 {
         let first: Value = client
-            .post(format!("{}/v1/chat", source.1))
+            .post(format!("{}/v1/chat", source.url))
             .bearer_auth(&token)
             .json(&json!({"message": format!("where is my invoice {i}?")}))
             .send()
@@ -170,7 +146,7 @@ async fn export_from_sqlite_import_into_postgres_shows_the_same_conversations() 
             .unwrap();
         for j in 0..i {
             let resp = client
-                .post(format!("{}/v1/chat", source.1))
+                .post(format!("{}/v1/chat", source.url))
                 .bearer_auth(&token)
                 .json(&json!({"message": format!("and then {j}"), "conversation_id": first["conversation_id"]}))
                 .send()
@@ -179,7 +155,7 @@ async fn export_from_sqlite_import_into_postgres_shows_the_same_conversations() 
             assert_eq!(resp.status(), 200);
         }
     }
-    let before = everything(&client, &source.1, &token).await;
+    let before = everything(&client, &source.url, &token).await;
     assert_eq!(before.len(), 3);
     drop(source);
 
@@ -245,7 +221,7 @@ async fn export_from_sqlite_import_into_postgres_shows_the_same_conversations() 
     assert_eq!(said.lines().filter(|l| l.starts_with("agent ")).count(), 1);
 
     // The new installation shows the same conversations and turns.
-    let target = Server::start(&pg);
+    let target = start(&pg);
     let issued = run(
         &pg,
         &[
@@ -263,10 +239,10 @@ async fn export_from_sqlite_import_into_postgres_shows_the_same_conversations() 
         String::from_utf8_lossy(&issued.stderr)
     );
     let target_token = String::from_utf8(issued.stdout).unwrap().trim().to_string();
-    let after = everything(&client, &target.1, &target_token).await;
+    let after = everything(&client, &target.url, &target_token).await;
     assert_eq!(after, before);
     let agents: Value = client
-        .get(format!("{}/v1/agents", target.1))
+        .get(format!("{}/v1/agents", target.url))
         .bearer_auth(&target_token)
         .send()
         .await
@@ -286,7 +262,7 @@ async fn export_from_sqlite_import_into_postgres_shows_the_same_conversations() 
     );
     // And chat goes on there.
     let more = client
-        .post(format!("{}/v1/chat", target.1))
+        .post(format!("{}/v1/chat", target.url))
         .bearer_auth(&target_token)
         .json(&json!({"message": "one more", "conversation_id": before[0].0["id"]}))
         .send()
@@ -308,7 +284,7 @@ async fn export_from_sqlite_import_into_postgres_shows_the_same_conversations() 
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("nothing was imported"));
     let list: Value = client
-        .get(format!("{}/v1/conversations?all=true", target.1))
+        .get(format!("{}/v1/conversations?all=true", target.url))
         .bearer_auth(&target_token)
         .send()
         .await

@@ -11,9 +11,8 @@
 
 #![expect(clippy::unwrap_used, reason = "tests fail by panicking")]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,7 +21,11 @@ use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
+#[path = "support/serve.rs"]
+mod serve;
+
+use serve::Server;
+
 const OPERATOR: &str = "operator-token-for-replica-tests";
 const JWT_SECRET: &str = "a-jwt-secret-shared-by-both-replicas-0123456789";
 const PASSWORD: &str = "a long enough password";
@@ -112,55 +115,27 @@ impl Proxy {
     }
 }
 
-/// A replica: `switchyard serve` with its standard error kept.
-struct Replica {
-    child: Child,
-    url: String,
-    log: Arc<Mutex<String>>,
+/// A replica: `switchyard serve` on the shared database and Redis.
+struct Replica(Server);
+
+impl std::ops::Deref for Replica {
+    type Target = Server;
+
+    fn deref(&self) -> &Server {
+        &self.0
+    }
 }
 
 impl Replica {
-    fn start(database: &str, redis: &str, extra: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(BIN);
-        command
-            .arg("serve")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("SWITCHYARD_BIND", "127.0.0.1:0")
-            .env("SWITCHYARD_DATABASE_URL", database)
-            .env("SWITCHYARD_REDIS_URL", redis)
-            .env("SWITCHYARD_JWT_SECRET", JWT_SECRET)
-            .env("SWITCHYARD_AGENT_DENY_PRIVATE", "false")
-            .env("SWITCHYARD_ADMIN_TOKEN", OPERATOR)
-            .env("SWITCHYARD_CIRCUIT_FAILURE_THRESHOLD", "2")
-            .env("SWITCHYARD_CIRCUIT_OPEN_SECONDS", "60")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, v) in extra {
-            command.env(k, v);
-        }
-        let mut child = command.spawn().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let stderr = child.stderr.take().unwrap();
-        let kept = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut log = kept.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let url = first
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("{first:?}: {}", log.lock().unwrap()))
-            .to_string();
-        Self { child, url, log }
+    fn start(database: &str, redis: &str) -> Self {
+        Self(Server::start(&[
+            ("SWITCHYARD_DATABASE_URL", database),
+            ("SWITCHYARD_REDIS_URL", redis),
+            ("SWITCHYARD_JWT_SECRET", JWT_SECRET),
+            ("SWITCHYARD_ADMIN_TOKEN", OPERATOR),
+            ("SWITCHYARD_CIRCUIT_FAILURE_THRESHOLD", "2"),
+            ("SWITCHYARD_CIRCUIT_OPEN_SECONDS", "60"),
+        ]))
     }
 
     fn log(&self) -> String {
@@ -185,13 +160,6 @@ impl Replica {
     }
 }
 
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// A client whose requests come from an address of their own (anywhere in 127.0.0.0/8), so
 /// that the address's login counts in the shared Redis are this test's alone.
 fn client() -> reqwest::Client {
@@ -209,8 +177,8 @@ fn client() -> reqwest::Client {
 async fn two_replicas(redis: &str) -> Option<(Replica, Replica)> {
     let database = switchyard_store::testing::postgres_database_url().await?;
     // One after the other: the first applies the migrations.
-    let first = Replica::start(&database, redis, &[]);
-    let second = Replica::start(&database, redis, &[]);
+    let first = Replica::start(&database, redis);
+    let second = Replica::start(&database, redis);
     Some((first, second))
 }
 
@@ -503,7 +471,6 @@ async fn a_redis_that_answers_nothing_costs_requests_nothing_but_a_warning() {
             switchyard_store::testing::sqlite_path().display()
         ),
         &format!("redis://{address}"),
-        &[],
     );
     let client = client();
     let (_, token) = tenant(&client, &replica.url, json!({"rate_limit_per_second": 0})).await;

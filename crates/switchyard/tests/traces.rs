@@ -7,8 +7,6 @@
 #![expect(clippy::unwrap_used, reason = "tests fail by panicking")]
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,57 +17,28 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
 use prost::Message as _;
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
+#[path = "support/serve.rs"]
+mod serve;
+
+use serve::Server;
+
 const OPERATOR: &str = "operator-token-for-trace-tests";
 const PASSWORD: &str = "a long enough password";
 
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start(env: &[(&str, String)]) -> Self {
-        let mut command = Command::new(BIN);
-        command
-            .arg("serve")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("SWITCHYARD_BIND", "127.0.0.1:0")
-            .env(
-                "SWITCHYARD_DATABASE_URL",
-                format!(
-                    "sqlite://{}",
-                    switchyard_store::testing::sqlite_path().display()
-                ),
-            )
-            .env("SWITCHYARD_AGENT_DENY_PRIVATE", "false")
-            .env("SWITCHYARD_ADMIN_TOKEN", OPERATOR)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        let mut child = command.spawn().unwrap();
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let url = first
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("{first:?}"))
-            .to_string();
-        Self { child, url }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The server on a fresh SQLite file, with the operator's token and `env`.
+fn server(env: &[(&str, String)]) -> Server {
+    let mut all = vec![
+        (
+            "SWITCHYARD_DATABASE_URL",
+            format!(
+                "sqlite://{}",
+                switchyard_store::testing::sqlite_path().display()
+            ),
+        ),
+        ("SWITCHYARD_ADMIN_TOKEN", OPERATOR.to_owned()),
+    ];
+    all.extend(env.iter().cloned());
+    Server::start(&all)
 }
 
 /// What reached a listener: OTLP export bodies, or agent calls' headers.
@@ -123,12 +92,25 @@ fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
-/// A tenant with `settings` and an agent at `agent_url`: its id and its admin's token.
+/// A tenant with `settings` and an http agent at `agent_url` that answers everything: its id
+/// and its admin's token.
 async fn tenant(
     client: &reqwest::Client,
     url: &str,
     settings: Value,
     agent_url: &str,
+) -> (String, String) {
+    let agent = json!({"name": "helper", "kind": "http", "is_fallback": true,
+                       "config": {"url": agent_url}});
+    tenant_with(client, url, settings, agent).await
+}
+
+/// A tenant with `settings` and `agent`: its id and its admin's token.
+async fn tenant_with(
+    client: &reqwest::Client,
+    url: &str,
+    settings: Value,
+    agent: Value,
 ) -> (String, String) {
     let slug = format!("tr-{:08x}", rand::random::<u32>());
     let created: Value = client
@@ -155,17 +137,14 @@ async fn tenant(
         .await
         .unwrap();
     let token = login["access_token"].as_str().unwrap().to_string();
-    let agent = client
+    let created = client
         .post(format!("{url}/v1/agents"))
         .bearer_auth(&token)
-        .json(
-            &json!({"name": "helper", "kind": "http", "is_fallback": true,
-                      "config": {"url": agent_url}}),
-        )
+        .json(&agent)
         .send()
         .await
         .unwrap();
-    assert_eq!(agent.status(), 201);
+    assert_eq!(created.status(), 201);
     (id, token)
 }
 
@@ -252,7 +231,7 @@ async fn each_chat_turn_is_one_trace_with_its_spans_and_no_message_text() {
     let (operator_url, operator) = collector("").await;
     let (tenant_url, own) = collector("/acme-otel").await;
     let (agent_url, calls) = agent().await;
-    let server = Server::start(&[
+    let server = server(&[
         ("OTEL_EXPORTER_OTLP_ENDPOINT", operator_url),
         ("OTEL_BSP_SCHEDULE_DELAY", "100".into()),
         ("OTEL_SERVICE_NAME", "switchyard-under-test".into()),
@@ -406,43 +385,21 @@ async fn a_tenants_endpoint_keeps_to_the_agents_address_rules() {
     let (operator_url, operator) = collector("").await;
     let (tenant_url, own) = collector("/otel").await;
     // Private and loopback addresses refused, as for agents by default with tenants.
-    let server = Server::start(&[
+    let server = server(&[
         ("OTEL_EXPORTER_OTLP_ENDPOINT", operator_url),
         ("OTEL_BSP_SCHEDULE_DELAY", "100".into()),
         ("SWITCHYARD_AGENT_DENY_PRIVATE", "true".into()),
     ]);
     let client = client();
-    let slug = format!("tr-{:08x}", rand::random::<u32>());
-    let created = client
-        .post(format!("{}/v1/tenants", server.url))
-        .bearer_auth(OPERATOR)
-        .json(
-            &json!({"slug": slug, "name": "Traces", "admin_email": "admin@tr.test",
-                      "admin_password": PASSWORD, "settings": {"otlp_endpoint": tenant_url}}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    let login: Value = client
-        .post(format!("{}/v1/auth/login", server.url))
-        .json(&json!({"tenant": slug, "email": "admin@tr.test", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["access_token"].as_str().unwrap();
-    let agent = client
-        .post(format!("{}/v1/agents", server.url))
-        .bearer_auth(token)
-        .json(&json!({"name": "echo", "kind": "echo", "is_fallback": true, "config": {}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(agent.status(), 201);
-    chat(&client, &server.url, token, "hello", None).await;
+    let echo = json!({"name": "echo", "kind": "echo", "is_fallback": true, "config": {}});
+    let (_, token) = tenant_with(
+        &client,
+        &server.url,
+        json!({"otlp_endpoint": tenant_url}),
+        echo,
+    )
+    .await;
+    chat(&client, &server.url, &token, "hello", None).await;
     let deadline = Instant::now() + Duration::from_secs(15);
     while !spans(&operator).iter().any(|s| s.name == "store.write") {
         assert!(
@@ -462,7 +419,7 @@ async fn a_tenants_endpoint_keeps_to_the_agents_address_rules() {
 async fn without_the_variables_nothing_is_exported() {
     let (tenant_url, own) = collector("/otel").await;
     let (agent_url, calls) = agent().await;
-    let server = Server::start(&[]);
+    let server = server(&[]);
     let client = client();
     let (_, token) = tenant(
         &client,
