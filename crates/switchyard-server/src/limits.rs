@@ -132,27 +132,37 @@ impl Limits {
     /// others no database work. `Ok(false)`: the tenant has no bucket yet (its first
     /// request; [`Limits::admit`] counts it once its settings are loaded).
     pub async fn admit_early(&self, shared: &Shared, tenant: TenantId) -> Result<bool, ApiError> {
-        let (rate, slug) = {
-            let tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
-            match tenants.get(&tenant) {
-                Some(limits) => (limits.rate, limits.slug.clone()),
-                None => return Ok(false),
-            }
-        };
-        let outcome = match shared_check(shared, tenant, rate).await {
-            Some(outcome) => outcome,
-            None => {
+        if shared.is_configured() {
+            let rate = {
                 let tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
                 match tenants.get(&tenant) {
-                    Some(limits) => self.check(limits),
+                    Some(limits) => limits.rate,
                     None => return Ok(false),
                 }
+            };
+            if let Some(outcome) = shared_check(shared, tenant, rate).await {
+                return outcome
+                    .map(|()| true)
+                    .inspect_err(|_| self.count_refusal(tenant));
             }
-        };
-        outcome.map(|()| true).inspect_err(|_| {
-            crate::metrics::tenant_request(&slug);
-            crate::metrics::limited(&slug, "rate");
-        })
+        }
+        let tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        match tenants.get(&tenant) {
+            Some(limits) => self.check(limits).map(|()| true).inspect_err(|_| {
+                crate::metrics::tenant_request(&limits.slug);
+                crate::metrics::limited(&limits.slug, "rate");
+            }),
+            None => Ok(false),
+        }
+    }
+
+    /// Counts a request of the tenant refused by its rate limit.
+    fn count_refusal(&self, tenant: TenantId) {
+        let tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(limits) = tenants.get(&tenant) {
+            crate::metrics::tenant_request(&limits.slug);
+            crate::metrics::limited(&limits.slug, "rate");
+        }
     }
 
     /// Follows changes to the tenant's settings without counting a request (for one

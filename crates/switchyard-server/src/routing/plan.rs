@@ -116,9 +116,11 @@ pub async fn plan(
         agent.name = tracing::field::Empty,
     );
     let decision = decide.in_scope(|| facts.decide(&analysis))?;
-    decide.record("routing.method", decision.method.as_str());
-    if let Some(agent) = routing.index.agent_set().get(decision.agent_id) {
-        decide.record("agent.name", agent.name.as_str());
+    if !decide.is_disabled() {
+        decide.record("routing.method", decision.method.as_str());
+        if let Some(agent) = agents.get(decision.agent_id) {
+            decide.record("agent.name", agent.name.as_str());
+        }
     }
     let route_ms = ms(started);
     let mut plan = Plan {
