@@ -294,6 +294,11 @@ impl CircuitBreakers {
         }
     }
 
+    /// When its circuits open and for how long.
+    pub fn config(&self) -> BreakerConfig {
+        self.config
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Tenants> {
         self.states.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -241,10 +241,12 @@ impl Invokers {
         Some(work.await)
     }
 
-    /// The guarded client agents are called with (its address rules), for other outbound
-    /// calls a tenant names (its traces' endpoint).
-    pub fn guarded_client(&self) -> reqwest::Client {
-        self.client.clone()
+    /// The guarded client agents are called with and the address rules it keeps (its
+    /// resolver checks names; a URL's IP literal is the caller's to check with
+    /// [`AddressPolicy::check_url`]), for other outbound calls a tenant names (its traces'
+    /// endpoint).
+    pub fn guarded_client(&self) -> (reqwest::Client, AddressPolicy) {
+        (self.client.clone(), self.config.addresses)
     }
 
     /// Fetches an A2A Agent Card (through the same guarded client as agent calls).

@@ -98,12 +98,8 @@ impl App {
             .map_err(ConfigError)?,
         );
         // A tenant's own trace endpoint is called like its agents.
-        crate::traces::set_tenant_client(
-            agents.guarded_client(),
-            AddressPolicy {
-                deny_private: config.denies_private(),
-            },
-        );
+        let (client, addresses) = agents.guarded_client();
+        crate::traces::set_tenant_client(client, addresses);
         let breakers = Arc::new(CircuitBreakers::new(BreakerConfig {
             failure_threshold: config.circuit_failure_threshold,
             open_for: std::time::Duration::from_secs(config.circuit_open_seconds),
@@ -117,12 +113,8 @@ impl App {
             .map_err(ConfigError)?,
             None => crate::shared::Shared::local(),
         });
-        let health_checks = crate::checks::HealthChecks::start(
-            agents.clone(),
-            breakers.clone(),
-            shared.clone(),
-            &config,
-        );
+        let health_checks =
+            crate::checks::HealthChecks::start(agents.clone(), breakers.clone(), shared.clone());
         if config.enable_tenant_isolation && !config.denies_private() {
             tracing::warn!(
                 "agents may call private and loopback addresses (SWITCHYARD_AGENT_DENY_PRIVATE=false): \

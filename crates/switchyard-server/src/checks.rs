@@ -18,7 +18,6 @@ use switchyard_core::model::Agent;
 use switchyard_core::{AgentId, TenantId};
 use tokio::task::JoinHandle;
 
-use crate::config::Config;
 use crate::shared::{Outcome, Shared};
 use tokio::time::Instant;
 
@@ -62,16 +61,9 @@ impl HealthChecks {
         agents: Arc<Invokers>,
         breakers: Arc<CircuitBreakers>,
         shared: Arc<Shared>,
-        config: &Config,
     ) -> Self {
         let registry: Arc<Registry> = Arc::default();
-        let task = tokio::spawn(run(
-            registry.clone(),
-            agents,
-            breakers,
-            shared,
-            Arc::new(config.clone()),
-        ));
+        let task = tokio::spawn(run(registry.clone(), agents, breakers, shared));
         Self { registry, task }
     }
 
@@ -141,7 +133,6 @@ async fn run(
     agents: Arc<Invokers>,
     breakers: Arc<CircuitBreakers>,
     shared: Arc<Shared>,
-    config: Arc<Config>,
 ) {
     let slots = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_CHECKS));
     let mut ticks = tokio::time::interval(Duration::from_millis(250));
@@ -164,8 +155,7 @@ async fn run(
             let Ok(slot) = slots.clone().acquire_owned().await else {
                 return;
             };
-            let (agents, breakers) = (agents.clone(), breakers.clone());
-            let (shared, config) = (shared.clone(), config.clone());
+            let (agents, breakers, shared) = (agents.clone(), breakers.clone(), shared.clone());
             tokio::spawn(async move {
                 let _slot = slot;
                 let Some(outcome) = agents.probe(&agent).await else {
@@ -190,7 +180,7 @@ async fn run(
                     Some(_) => Outcome::CheckFailed,
                 };
                 shared
-                    .share_outcome(&config, &breakers, tenant, agent.id, names, outcome)
+                    .share_outcome(&breakers, tenant, agent.id, names, outcome)
                     .await;
             });
         }

@@ -120,9 +120,11 @@ impl Limits {
         shared: &Shared,
         tenant: &Tenant,
     ) -> Result<(), ApiError> {
-        let rate = self.with(config, tenant, |limits| limits.rate);
-        if let Some(outcome) = shared_check(shared, tenant.id, rate).await {
-            return outcome;
+        if shared.is_configured() {
+            let rate = self.with(config, tenant, |limits| limits.rate);
+            if let Some(outcome) = shared_check(shared, tenant.id, rate).await {
+                return outcome;
+            }
         }
         self.with(config, tenant, |limits| self.check(limits))
     }

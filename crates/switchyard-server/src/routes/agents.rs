@@ -194,7 +194,7 @@ pub async fn update_agent(
     state.breakers.forget(admin.scope.tenant_id(), id);
     state
         .shared
-        .circuit_forget(admin.scope.tenant_id(), id)
+        .circuit_closed(admin.scope.tenant_id(), id)
         .await;
     Ok(Json(agent.into()))
 }
@@ -248,7 +248,7 @@ pub async fn delete_agent(
     }
     state
         .shared
-        .circuit_forget(admin.scope.tenant_id(), id)
+        .circuit_closed(admin.scope.tenant_id(), id)
         .await;
     Ok(super::no_content())
 }
@@ -326,14 +326,7 @@ pub async fn test_agent(
     };
     state
         .shared
-        .share_outcome(
-            &state.config,
-            &state.breakers,
-            admin.scope.tenant_id(),
-            id,
-            names,
-            shared,
-        )
+        .share_outcome(&state.breakers, admin.scope.tenant_id(), id, names, shared)
         .await;
     let over_http = agent.kind != AgentKind::Echo;
     let status = match &outcome {

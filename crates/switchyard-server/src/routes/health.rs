@@ -56,7 +56,7 @@ pub async fn private_metrics(State(state): State<AppState>) -> impl axum::respon
 fn metrics_text(state: &AppState) -> axum::response::Response {
     use axum::response::IntoResponse as _;
     crate::metrics::circuits(&state.breakers);
-    if state.config.redis_url.is_some() {
+    if state.shared.is_configured() {
         crate::metrics::redis_up(state.shared.is_up());
     }
     (

@@ -8,7 +8,6 @@ use switchyard_agents::{CircuitBreakers, Names};
 use switchyard_core::{AgentId, TenantId};
 
 use super::Shared;
-use crate::config::Config;
 
 /// What became of a call or check of an agent, for the other replicas.
 #[derive(Clone, Copy, Debug)]
@@ -54,7 +53,6 @@ impl Shared {
     /// takes the shared circuit a failure leaves.
     pub(crate) async fn share_outcome(
         &self,
-        config: &Config,
         breakers: &CircuitBreakers,
         tenant: TenantId,
         agent: AgentId,
@@ -70,13 +68,13 @@ impl Shared {
             Outcome::Failed { trial } => trial,
             Outcome::CheckFailed => true,
         };
-        let open_for = std::time::Duration::from_secs(config.circuit_open_seconds);
+        let config = breakers.config();
         if let Some(circuit) = self
             .circuit_failed(
                 tenant,
                 agent,
-                config.circuit_failure_threshold,
-                open_for,
+                config.failure_threshold,
+                config.open_for,
                 opens,
             )
             .await

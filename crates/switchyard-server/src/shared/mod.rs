@@ -258,7 +258,8 @@ impl Shared {
         })
     }
 
-    /// Closes the tenant's agent's circuit on every replica (a call or check succeeded).
+    /// Closes the tenant's agent's circuit on every replica (a call or check succeeded, or
+    /// the agent changed or is gone).
     pub async fn circuit_closed(&self, tenant: TenantId, agent: AgentId) {
         let Some(redis) = self.redis.as_ref() else {
             return;
@@ -268,11 +269,6 @@ impl Shared {
             .arg(format!("{agent}:f"))
             .arg(format!("{agent}:o"));
         let _: Option<u64> = redis.command("circuits", &cmd).await;
-    }
-
-    /// Forgets a deleted agent's shared circuit.
-    pub async fn circuit_forget(&self, tenant: TenantId, agent: AgentId) {
-        self.circuit_closed(tenant, agent).await;
     }
 }
 
@@ -322,15 +318,7 @@ fn parse_circuits(fields: &[String]) -> Vec<SharedCircuit> {
 
 impl Redis {
     async fn ping(&self) -> bool {
-        let mut conn = self.conn.clone();
-        matches!(
-            tokio::time::timeout(
-                self.timeout,
-                redis::cmd("PING").query_async::<String>(&mut conn)
-            )
-            .await,
-            Ok(Ok(_))
-        )
+        ping(self.conn.clone(), self.timeout).await
     }
 
     async fn run<T: FromRedisValue>(
@@ -338,13 +326,9 @@ impl Redis {
         operation: &'static str,
         invocation: &ScriptInvocation<'_>,
     ) -> Option<T> {
-        if !self.up.load(Ordering::Relaxed) {
-            crate::metrics::redis_fallback(operation);
-            return None;
-        }
         let mut conn = self.conn.clone();
-        let result = tokio::time::timeout(self.timeout, invocation.invoke_async(&mut conn)).await;
-        self.outcome(operation, result)
+        self.guarded(operation, invocation.invoke_async(&mut conn))
+            .await
     }
 
     async fn command<T: FromRedisValue>(
@@ -352,21 +336,22 @@ impl Redis {
         operation: &'static str,
         cmd: &redis::Cmd,
     ) -> Option<T> {
+        let mut conn = self.conn.clone();
+        self.guarded(operation, cmd.query_async(&mut conn)).await
+    }
+
+    /// Runs `work` within the time limit, unless Redis is down already: `None` (and Redis
+    /// marked down) when it cannot answer.
+    async fn guarded<T>(
+        &self,
+        operation: &'static str,
+        work: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Option<T> {
         if !self.up.load(Ordering::Relaxed) {
             crate::metrics::redis_fallback(operation);
             return None;
         }
-        let mut conn = self.conn.clone();
-        let result = tokio::time::timeout(self.timeout, cmd.query_async(&mut conn)).await;
-        self.outcome(operation, result)
-    }
-
-    fn outcome<T>(
-        &self,
-        operation: &'static str,
-        result: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
-    ) -> Option<T> {
-        match result {
+        match tokio::time::timeout(self.timeout, work).await {
             Ok(Ok(value)) => Some(value),
             Ok(Err(e)) => {
                 self.down(operation, &e.to_string());
@@ -395,19 +380,13 @@ impl Redis {
         let (conn, up, timeout, shown) = (
             self.conn.clone(),
             self.up.clone(),
-            self.timeout,
+            self.timeout.max(Duration::from_millis(250)),
             self.shown.clone(),
         );
         tokio::spawn(async move {
-            let mut conn = conn;
             loop {
                 tokio::time::sleep(PROBE_EVERY).await;
-                let answered = tokio::time::timeout(
-                    timeout.max(Duration::from_millis(250)),
-                    redis::cmd("PING").query_async::<String>(&mut conn),
-                )
-                .await;
-                if matches!(answered, Ok(Ok(_))) {
+                if ping(conn.clone(), timeout).await {
                     up.store(true, Ordering::Relaxed);
                     crate::metrics::redis_up(true);
                     tracing::info!(redis = %shown, "Redis answers again: limits are shared again");
@@ -416,6 +395,14 @@ impl Redis {
             }
         });
     }
+}
+
+/// Whether Redis answers a `PING` within `timeout`.
+async fn ping(mut conn: ConnectionManager, timeout: Duration) -> bool {
+    matches!(
+        tokio::time::timeout(timeout, redis::cmd("PING").query_async::<String>(&mut conn)).await,
+        Ok(Ok(_))
+    )
 }
 
 #[cfg(test)]

@@ -272,14 +272,7 @@ fn share(state: &AppState, tenant: TenantId, agent: AgentId, names: Names<'_>, o
         };
         state
             .shared
-            .share_outcome(
-                &state.config,
-                &state.breakers,
-                tenant,
-                agent,
-                names,
-                outcome,
-            )
+            .share_outcome(&state.breakers, tenant, agent, names, outcome)
             .await;
     });
 }
