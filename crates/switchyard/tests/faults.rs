@@ -17,6 +17,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
 
 #[path = "support/serve.rs"]
 mod serve;
+#[path = "support/tenant.rs"]
+mod tenant;
 
 use serve::Server;
 const OPERATOR: &str = "operator-token-for-fault-tests";
@@ -49,27 +51,8 @@ fn wait(server: &mut Server, within: Duration) -> std::process::ExitStatus {
 /// A tenant with an admin and a token, made over the API.
 async fn tenant(client: &reqwest::Client, url: &str, agents: Vec<Value>) -> String {
     let slug = format!("f-{:08x}", rand::random::<u32>());
-    let created = client
-        .post(format!("{url}/v1/tenants"))
-        .bearer_auth(OPERATOR)
-        .json(&json!({"slug": slug, "name": "Faults", "admin_email": "admin@f.test", "admin_password": "a long enough password",
-                      "settings": {"rate_limit_per_second": 0}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    let login: Value = client
-        .post(format!("{url}/v1/auth/login"))
-        .json(
-            &json!({"tenant": slug, "email": "admin@f.test", "password": "a long enough password"}),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["access_token"].as_str().unwrap().to_string();
+    let settings = json!({"rate_limit_per_second": 0});
+    let (_, token) = tenant::tenant(client, url, OPERATOR, &slug, settings).await;
     for agent in agents {
         let resp = client
             .post(format!("{url}/v1/agents"))

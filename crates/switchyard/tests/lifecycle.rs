@@ -11,6 +11,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
 
 #[path = "support/serve.rs"]
 mod serve;
+#[path = "support/tenant.rs"]
+mod tenant;
 
 use serve::Server;
 const OPERATOR: &str = "operator-token-for-lifecycle-tests";
@@ -98,24 +100,7 @@ async fn export_from_sqlite_import_into_postgres_shows_the_same_conversations() 
 
     // The source installation, with data made through its API.
     let source = start(&sqlite);
-    let created = client
-        .post(format!("{}/v1/tenants", source.url))
-        .bearer_auth(OPERATOR)
-        .json(&json!({"slug": slug, "name": "Moving Co", "admin_email": "admin@move.test", "admin_password": "a long enough password"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    let login: Value = client
-        .post(format!("{}/v1/auth/login", source.url))
-        .json(&json!({"tenant": slug, "email": "admin@move.test", "password": "a long enough password"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["access_token"].as_str().unwrap().to_string();
+    let (_, token) = tenant::tenant(&client, &source.url, OPERATOR, &slug, json!({})).await;
     for agent in [
         json!({"name": "billing", "kind": "echo", "keywords": ["invoice"], "examples": ["where is my invoice"]}),
         json!({"name": "general", "kind": "echo", "is_fallback": true}),
@@ -230,7 +215,7 @@ async fn export_from_sqlite_import_into_postgres_shows_the_same_conversations() 
             "--tenant",
             &slug,
             "--email",
-            "admin@move.test",
+            tenant::EMAIL,
         ],
     );
     assert!(

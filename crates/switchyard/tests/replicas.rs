@@ -23,12 +23,14 @@ use tokio::task::JoinHandle;
 
 #[path = "support/serve.rs"]
 mod serve;
+#[path = "support/tenant.rs"]
+mod tenant;
 
 use serve::Server;
+use tenant::{PASSWORD, login};
 
 const OPERATOR: &str = "operator-token-for-replica-tests";
 const JWT_SECRET: &str = "a-jwt-secret-shared-by-both-replicas-0123456789";
-const PASSWORD: &str = "a long enough password";
 
 /// The test Redis's `HOST:PORT`, or `None` (skipped) when it does not answer.
 fn redis_address() -> Option<String> {
@@ -182,38 +184,11 @@ async fn two_replicas(redis: &str) -> Option<(Replica, Replica)> {
     Some((first, second))
 }
 
-/// A tenant (with `settings`), its admin's token from a real login.
+/// A tenant (with `settings`): its slug and its admin's token from a real login.
 async fn tenant(client: &reqwest::Client, url: &str, settings: Value) -> (String, String) {
     let slug = format!("r-{:08x}", rand::random::<u32>());
-    let created = client
-        .post(format!("{url}/v1/tenants"))
-        .bearer_auth(OPERATOR)
-        .json(
-            &json!({"slug": slug, "name": "Replicas", "admin_email": "admin@r.test",
-                      "admin_password": PASSWORD, "settings": settings}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    let login = login(client, url, &slug, PASSWORD).await;
-    assert_eq!(login.status(), 200);
-    let body: Value = login.json().await.unwrap();
-    (slug, body["access_token"].as_str().unwrap().to_string())
-}
-
-async fn login(
-    client: &reqwest::Client,
-    url: &str,
-    slug: &str,
-    password: &str,
-) -> reqwest::Response {
-    client
-        .post(format!("{url}/v1/auth/login"))
-        .json(&json!({"tenant": slug, "email": "admin@r.test", "password": password}))
-        .send()
-        .await
-        .unwrap()
+    let (_, token) = tenant::tenant(client, url, OPERATOR, &slug, settings).await;
+    (slug, token)
 }
 
 async fn status(client: &reqwest::Client, url: &str, token: &str) -> u16 {

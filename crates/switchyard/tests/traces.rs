@@ -19,11 +19,12 @@ use serde_json::{Value, json};
 
 #[path = "support/serve.rs"]
 mod serve;
+#[path = "support/tenant.rs"]
+mod tenant;
 
 use serve::Server;
 
 const OPERATOR: &str = "operator-token-for-trace-tests";
-const PASSWORD: &str = "a long enough password";
 
 /// The server on a fresh SQLite file, with the operator's token and `env`.
 fn server(env: &[(&str, String)]) -> Server {
@@ -113,30 +114,7 @@ async fn tenant_with(
     agent: Value,
 ) -> (String, String) {
     let slug = format!("tr-{:08x}", rand::random::<u32>());
-    let created: Value = client
-        .post(format!("{url}/v1/tenants"))
-        .bearer_auth(OPERATOR)
-        .json(
-            &json!({"slug": slug, "name": "Traces", "admin_email": "admin@tr.test",
-                      "admin_password": PASSWORD, "settings": settings}),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = created["id"].as_str().unwrap().to_string();
-    let login: Value = client
-        .post(format!("{url}/v1/auth/login"))
-        .json(&json!({"tenant": slug, "email": "admin@tr.test", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["access_token"].as_str().unwrap().to_string();
+    let (id, token) = tenant::tenant(client, url, OPERATOR, &slug, settings).await;
     let created = client
         .post(format!("{url}/v1/agents"))
         .bearer_auth(&token)
