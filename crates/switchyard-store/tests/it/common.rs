@@ -11,6 +11,18 @@ use switchyard_core::settings::TenantSettings;
 use switchyard_core::{ConversationId, MessageId, Role};
 use switchyard_store::{OperatorScope, Store, TenantScope};
 
+/// The tables whose rows belong to a tenant (row-level security on PostgreSQL; on Citus,
+/// distributed by `tenant_id`).
+pub const TENANT_TABLES: [&str; 7] = [
+    "users",
+    "api_keys",
+    "agents",
+    "conversations",
+    "conversation_messages",
+    "idempotency_keys",
+    "agent_call_errors",
+];
+
 /// A tenant with an admin and a member, ready to act.
 pub struct Actors {
     pub operator: OperatorScope,

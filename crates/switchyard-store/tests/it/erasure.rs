@@ -8,17 +8,7 @@ use switchyard_core::TenantId;
 use switchyard_core::model::{AgentCallError, NewApiKey};
 use switchyard_store::{Opened, Store, StoreConfig, testing};
 
-use crate::common::{Actors, agent, follow_up_turn, start_conversation, tenant};
-
-const TABLES: [&str; 7] = [
-    "users",
-    "api_keys",
-    "agents",
-    "conversations",
-    "conversation_messages",
-    "idempotency_keys",
-    "agent_call_errors",
-];
+use crate::common::{Actors, TENANT_TABLES, agent, follow_up_turn, start_conversation, tenant};
 
 /// Data in every table.
 async fn fill(store: &Arc<dyn Store>, t: &Actors) {
@@ -107,7 +97,7 @@ async fn sqlite_erasure() {
         let pool = pool.clone();
         async move {
             let mut counts = Counts::new();
-            for table in TABLES {
+            for table in TENANT_TABLES {
                 let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "SELECT count(*) FROM {table} WHERE tenant_id = $1"
                 )))
@@ -141,7 +131,7 @@ async fn postgres_erasure() {
         let owner = owner.clone();
         async move {
             let mut counts = Counts::new();
-            for table in TABLES {
+            for table in TENANT_TABLES {
                 let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "SELECT count(*) FROM {table} WHERE tenant_id = $1"
                 )))

@@ -9,17 +9,7 @@ use sqlx::{ConnectOptions, PgPool};
 use switchyard_store::postgres::{APP_ROLE, PgStore, check_serving_role};
 use switchyard_store::{OperatorScope, Store, StoreConfig, StoreError, testing};
 
-use crate::common::{agent, start_conversation, tenant};
-
-const TENANT_TABLES: [&str; 7] = [
-    "users",
-    "api_keys",
-    "agents",
-    "conversations",
-    "conversation_messages",
-    "idempotency_keys",
-    "agent_call_errors",
-];
+use crate::common::{TENANT_TABLES, agent, start_conversation, tenant};
 
 /// The concrete PostgreSQL store of this test process's database, with `connections`
 /// pooled connections; `None` when PostgreSQL is skipped.

@@ -17,19 +17,9 @@
 mod clauses;
 mod lex;
 
+pub use crate::common::TENANT_TABLES;
 use clauses::block;
 pub use lex::{Tok, lex};
-
-/// The tables whose rows belong to a tenant: on Citus, distributed by `tenant_id`.
-pub const TENANT_TABLES: [&str; 7] = [
-    "users",
-    "api_keys",
-    "agents",
-    "conversations",
-    "conversation_messages",
-    "idempotency_keys",
-    "agent_call_errors",
-];
 
 /// The reference table, one row per tenant, keyed by `id`.
 const TENANTS: &str = "tenants";
