@@ -128,6 +128,14 @@ enum Command {
         /// Settings of the index, `key=value` (band, target, folds, embedding_weight, …).
         settings: Vec<String>,
     },
+    /// Embeds text with the whole sentence encoder, for measuring other classifiers on the
+    /// same vectors (`bench/routing_baselines.py`): one text per line of standard input, one
+    /// row of little-endian `f32`s per line on standard output.
+    Embed {
+        /// The sentence encoder's directory.
+        #[arg(long, env = "SWITCHYARD_ENCODER_DIR")]
+        encoder_dir: std::path::PathBuf,
+    },
     /// Times the routing lab: evaluate 5,000 labelled messages and replay 10,000 stored
     /// turns, over HTTP against a server in this process (docs/benchmarks.md).
     LabSpeed {
@@ -507,6 +515,7 @@ fn main() -> ExitCode {
                 check,
                 lab_out,
             }),
+            Command::Embed { encoder_dir } => eval::embed_lines(encoder_dir),
             Command::RoutingCv {
                 encoder_dir,
                 only,

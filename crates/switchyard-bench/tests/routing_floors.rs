@@ -83,3 +83,53 @@ fn the_lexical_model_alone_routes_above_its_floors_on_every_set() {
         6
     );
 }
+
+/// `embed` writes the whole encoder's vector of each line (what `bench/routing_baselines.py`
+/// measures other classifiers on): one unit-length row per line, paraphrases closer than an
+/// unrelated message.
+#[test]
+fn embed_writes_one_unit_vector_per_line() {
+    let Some(dir) = encoder_dir() else {
+        eprintln!("skipped: no SWITCHYARD_ENCODER_DIR");
+        return;
+    };
+    let mut child = Command::new(BIN)
+        .args(["embed", "--encoder-dir", &dir])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(
+                b"my card has not arrived yet\nwhere is my new card\nset an alarm for seven\n",
+            )
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let floats: Vec<f32> = out
+        .stdout
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    assert_eq!(out.stdout.len() % 4, 0);
+    assert_eq!(floats.len(), 3 * 384, "all-MiniLM-L6-v2 has 384 dimensions");
+    let rows: Vec<&[f32]> = floats.chunks_exact(384).collect();
+    let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+    for r in &rows {
+        assert!(
+            (dot(r, r) - 1.0).abs() < 1e-3,
+            "not unit length: {}",
+            dot(r, r)
+        );
+    }
+    assert!(
+        dot(rows[0], rows[1]) > dot(rows[0], rows[2]) + 0.2,
+        "paraphrases {} vs unrelated {}",
+        dot(rows[0], rows[1]),
+        dot(rows[0], rows[2])
+    );
+}

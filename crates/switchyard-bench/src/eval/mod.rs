@@ -374,6 +374,37 @@ fn set(config: &mut RoutingConfig, setting: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// `embed`: the whole encoder's embedding of each line of standard input, as one row of
+/// little-endian `f32`s on standard output, in batches shared out to every core.
+pub fn embed_lines(encoder_dir: PathBuf) -> Result<(), String> {
+    use std::io::{BufRead as _, Write as _};
+    let router = Router::new(Config {
+        encoder_dir: Some(encoder_dir),
+        ..Config::default()
+    })
+    .map_err(|e| e.to_string())?;
+    let full = router
+        .index_build(&TenantSettings::default())
+        .encoders
+        .ok_or("the encoder did not load")?
+        .full;
+    let lines: Vec<String> = std::io::stdin()
+        .lock()
+        .lines()
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("reading standard input: {e}"))?;
+    let texts: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let cache = EmbeddingCache::without_file(full);
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for v in cache.embed(&texts) {
+        for x in v {
+            out.write_all(&x.to_le_bytes())
+                .map_err(|e| format!("writing: {e}"))?;
+        }
+    }
+    out.flush().map_err(|e| format!("writing: {e}"))
+}
+
 /// The rows of fold `f` of five (by position within each label), and the others.
 fn split(rows: &[Row], f: usize) -> (Vec<Row>, Vec<Row>) {
     let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();

@@ -219,6 +219,18 @@ impl EmbeddingCache {
         }
     }
 
+    /// A cache kept in memory only: [`fill`](Self::fill)'s batches on every core, nothing
+    /// saved.
+    pub fn without_file(inner: Arc<dyn TextEmbedder>) -> Self {
+        Self {
+            path: PathBuf::new(),
+            dims: inner.dims(),
+            map: Mutex::new(HashMap::new()),
+            inner,
+            dirty: Mutex::new(false),
+        }
+    }
+
     /// Computes (in batches) and keeps the embeddings of `texts` that are missing.
     pub fn fill(&self, texts: &[&str]) {
         let missing: Vec<&str> = {
