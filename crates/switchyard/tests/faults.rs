@@ -54,14 +54,7 @@ async fn tenant(client: &reqwest::Client, url: &str, agents: Vec<Value>) -> Stri
     let settings = json!({"rate_limit_per_second": 0});
     let (_, token) = tenant::tenant(client, url, OPERATOR, &slug, settings).await;
     for agent in agents {
-        let resp = client
-            .post(format!("{url}/v1/agents"))
-            .bearer_auth(&token)
-            .json(&agent)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 201);
+        tenant::agent(client, url, &token, &agent).await;
     }
     token
 }

@@ -106,17 +106,7 @@ async fn export_from_sqlite_import_into_postgres_shows_the_same_conversations() 
         json!({"name": "general", "kind": "echo", "is_fallback": true}),
         json!({"name": "remote", "kind": "http", "config": {"url": "http://127.0.0.1:9/x", "secret": "a-secret-that-stays-home", "headers": {"Authorization": "Bearer private"}}}),
     ] {
-        assert_eq!(
-            client
-                .post(format!("{}/v1/agents", source.url))
-                .bearer_auth(&token)
-                .json(&agent)
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            201
-        );
+        tenant::agent(&client, &source.url, &token, &agent).await;
     }
     for i in 0..3 {
         let first: Value = client

@@ -279,16 +279,13 @@ async fn login_failures_and_circuits_count_across_both_replicas() {
     // An agent that fails: one failure on each replica opens its circuit (threshold 2) for
     // both, and neither calls it again.
     let (agent_url, calls) = failing_agent().await;
-    let created: Value = client
-        .post(format!("{}/v1/agents", a.url))
-        .bearer_auth(&token)
-        .json(&json!({"name": "flaky", "kind": "http", "config": {"url": agent_url}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = tenant::agent(
+        &client,
+        &a.url,
+        &token,
+        &json!({"name": "flaky", "kind": "http", "config": {"url": agent_url}}),
+    )
+    .await;
     let id = created["id"].as_str().unwrap().to_string();
     let chat = async |url: &str| {
         client

@@ -115,14 +115,7 @@ async fn tenant_with(
 ) -> (String, String) {
     let slug = format!("tr-{:08x}", rand::random::<u32>());
     let (id, token) = tenant::tenant(client, url, OPERATOR, &slug, settings).await;
-    let created = client
-        .post(format!("{url}/v1/agents"))
-        .bearer_auth(&token)
-        .json(&agent)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
+    tenant::agent(client, url, &token, &agent).await;
     (id, token)
 }
 

@@ -52,3 +52,17 @@ pub async fn login(
         .await
         .expect("the login request is answered")
 }
+
+/// Registers an agent (`body` as `POST /v1/agents` takes it) with the admin's `token`: the
+/// agent as the API answers it.
+pub async fn agent(client: &reqwest::Client, url: &str, token: &str, body: &Value) -> Value {
+    let created = client
+        .post(format!("{url}/v1/agents"))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .expect("the agent request is answered");
+    assert_eq!(created.status(), 201, "the agent {body} is registered");
+    created.json().await.expect("a JSON agent")
+}
