@@ -54,20 +54,35 @@ def tfidf(train, test):
     return a, b
 
 
+def lab_sets(lab, only=""):
+    """Each set `routing-eval --lab-out` wrote to `lab` (whose name contains `only`):
+    (name, training texts, their agent numbers, test texts, their agent numbers), where a
+    left-out agent's test message has the number -1."""
+    for agents_file in sorted(lab.glob("*.agents.json")):
+        name = agents_file.name.removesuffix(".agents.json")
+        if only not in name:
+            continue
+        agents = [a for a in json.loads(agents_file.read_text()) if not a["is_fallback"]]
+        names = {a["name"]: i for i, a in enumerate(agents)}
+        train = [(e, names[a["name"]]) for a in agents for e in a["examples"]]
+        with open(lab / f"{name}.examples.csv", newline="") as f:
+            test = [(r["message"], names.get(r["agent"], -1)) for r in csv.DictReader(f)]
+        yield (
+            name,
+            [t for t, _ in train],
+            np.array([y for _, y in train]),
+            [t for t, _ in test],
+            np.array([y for _, y in test]),
+        )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("lab", type=pathlib.Path, help="routing-eval's --lab-out directory")
     parser.add_argument("--bench", default="target/release/switchyard-bench")
+    parser.add_argument("--only", default="", help="sets whose name contains this")
     args = parser.parse_args()
-    for agents_file in sorted(args.lab.glob("*.agents.json")):
-        name = agents_file.name.removesuffix(".agents.json")
-        agents = [a for a in json.loads(agents_file.read_text()) if not a["is_fallback"]]
-        names = {a["name"]: i for i, a in enumerate(agents)}
-        train = [(e, names[a["name"]]) for a in agents for e in a["examples"]]
-        with open(args.lab / f"{name}.examples.csv", newline="") as f:
-            test = [(r["message"], names.get(r["agent"], -1)) for r in csv.DictReader(f)]
-        x_train, y_train = [t for t, _ in train], np.array([y for _, y in train])
-        x_test, y_test = [t for t, _ in test], np.array([y for _, y in test])
+    for name, x_train, y_train, x_test, y_test in lab_sets(args.lab, args.only):
         vectors = embed(args.bench, x_train + x_test)
         e_train, e_test = vectors[: len(x_train)], vectors[len(x_train) :]
         t_train, t_test = tfidf(x_train, x_test)
