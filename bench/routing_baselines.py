@@ -54,6 +54,15 @@ def tfidf(train, test):
     return a, b
 
 
+def both(train, test, e_train, e_test):
+    """TF-IDF of `train` and `test` with their encoder embeddings appended."""
+    t_train, t_test = tfidf(train, test)
+    return (
+        hstack([t_train, csr_matrix(e_train)]).tocsr(),
+        hstack([t_test, csr_matrix(e_test)]).tocsr(),
+    )
+
+
 def lab_sets(lab, only=""):
     """Each set `routing-eval --lab-out` wrote to `lab` (whose name contains `only`):
     (name, training texts, their agent numbers, test texts, their agent numbers), where a
@@ -85,14 +94,10 @@ def main():
     for name, x_train, y_train, x_test, y_test in lab_sets(args.lab, args.only):
         vectors = embed(args.bench, x_train + x_test)
         e_train, e_test = vectors[: len(x_train)], vectors[len(x_train) :]
-        t_train, t_test = tfidf(x_train, x_test)
         features = {
-            "tfidf": (t_train, t_test),
+            "tfidf": tfidf(x_train, x_test),
             "encoder": (e_train, e_test),
-            "both": (
-                hstack([t_train, csr_matrix(e_train)]).tocsr(),
-                hstack([t_test, csr_matrix(e_test)]).tocsr(),
-            ),
+            "both": both(x_train, x_test, e_train, e_test),
         }
         answerable = y_test >= 0
         for model, (a, b) in features.items():

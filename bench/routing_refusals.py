@@ -26,8 +26,7 @@ import json
 import pathlib
 
 import numpy as np
-from routing_baselines import embed, lab_sets, oos_at_ff3, tfidf
-from scipy.sparse import csr_matrix, hstack
+from routing_baselines import both, embed, lab_sets, oos_at_ff3
 from sklearn.linear_model import LogisticRegression
 
 DATA = pathlib.Path(__file__).resolve().parent.parent / "data"
@@ -41,14 +40,6 @@ def labelled(name, split):
     column = "scenario" if name.startswith("hwu64-scenarios") else "intent"
     with open(DATA / "hwu64" / f"{split}.csv", newline="") as f:
         return [(r["text"], r[column], r["intent"]) for r in csv.DictReader(f)]
-
-
-def both(train, test, e_train, e_test):
-    t_train, t_test = tfidf(train, test)
-    return (
-        hstack([t_train, csr_matrix(e_train)]).tocsr(),
-        hstack([t_test, csr_matrix(e_test)]).tocsr(),
-    )
 
 
 def main():

@@ -182,9 +182,9 @@ fn text_key(text: &str) -> u64 {
     })
 }
 
-/// Texts' embeddings of one kind, kept in a file between runs.
+/// Texts' embeddings of one kind, kept in a file between runs (or in memory only).
 pub struct EmbeddingCache {
-    path: PathBuf,
+    path: Option<PathBuf>,
     dims: usize,
     map: Mutex<HashMap<u64, Arc<[f32]>>>,
     inner: Arc<dyn TextEmbedder>,
@@ -211,11 +211,9 @@ impl EmbeddingCache {
             }
         }
         Self {
-            path,
-            dims,
+            path: Some(path),
             map: Mutex::new(map),
-            inner,
-            dirty: Mutex::new(false),
+            ..Self::without_file(inner)
         }
     }
 
@@ -223,7 +221,7 @@ impl EmbeddingCache {
     /// saved.
     pub fn without_file(inner: Arc<dyn TextEmbedder>) -> Self {
         Self {
-            path: PathBuf::new(),
+            path: None,
             dims: inner.dims(),
             map: Mutex::new(HashMap::new()),
             inner,
@@ -267,16 +265,19 @@ impl EmbeddingCache {
         });
     }
 
-    /// Writes the cache back if it grew.
+    /// Writes the cache back to its file if it grew.
     pub fn save(&self) -> std::io::Result<()> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
         if !*self.dirty.lock().unwrap_or_else(|p| p.into_inner()) {
             return Ok(());
         }
-        if let Some(dir) = self.path.parent() {
+        if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
         let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        let tmp = self.path.with_extension("tmp");
+        let tmp = path.with_extension("tmp");
         let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
         for (k, v) in map.iter() {
             f.write_all(&k.to_le_bytes())?;
@@ -286,7 +287,7 @@ impl EmbeddingCache {
         }
         f.flush()?;
         drop(f);
-        std::fs::rename(tmp, &self.path)
+        std::fs::rename(tmp, path)
     }
 }
 
