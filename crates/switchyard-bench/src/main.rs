@@ -116,6 +116,10 @@ enum Command {
         /// JSON, the messages as CSV, and the lab's figures).
         #[arg(long)]
         lab_out: Option<std::path::PathBuf>,
+        /// Give the fallback agent examples of half of the left-out labels (messages to
+        /// refuse) and report the left-out messages caught among those and the others.
+        #[arg(long)]
+        refusals: bool,
     },
     /// Cross-validates settings of the routing index on the sets' training files only.
     RoutingCv {
@@ -508,12 +512,14 @@ fn main() -> ExitCode {
                 variants,
                 check,
                 lab_out,
+                refusals,
             } => eval::routing_eval(&eval::EvalArgs {
                 encoder_dir,
                 only,
                 variants,
                 check,
                 lab_out,
+                refusals,
             }),
             Command::Embed { encoder_dir } => eval::embed_lines(encoder_dir),
             Command::RoutingCv {

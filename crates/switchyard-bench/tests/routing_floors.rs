@@ -84,6 +84,38 @@ fn the_lexical_model_alone_routes_above_its_floors_on_every_set() {
     );
 }
 
+/// With examples of messages to refuse on the fallback agent (docs/routing.md, "Messages to
+/// refuse"), the left-out messages like them are caught above their floors, and each set
+/// says how many of the others were.
+#[test]
+fn refuse_examples_on_the_fallback_agent_catch_what_they_name() {
+    let lines = eval(&["--variants", "lexical", "--refusals"], None);
+    assert_eq!(lines_for(&lines, "lexical-refusals").len(), 6, "{lines:?}");
+    let refusals: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("routing-eval-refusals "))
+        .collect();
+    assert_eq!(refusals.len(), 6, "{lines:?}");
+    for line in refusals {
+        for field in [
+            "anticipated_caught=",
+            "unanticipated_caught=",
+            "anticipated_at_ff3=",
+            "unanticipated_at_ff3=",
+            "ff_at_ff3=",
+        ] {
+            assert!(line.contains(field), "{field} missing from {line}");
+        }
+    }
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("checked ") && l.ends_with("refusal floors"))
+            .count(),
+        6
+    );
+}
+
 /// `embed` writes the whole encoder's vector of each line (what `bench/routing_baselines.py`
 /// measures other classifiers on): one unit-length row per line, paraphrases closer than an
 /// unrelated message.

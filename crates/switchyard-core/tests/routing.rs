@@ -148,6 +148,34 @@ fn low_confidence_goes_to_the_fallback_agent() {
     assert_eq!(d.confidence, 0.02, "the fallback agent's own score");
 }
 
+/// The fallback agent's own examples are messages to refuse: matching them best is a
+/// fallback, reported as one, not a confident match like any other agent's.
+#[test]
+fn a_best_match_with_the_fallback_agent_is_a_fallback() {
+    let a = analysis(&[(9, 0.88), (1, 0.06), (2, 0.04), (3, 0.02)]);
+    let d = decide(
+        &set(),
+        &a,
+        &RoutingPolicy::default(),
+        &RouteInput::default(),
+    )
+    .unwrap();
+    assert_eq!(d.agent_name, "general");
+    assert_eq!(d.method, Method::Fallback);
+    assert!(d.fallback_used);
+    assert_eq!(d.confidence, 0.88);
+    assert!(
+        d.reason.contains("fallback agent's own examples"),
+        "{}",
+        d.reason
+    );
+    assert_eq!(
+        names(&d.failover),
+        Vec::<&str>::new(),
+        "nothing above it to try"
+    );
+}
+
 #[test]
 fn a_too_small_margin_goes_to_the_fallback_agent() {
     let a = analysis(&[(1, 0.52), (2, 0.46), (3, 0.01), (9, 0.01)]);

@@ -8,6 +8,29 @@ use switchyard_server::offline::Routed;
 
 use super::sets::Row;
 
+/// One routed message.
+#[derive(Clone, Copy, Debug)]
+pub struct Scored {
+    /// The analysis' confidence in its best agent.
+    pub confidence: f64,
+    /// Its best agent other than the fallback is the right one.
+    pub right: bool,
+    /// It belongs to an agent of the tenant.
+    pub in_scope: bool,
+    /// Its best agent is the fallback agent (by the fallback agent's own examples): it
+    /// falls back whatever the threshold.
+    pub to_fallback: bool,
+    /// It fell back with the tenant's own settings.
+    pub fell_back: bool,
+}
+
+impl Scored {
+    /// Whether it falls back when the threshold is `tau`.
+    pub fn falls_back_at(&self, tau: f64) -> bool {
+        self.to_fallback || self.confidence < tau
+    }
+}
+
 /// What a run measured.
 #[derive(Default, Debug)]
 pub struct Figures {
@@ -20,8 +43,8 @@ pub struct Figures {
     /// Messages that went where their label says, by the routing lab's rule
     /// ([`Destination`]): in scope to their agent, out of scope to the fallback.
     pub right: usize,
-    /// (confidence, top-1 right, in scope)
-    pub scored: Vec<(f64, bool, bool)>,
+    /// Every message, in the order routed.
+    pub scored: Vec<Scored>,
     pub micros: Vec<f64>,
     /// Messages the full encoder decided.
     pub full: usize,
@@ -73,9 +96,9 @@ impl Figures {
     pub fn reliability(&self) -> String {
         let mut bins = [(0f64, 0f64, 0usize); 5];
         for s in &self.scored {
-            let b = ((s.0 * 5.0) as usize).min(4);
-            bins[b].0 += s.0;
-            bins[b].1 += f64::from(u8::from(s.1 && s.2));
+            let b = ((s.confidence * 5.0) as usize).min(4);
+            bins[b].0 += s.confidence;
+            bins[b].1 += f64::from(u8::from(s.right && s.in_scope));
             bins[b].2 += 1;
         }
         bins.iter()
@@ -85,28 +108,41 @@ impl Figures {
             .join(" ")
     }
 
+    /// The threshold that lets at most 3% of in-scope messages fall back (those the
+    /// fallback agent's examples take fall back at any threshold, and count first).
+    pub fn ff3_threshold(&self) -> f64 {
+        let mut conf: Vec<f64> = self
+            .scored
+            .iter()
+            .filter(|s| s.in_scope)
+            .map(|s| if s.to_fallback { -1.0 } else { s.confidence })
+            .collect();
+        conf.sort_by(f64::total_cmp);
+        conf.get((conf.len() as f64 * 0.03).floor() as usize)
+            .copied()
+            .unwrap_or(0.0)
+    }
+
     /// The figures in percent (and the calibration error, and microseconds).
     pub fn summary(&self) -> Summary {
         let pct = |a: usize, b: usize| 100.0 * a as f64 / b.max(1) as f64;
-        // At most 3% false fallback: the threshold below which 3% of in-scope messages fall.
-        let mut conf: Vec<f64> = self.scored.iter().filter(|s| s.2).map(|s| s.0).collect();
-        conf.sort_by(f64::total_cmp);
-        let tau = conf
-            .get((conf.len() as f64 * 0.03).floor() as usize)
-            .copied()
-            .unwrap_or(0.0);
+        let tau = self.ff3_threshold();
         let acc3 = self
             .scored
             .iter()
-            .filter(|s| s.2 && s.0 >= tau && s.1)
+            .filter(|s| s.in_scope && !s.falls_back_at(tau) && s.right)
             .count();
-        let oos3 = self.scored.iter().filter(|s| !s.2 && s.0 < tau).count();
+        let oos3 = self
+            .scored
+            .iter()
+            .filter(|s| !s.in_scope && s.falls_back_at(tau))
+            .count();
         // Expected calibration error over every message (out of scope is never right).
         let mut bins = [(0f64, 0f64, 0usize); 10];
         for s in &self.scored {
-            let b = ((s.0 * 10.0) as usize).min(9);
-            bins[b].0 += s.0;
-            bins[b].1 += f64::from(u8::from(s.1 && s.2));
+            let b = ((s.confidence * 10.0) as usize).min(9);
+            bins[b].0 += s.confidence;
+            bins[b].1 += f64::from(u8::from(s.right && s.in_scope));
             bins[b].2 += 1;
         }
         let n = self.scored.len().max(1) as f64;
@@ -115,8 +151,8 @@ impl Figures {
             .filter(|b| b.2 > 0)
             .map(|b| (b.0 - b.1).abs() / n)
             .sum();
-        let confident: Vec<_> = self.scored.iter().filter(|s| s.0 >= 0.8).collect();
-        let confident_right = confident.iter().filter(|s| s.1 && s.2).count();
+        let confident: Vec<_> = self.scored.iter().filter(|s| s.confidence >= 0.8).collect();
+        let confident_right = confident.iter().filter(|s| s.right && s.in_scope).count();
         let mut micros = self.micros.clone();
         micros.sort_by(f64::total_cmp);
         let p = |q: f64| {
@@ -225,8 +261,19 @@ pub fn evaluate(
         f.right +=
             usize::from(decision.is_some_and(|d| expected == Some(Destination::of(d, agents))));
         let fell_back = decision.is_none_or(|d| d.method == Method::Fallback);
-        f.scored
-            .push((routed.analysis.intent.confidence, right, in_scope));
+        let to_fallback = routed
+            .analysis
+            .candidates
+            .first()
+            .and_then(|c| agents.get(c.agent_id))
+            .is_some_and(|a| a.is_fallback);
+        f.scored.push(Scored {
+            confidence: routed.analysis.intent.confidence,
+            right,
+            in_scope,
+            to_fallback,
+            fell_back,
+        });
         f.full += usize::from(routed.full);
         let [fast_time, encoder_time, decision_time] = routed.stages;
         f.stages[0].push(fast_time.as_secs_f64() * 1e6);

@@ -120,6 +120,21 @@ pub fn fallback_id() -> AgentId {
     AgentId::from_uuid(Uuid::from_u128(0x5157_0000_0000_7000_8000_0000_0000_ffff))
 }
 
+/// Up to `shots` training rows of each intent of `labels`, in the rows' order.
+pub fn examples(labels: &[String], train: &[Row], shots: usize) -> Vec<String> {
+    let mut per_intent: HashMap<&str, usize> = HashMap::new();
+    train
+        .iter()
+        .filter(|r| labels.contains(&r.label))
+        .filter(|r| {
+            let n = per_intent.entry(&r.intent).or_default();
+            *n += 1;
+            *n <= shots
+        })
+        .map(|r| r.text.clone())
+        .collect()
+}
+
 /// One agent per label, with up to `shots` training rows of each of its intents (in the
 /// rows' order) as examples (`None`: all), and its intents' names; then a generic fallback
 /// agent.

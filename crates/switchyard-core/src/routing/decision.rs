@@ -314,7 +314,16 @@ pub fn decide(
     let low_confidence = top.score < policy.min_confidence;
     let close = ranked.len() > 1 && margin < policy.min_margin;
     let mut reason = String::new();
-    let (mut intended, mut method) = if !low_confidence && !close {
+    let (mut intended, mut method) = if !low_confidence && !close && Some(top.pos) == fallback {
+        // The fallback agent's own examples are the messages a tenant wants refused
+        // (docs/routing.md, "Messages to refuse"): matching them best is a fallback.
+        let _ = write!(
+            reason,
+            "closest to the fallback agent's own examples (confidence {:.2}, margin {:.2}): fallback agent answers",
+            top.score, margin
+        );
+        (top.pos, Method::Fallback)
+    } else if !low_confidence && !close {
         let _ = write!(
             reason,
             "best {} match (confidence {:.2}, margin {:.2})",

@@ -340,11 +340,18 @@ impl RoutingIndex {
             .iter()
             .filter(|s| s.in_scope)
             .map(|s| {
+                // A message the fallback agent's own examples take falls back at any
+                // threshold: it spends the target first.
                 let fast = self.fast.calibration.confidence(&s.fast);
                 match (&self.full, &s.full) {
                     (Some(full), Some(f)) if fast < self.config.full_band => {
-                        full.calibration.confidence(f)
+                        if s.full_fallback {
+                            0.0
+                        } else {
+                            full.calibration.confidence(f)
+                        }
                     }
+                    _ if s.fast_fallback => 0.0,
                     _ => fast,
                 }
             })
@@ -458,6 +465,7 @@ impl RoutingIndex {
             }
             _ => None,
         };
+        let fallback = fast.index.agent_set().fallback_position();
         let texts: Vec<&str> = held.iter().map(|(t, _)| t.as_str()).collect();
         let fast_vectors = encoders.map(|e| e.fast.embed(&texts));
         let full_vectors = match (encoders, &full) {
@@ -472,11 +480,21 @@ impl RoutingIndex {
                     .as_ref()
                     .zip(full_vectors.as_ref())
                     .map(|(h, v)| h.features(text, Some(&v[n])));
+                // Right: the agent the text belongs to, or for a text no agent fits, the
+                // fallback agent (whose own examples can take such messages).
+                let to_fallback = |b: Option<usize>| b.is_some() && b == fallback;
+                let right = |b: Option<usize>| match label {
+                    Some(_) => b == *label,
+                    None => to_fallback(b),
+                };
+                let full_best = full.as_ref().map(|(b, _)| *b);
                 Sample {
                     in_scope: label.is_some(),
                     fast: f,
-                    fast_right: label.is_some() && best == *label,
-                    full_right: label.is_some() && full.as_ref().is_some_and(|(b, _)| *b == *label),
+                    fast_right: right(best),
+                    fast_fallback: to_fallback(best),
+                    full_right: full_best.is_some_and(right),
+                    full_fallback: full_best.is_some_and(to_fallback),
                     full: full.map(|(_, f)| f),
                 }
             })
@@ -496,8 +514,12 @@ struct Sample {
     in_scope: bool,
     fast: CalibrationFeatures,
     fast_right: bool,
+    /// The fast head's best agent is the fallback agent.
+    fast_fallback: bool,
     full: Option<CalibrationFeatures>,
     full_right: bool,
+    /// The whole encoder's best agent is the fallback agent.
+    full_fallback: bool,
 }
 
 fn default_fast(config: &RoutingConfig, embedded: bool) -> Calibration {

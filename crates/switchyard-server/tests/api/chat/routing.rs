@@ -79,6 +79,24 @@ async fn routing_behaviour(app: TestApp) {
     assert_eq!(vague.body["agent"]["name"], "general", "{:?}", vague.body);
     assert_eq!(vague.body["routing"]["method"], "fallback");
     assert_eq!(vague.body["routing"]["fallback_used"], true);
+    // A message like the fallback agent's own examples is a fallback too, and says why.
+    let thanks = chat(
+        &app,
+        &t.member_token,
+        json!({"message": "thanks for the help"}),
+    )
+    .await;
+    assert_eq!(thanks.body["agent"]["name"], "general", "{:?}", thanks.body);
+    assert_eq!(thanks.body["routing"]["method"], "fallback");
+    assert_eq!(thanks.body["routing"]["fallback_used"], true);
+    assert!(
+        thanks.body["routing"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("closest to the fallback agent's own examples"),
+        "{:?}",
+        thanks.body
+    );
 
     // Pinned: that agent answers, whatever the message says.
     let pinned = chat(
