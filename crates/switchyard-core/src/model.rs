@@ -429,7 +429,8 @@ pub struct NewTurn {
     pub routing_method: Option<String>,
     /// The decision's confidence.
     pub routing_confidence: Option<f64>,
-    /// Whether the fallback agent answered because nothing was clear enough.
+    /// Whether the fallback agent answered because nothing was clear enough or its own
+    /// examples matched best.
     pub fallback_used: Option<bool>,
     /// How long the turn took.
     pub latency_ms: Option<f64>,
@@ -476,7 +477,8 @@ pub struct RoutingAnalytics {
     pub by_agent: Vec<AgentFigures>,
     /// The mean routing confidence.
     pub mean_confidence: Option<f64>,
-    /// The share of turns the fallback agent answered because nothing was clear enough.
+    /// The share of turns the fallback agent answered because nothing was clear enough or
+    /// its own examples matched best.
     pub fallback_rate: Option<f64>,
     /// Failed agent calls (failovers included) over all agent calls.
     pub agent_error_rate: Option<f64>,
@@ -493,7 +495,8 @@ pub struct SeriesPoint {
     pub to: DateTime<Utc>,
     /// Turns stored in it.
     pub turns: i64,
-    /// The share of them the fallback answered because nothing was clear enough.
+    /// The share of them the fallback answered because nothing was clear enough or its own
+    /// examples matched best.
     pub fallback_rate: Option<f64>,
     /// Their whole-turn latency's 95th percentile (nearest rank).
     pub latency_p95_ms: Option<f64>,

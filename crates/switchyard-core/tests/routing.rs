@@ -174,6 +174,23 @@ fn a_best_match_with_the_fallback_agent_is_a_fallback() {
         Vec::<&str>::new(),
         "nothing above it to try"
     );
+
+    // The language model's choice of the fallback agent is not a match of its examples.
+    let mut chosen = analysis(&[(9, 0.9), (1, 0.05)]);
+    chosen.analyzer = Method::Llm;
+    let d = decide(
+        &set(),
+        &chosen,
+        &RoutingPolicy::default(),
+        &RouteInput::default(),
+    )
+    .unwrap();
+    assert_eq!(d.method, Method::Fallback);
+    assert!(
+        d.reason.starts_with("the model chose the fallback agent"),
+        "{}",
+        d.reason
+    );
 }
 
 #[test]

@@ -357,7 +357,13 @@ pub fn routing_eval(args: &EvalArgs) -> Result<(), String> {
                 mode.to_owned()
             };
             if let Some(dir) = &args.lab_out {
-                write_lab(dir, &name, &mode, &agents_of(&index), &t, &figures)
+                // A tenant with refuse examples is another tenant: its own files.
+                let lab_name = if args.refusals {
+                    format!("{name}-refusals")
+                } else {
+                    name.clone()
+                };
+                write_lab(dir, &lab_name, &mode, &agents_of(&index), &t, &figures)
                     .map_err(|e| format!("{}: {e}", dir.display()))?;
             }
             let shots = shots.map_or("all".to_owned(), |s| s.to_string());

@@ -23,7 +23,8 @@ pub enum Method {
     Embedding,
     /// The LLM analyzer's choice.
     Llm,
-    /// Nothing was clear enough: the tenant's fallback agent answers.
+    /// Nothing was clear enough, or the message is closest to the fallback agent's own
+    /// examples (messages to refuse): the tenant's fallback agent answers.
     Fallback,
 }
 
@@ -163,7 +164,8 @@ pub struct Decision {
     pub confidence: f64,
     /// Best minus second-best calibrated score over all the tenant's agents (1 when pinned).
     pub margin: f64,
-    /// Whether the fallback agent answers (nothing was clear enough, or the agents that
+    /// Whether the fallback agent answers (nothing was clear enough, the message is closest
+    /// to the fallback agent's own examples, or the agents that
     /// were are unavailable).
     pub fallback_used: bool,
     /// The agent that failed (or was passed over as unavailable) before this one answered.
@@ -317,9 +319,14 @@ pub fn decide(
     let (mut intended, mut method) = if !low_confidence && !close && Some(top.pos) == fallback {
         // The fallback agent's own examples are the messages a tenant wants refused
         // (docs/routing.md, "Messages to refuse"): matching them best is a fallback.
+        let why = if analysis.analyzer == Method::Llm {
+            "the model chose the fallback agent"
+        } else {
+            "closest to the fallback agent's own examples"
+        };
         let _ = write!(
             reason,
-            "closest to the fallback agent's own examples (confidence {:.2}, margin {:.2}): fallback agent answers",
+            "{why} (confidence {:.2}, margin {:.2}): fallback agent answers",
             top.score, margin
         );
         (top.pos, Method::Fallback)

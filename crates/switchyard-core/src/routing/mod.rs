@@ -87,7 +87,8 @@ pub trait AgentMatcher: Send + Sync + std::fmt::Debug {
 }
 
 /// The matcher of docs/routing.md, [`decide`]: pinned, then sticky with hysteresis, then the best
-/// candidate, or the fallback agent when nothing is confident or clear enough.
+/// candidate, or the fallback agent when nothing is confident or clear enough or the
+/// fallback agent's own examples match best.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PolicyMatcher;
 

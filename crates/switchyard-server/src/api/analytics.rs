@@ -28,7 +28,8 @@ pub struct SeriesFigures {
     pub to: DateTime<Utc>,
     /// Turns stored.
     pub turns: i64,
-    /// Share of them the fallback answered because nothing was clear enough.
+    /// Share of them the fallback answered because nothing was clear enough or its own
+    /// examples matched best.
     pub fallback_rate: Option<f64>,
     /// The whole turn's 95th percentile latency.
     pub latency_p95_ms: Option<f64>,
@@ -96,7 +97,8 @@ pub struct RoutingFigures {
     pub by_agent: Vec<AgentTurns>,
     /// Mean routing confidence.
     pub mean_confidence: Option<f64>,
-    /// Share of turns the fallback agent answered because nothing was clear enough.
+    /// Share of turns the fallback agent answered because nothing was clear enough or its
+    /// own examples matched best.
     pub fallback_rate: Option<f64>,
     /// Failed agent calls (failovers included) over all agent calls.
     pub agent_error_rate: Option<f64>,

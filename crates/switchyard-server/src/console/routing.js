@@ -10,7 +10,7 @@ const METHODS = {
   lexical: 'best keyword match',
   embedding: 'best semantic match',
   llm: 'chosen by the language model',
-  fallback: 'nothing was clear enough: fallback agent',
+  fallback: 'nothing was clear enough, or the message is like the fallback agent’s own examples: fallback agent',
 };
 
 /**

@@ -58,7 +58,7 @@ pub enum Destination {
 }
 
 impl Destination {
-    /// Where `decision` sends a message: the fallback when nothing was clear enough or the
+    /// Where `decision` sends a message: the fallback when the decision is one or the
     /// chosen agent is the fallback agent. Whether a routed message is right is whether
     /// this equals its label's destination — the rule of the lab and of `routing-eval`'s
     /// `accuracy`.
