@@ -5,8 +5,8 @@ use std::collections::HashSet;
 
 use switchyard_core::AgentId;
 use switchyard_core::routing::{
-    AgentProfile, AgentSet, Analysis, Candidate, Intent, LexicalConfig, LexicalIndex, Method,
-    RouteError, RouteInput, RoutingPolicy, decide,
+    AgentProfile, AgentSet, Analysis, Candidate, Decision, Intent, LexicalConfig, LexicalIndex,
+    Method, RouteError, RouteInput, RoutingPolicy, decide,
 };
 use uuid::Uuid;
 
@@ -54,6 +54,12 @@ fn analysis(scores: &[(u128, f64)]) -> Analysis {
             })
             .collect(),
     }
+}
+
+/// The decision over [`set`] with the default policy and no conversation.
+fn decided(a: &Analysis) -> Decision {
+    decide(&set(), a, &RoutingPolicy::default(), &RouteInput::default())
+        .expect("the set has agents and nothing is pinned")
 }
 
 fn names(refs: &[switchyard_core::routing::AgentRef]) -> Vec<&str> {
@@ -111,13 +117,7 @@ fn no_agents_is_an_error() {
 #[test]
 fn a_clear_best_candidate_is_chosen_lexically() {
     let a = analysis(&[(2, 0.92), (1, 0.05), (3, 0.02), (9, 0.01)]);
-    let d = decide(
-        &set(),
-        &a,
-        &RoutingPolicy::default(),
-        &RouteInput::default(),
-    )
-    .unwrap();
+    let d = decided(&a);
     assert_eq!(d.agent_name, "tech");
     assert_eq!(d.method, Method::Lexical);
     assert!((d.margin - 0.87).abs() < 1e-9);
@@ -134,13 +134,7 @@ fn a_clear_best_candidate_is_chosen_lexically() {
 #[test]
 fn low_confidence_goes_to_the_fallback_agent() {
     let a = analysis(&[(1, 0.35), (2, 0.1), (3, 0.05), (9, 0.02)]);
-    let d = decide(
-        &set(),
-        &a,
-        &RoutingPolicy::default(),
-        &RouteInput::default(),
-    )
-    .unwrap();
+    let d = decided(&a);
     assert_eq!(d.agent_name, "general");
     assert_eq!(d.method, Method::Fallback);
     assert!(d.fallback_used);
@@ -153,13 +147,7 @@ fn low_confidence_goes_to_the_fallback_agent() {
 #[test]
 fn a_best_match_with_the_fallback_agent_is_a_fallback() {
     let a = analysis(&[(9, 0.88), (1, 0.06), (2, 0.04), (3, 0.02)]);
-    let d = decide(
-        &set(),
-        &a,
-        &RoutingPolicy::default(),
-        &RouteInput::default(),
-    )
-    .unwrap();
+    let d = decided(&a);
     assert_eq!(d.agent_name, "general");
     assert_eq!(d.method, Method::Fallback);
     assert!(d.fallback_used);
@@ -178,13 +166,7 @@ fn a_best_match_with_the_fallback_agent_is_a_fallback() {
     // The language model's choice of the fallback agent is not a match of its examples.
     let mut chosen = analysis(&[(9, 0.9), (1, 0.05)]);
     chosen.analyzer = Method::Llm;
-    let d = decide(
-        &set(),
-        &chosen,
-        &RoutingPolicy::default(),
-        &RouteInput::default(),
-    )
-    .unwrap();
+    let d = decided(&chosen);
     assert_eq!(d.method, Method::Fallback);
     assert!(
         d.reason.starts_with("the model chose the fallback agent"),
@@ -196,13 +178,7 @@ fn a_best_match_with_the_fallback_agent_is_a_fallback() {
 #[test]
 fn a_too_small_margin_goes_to_the_fallback_agent() {
     let a = analysis(&[(1, 0.52), (2, 0.46), (3, 0.01), (9, 0.01)]);
-    let d = decide(
-        &set(),
-        &a,
-        &RoutingPolicy::default(),
-        &RouteInput::default(),
-    )
-    .unwrap();
+    let d = decided(&a);
     assert_eq!(d.method, Method::Fallback);
     assert_eq!(d.agent_name, "general");
     assert!(d.reason.contains("min_margin"), "{}", d.reason);
@@ -390,13 +366,7 @@ fn a_down_best_match_goes_to_the_fallback_not_to_the_last_agent() {
         assert!(d.reason.contains("billing skipped"), "{}", d.reason);
     }
     // Nothing down: no skipped agents, nothing changed.
-    let d = decide(
-        &set(),
-        &a,
-        &RoutingPolicy::default(),
-        &RouteInput::default(),
-    )
-    .unwrap();
+    let d = decided(&a);
     assert_eq!(d.agent_name, "billing");
     assert!(d.skipped.is_empty() && d.failover_from.is_none());
 }
@@ -482,13 +452,7 @@ fn failover_lists_confident_candidates_in_order_then_the_fallback_agent() {
 #[test]
 fn a_decision_serialises_to_the_routing_object() {
     let a = analysis(&[(2, 0.92), (1, 0.05), (3, 0.02), (9, 0.01)]);
-    let d = decide(
-        &set(),
-        &a,
-        &RoutingPolicy::default(),
-        &RouteInput::default(),
-    )
-    .unwrap();
+    let d = decided(&a);
     let v = serde_json::to_value(&d).unwrap();
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
     let mut keys = keys;
