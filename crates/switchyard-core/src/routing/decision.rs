@@ -165,8 +165,7 @@ pub struct Decision {
     /// Best minus second-best calibrated score over all the tenant's agents (1 when pinned).
     pub margin: f64,
     /// Whether the fallback agent answers (nothing was clear enough, the message is closest
-    /// to the fallback agent's own examples, or the agents that
-    /// were are unavailable).
+    /// to the fallback agent's own examples, or the agents that were are unavailable).
     pub fallback_used: bool,
     /// The agent that failed (or was passed over as unavailable) before this one answered.
     pub failover_from: Option<FailoverFrom>,
