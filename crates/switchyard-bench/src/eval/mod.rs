@@ -326,13 +326,12 @@ pub fn routing_eval(args: &EvalArgs) -> Result<(), String> {
                 .map_err(|e| format!("{name}: {e}"))?;
             let t = tenant(train, test, 2);
             let mut agents = sets::tenant(&t.kept, &t.train, shots);
-            let anticipated: Vec<String> = if args.refusals {
-                t.held_out.iter().step_by(2).cloned().collect()
-            } else {
-                Vec::new()
-            };
-            if let Some(fallback) = agents.iter_mut().find(|a| a.is_fallback) {
-                fallback.examples = sets::examples(&anticipated, &t.train, REFUSE_SHOTS);
+            let mut anticipated: Vec<String> = Vec::new();
+            if args.refusals {
+                anticipated = t.held_out.iter().step_by(2).cloned().collect();
+                if let Some(fallback) = agents.iter_mut().find(|a| a.is_fallback) {
+                    fallback.examples = sets::examples(&anticipated, &t.train, REFUSE_SHOTS);
+                }
             }
             let build = router.index_build(&settings);
             let index =

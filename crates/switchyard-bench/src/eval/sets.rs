@@ -144,14 +144,7 @@ pub fn tenant(labels: &[String], train: &[Row], shots: Option<usize>) -> Vec<Age
         .enumerate()
         .map(|(i, label)| {
             let mut intents: Vec<String> = Vec::new();
-            let mut per_intent: HashMap<&str, usize> = HashMap::new();
-            let mut examples = Vec::new();
             for r in train.iter().filter(|r| &r.label == label) {
-                let n = per_intent.entry(&r.intent).or_default();
-                if *n < shots.unwrap_or(usize::MAX) {
-                    *n += 1;
-                    examples.push(r.text.clone());
-                }
                 if !intents.contains(&r.intent) {
                     intents.push(r.intent.clone());
                 }
@@ -162,7 +155,11 @@ pub fn tenant(labels: &[String], train: &[Row], shots: Option<usize>) -> Vec<Age
                 description: String::new(),
                 intents,
                 keywords: Vec::new(),
-                examples,
+                examples: examples(
+                    std::slice::from_ref(label),
+                    train,
+                    shots.unwrap_or(usize::MAX),
+                ),
                 priority: 0,
                 is_fallback: false,
             }
